@@ -1,0 +1,2 @@
+"""airflow-segprovider."""
+__version__ = "0.1.0"

@@ -1,0 +1,288 @@
+"""The segments project as plain, immutable data classes.
+
+A :class:`Project` is what :func:`airflow_segprovider.core.project.load_project`
+returns once a folder of YAML files has passed validation: every reference in it
+resolves, every value has the type its operator needs. The compiler, the
+evaluation engine, the sync engine and the DAG factory read only these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal, Union
+
+from airflow_segprovider.core.errors import Location
+
+AttributeType = Literal["string", "number", "boolean", "date", "timestamp"]
+Aggregate = Literal["count", "sum", "min", "max", "avg", "first", "last"]
+
+#: Operators valid for each value type. Relative-time operators compare with ``as_of``.
+OPERATORS_BY_TYPE: dict[str, frozenset[str]] = {
+    "string": frozenset({"eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between",
+                         "is_null", "is_not_null", "contains", "starts_with", "matches"}),
+    "number": frozenset({"eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between",
+                         "is_null", "is_not_null"}),
+    "boolean": frozenset({"eq", "ne", "is_null", "is_not_null"}),
+    "date": frozenset({"eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between",
+                       "is_null", "is_not_null", "within_last", "more_than_ago"}),
+    "timestamp": frozenset({"eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between",
+                            "is_null", "is_not_null", "within_last", "more_than_ago"}),
+}
+NULL_OPS = frozenset({"is_null", "is_not_null"})
+LIST_OPS = frozenset({"in", "not_in"})
+RELATIVE_OPS = frozenset({"within_last", "more_than_ago"})
+NUMERIC_AGGREGATES = frozenset({"sum", "min", "max", "avg"})
+TIME_AGGREGATES = frozenset({"first", "last"})
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    type: AttributeType
+    column: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CustomerEntity:
+    table: str
+    key: str
+    attributes: dict[str, Attribute]
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A stream of occurrences a rule can aggregate: one event type of an event table, or an order table.
+
+    :param name: the name rules use (``purchase``, ``orders``).
+    :param table: warehouse table.
+    :param type_column: column holding the event type, None for order tables.
+    :param type_value: the event type this source selects, None for order tables.
+    """
+
+    name: str
+    table: str
+    customer_key: str
+    timestamp: str
+    properties: dict[str, AttributeType]
+    type_column: str | None = None
+    type_value: str | None = None
+    table_name: str = ""  # the model entry (event or order table) this source belongs to
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    name: str
+    require_opt_in: bool
+
+
+@dataclass(frozen=True)
+class ConsentModel:
+    table: str
+    customer_key: str
+    channel_column: str
+    opted_in_column: str
+    updated_at_column: str
+    channels: dict[str, ChannelPolicy]
+
+
+@dataclass(frozen=True)
+class DataModel:
+    customer: CustomerEntity
+    events: dict[str, EventSource]
+    consent: ConsentModel | None
+
+
+# --- rule tree -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A comparison with a typed value; ``value`` is already parsed (durations as timedelta)."""
+
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class AttributeCondition:
+    attribute: str
+    predicate: Predicate
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class PropertyFilter:
+    property: str
+    predicate: Predicate
+
+
+@dataclass(frozen=True)
+class EventCondition:
+    event: str
+    aggregate: Aggregate
+    predicate: Predicate
+    property: str | None = None
+    within: timedelta | None = None
+    where: tuple[PropertyFilter, ...] = ()
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class SegmentCondition:
+    segment: str
+    negate: bool = False
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class AllOf:
+    children: tuple[Condition, ...]
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    children: tuple[Condition, ...]
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Condition
+    loc: Location = field(compare=False, default=Location(""))
+
+
+Condition = Union[AttributeCondition, EventCondition, SegmentCondition, AllOf, AnyOf, Not]
+
+
+def iter_conditions(condition: Condition):
+    """Yield every node of a rule tree, depth first."""
+    yield condition
+    if isinstance(condition, (AllOf, AnyOf)):
+        for child in condition.children:
+            yield from iter_conditions(child)
+    elif isinstance(condition, Not):
+        yield from iter_conditions(condition.child)
+
+
+def referenced_segments(condition: Condition) -> set[str]:
+    return {node.segment for node in iter_conditions(condition) if isinstance(node, SegmentCondition)}
+
+
+@dataclass(frozen=True)
+class SplitArm:
+    name: str
+    percent: float
+
+
+@dataclass(frozen=True)
+class Split:
+    salt: str
+    arms: tuple[SplitArm, ...]
+
+    def bucket_bounds(self) -> list[tuple[str, int, int]]:
+        """Arms as half-open ranges of the 10,000 hash buckets: ``[(arm, low, high), ...]``."""
+        bounds, low = [], 0
+        for arm in self.arms:
+            high = low + round(arm.percent * 100)
+            bounds.append((arm.name, low, high))
+            low = high
+        return bounds
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    rule: Condition
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    split: Split | None = None
+    suppress_channels: tuple[str, ...] = ()  # declared channels plus those of the destinations it syncs to
+    priority_group: str | None = None
+    higher_priority: tuple[str, ...] = ()  # segments of its group that win over it, highest first
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class PriorityGroup:
+    name: str
+    segments: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    kind: str
+    connection_id: str
+    channel: str
+    identity: str
+    config: dict[str, Any] = field(default_factory=dict)
+    field_mapping: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
+class Sync:
+    segment: str
+    destination: str
+    mode: Literal["mirror", "add_only", "upsert"]
+    schedule: str = "@daily"
+    gates: tuple[str, ...] = ()
+    arm: str | None = None
+    max_remove_fraction: float = 0.2
+    max_size_change: float | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    loc: Location = field(compare=False, default=Location(""))
+
+    @property
+    def id(self) -> str:
+        return f"{self.segment}{'.' + self.arm if self.arm else ''}__{self.destination}"
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    kind: str = "duckdb"
+    path: str = "segprovider.duckdb"
+    schema: str = "main"
+    connection_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    root: str
+    model: DataModel
+    segments: dict[str, Segment]
+    priority_groups: dict[str, PriorityGroup]
+    destinations: dict[str, Destination]
+    syncs: tuple[Sync, ...]
+    warehouse: WarehouseSettings = WarehouseSettings()
+    description: str = ""
+
+    def evaluation_order(self) -> list[str]:
+        """Segment names so that each comes after every segment it depends on."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dependency in sorted(self.dependencies(name)):
+                visit(dependency)
+            order.append(name)
+
+        for name in self.segments:
+            visit(name)
+        return order
+
+    def dependencies(self, name: str) -> set[str]:
+        """Segments whose final membership ``name`` needs: references and higher priorities."""
+        segment = self.segments[name]
+        return referenced_segments(segment.rule) | set(segment.higher_priority)
