@@ -1,0 +1,201 @@
+"""Evaluate every segment of a project in the warehouse and store the snapshot.
+
+:func:`evaluate` is the one entry point used by the CLI, the Airflow operators
+and the benchmarks. It checks that every table and column the plan reads exists
+with a compatible type (naming the segment that needs it), runs the compiled
+query once, and writes the snapshot, its diff and the registry rows in a single
+transaction: an error leaves no partial snapshot behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+from airflow_segprovider.core.compiler import CompiledEvaluation, SegmentCompiler
+from airflow_segprovider.core.errors import EvaluationError
+from airflow_segprovider.core.membership import MembershipStore, SegmentDiff
+from airflow_segprovider.core.spec import AttributeCondition, EventCondition, Project, iter_conditions
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.warehouse import Warehouse
+
+_TYPE_FAMILIES = {
+    "string": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|CHARACTER|CHARACTER VARYING|BPCHAR|NVARCHAR)\b"),
+    "number": re.compile(r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|"
+                         r"UHUGEINT|INT64|FLOAT|FLOAT64|DOUBLE|DOUBLE PRECISION|REAL|DECIMAL|NUMERIC|NUMBER)\b"),
+    "boolean": re.compile(r"^(BOOLEAN|BOOL)\b"),
+    "date": re.compile(r"^DATE$"),
+    "timestamp": re.compile(r"^(TIMESTAMP|DATETIME|TIMESTAMPTZ|TIMESTAMP_NS|TIMESTAMP_MS|TIMESTAMP_S|"
+                            r"TIMESTAMP WITH(OUT)? TIME ZONE|TIMESTAMP_NTZ|TIMESTAMP_LTZ|TIMESTAMP_TZ)\b"),
+}
+FLAGS_TABLE = "segprovider_eval_flags"
+
+
+def parse_as_of(value: str | dt.datetime | dt.date) -> dt.datetime:
+    """Evaluation time as naive UTC. Text is ISO 8601; a value without offset is taken as UTC.
+
+    :raises EvaluationError: when the value cannot be parsed, saying what is accepted.
+    """
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise EvaluationError(
+                f"cannot parse as_of {text!r}: give an ISO 8601 date or timestamp, e.g. 2026-11-24 or "
+                "2026-11-24T06:00:00Z (a timestamp without offset is read as UTC)") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+@dataclass
+class EvaluationResult:
+    """What one evaluation wrote: the snapshot's ``as_of``, run id, and each segment's diff."""
+
+    as_of: dt.datetime
+    run_id: str
+    diffs: list[SegmentDiff]
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def by_segment(self) -> dict[str, SegmentDiff]:
+        return {d.segment: d for d in self.diffs}
+
+    def to_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(), "run_id": self.run_id, "seconds": round(self.seconds, 3),
+            "segments": {d.segment: {"members": d.members, "added": d.added, "removed": d.removed,
+                                     "unchanged": d.unchanged,
+                                     "previous_as_of": d.previous_as_of.isoformat() if d.previous_as_of else None}
+                         for d in self.diffs},
+        }
+
+
+def required_columns(project: Project, segments: Sequence[str]) -> dict[tuple[str, str], tuple[str | None, set[str]]]:
+    """``(table, column) -> (expected type or None, segments needing it)`` for a plan over ``segments``."""
+    model = project.model
+    needs: dict[tuple[str, str], tuple[str | None, set[str]]] = {}
+
+    def need(table: str, column: str, value_type: str | None, segment: str) -> None:
+        expected, users = needs.setdefault((table, column), (value_type, set()))
+        users.add(segment)
+
+    for name in segments:
+        segment = project.segments[name]
+        need(model.customer.table, model.customer.key, None, name)
+        for node in iter_conditions(segment.rule):
+            if isinstance(node, AttributeCondition):
+                attribute = model.customer.attributes[node.attribute]
+                need(model.customer.table, attribute.column, attribute.type, name)
+            elif isinstance(node, EventCondition):
+                source = model.events[node.event]
+                need(source.table, source.customer_key, None, name)
+                need(source.table, source.timestamp, "timestamp", name)
+                if source.type_column:
+                    need(source.table, source.type_column, "string", name)
+                if node.property:
+                    need(source.table, node.property, source.properties[node.property], name)
+                for flt in node.where:
+                    need(source.table, flt.property, source.properties[flt.property], name)
+        if segment.suppress_channels and model.consent:
+            consent = model.consent
+            for column, value_type in ((consent.customer_key, None), (consent.channel_column, "string"),
+                                       (consent.opted_in_column, "boolean"), (consent.updated_at_column, "timestamp")):
+                need(consent.table, column, value_type, name)
+    return needs
+
+
+def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str]) -> None:
+    """Fail before running anything if a table or column is missing or has the wrong type.
+
+    :raises EvaluationError: listing every problem, each naming the segments that need the column.
+    """
+    problems: list[str] = []
+    described: dict[str, dict[str, str] | None] = {}
+    for (table, column), (expected, users) in sorted(required_columns(project, segments).items()):
+        if table not in described:
+            described[table] = warehouse.columns(table)
+        columns = described[table]
+        who = ", ".join(sorted(users))
+        if columns is None:
+            continue
+        actual = {c.lower(): t for c, t in columns.items()}.get(column.lower())
+        if actual is None:
+            problems.append(f"column {table}.{column} does not exist (needed by segment(s) {who}); "
+                            f"columns of {table}: {', '.join(columns)}")
+        elif expected is not None and not _TYPE_FAMILIES[expected].match(actual):
+            problems.append(f"column {table}.{column} is {actual}, but the data model declares it {expected} "
+                            f"(needed by segment(s) {who}); fix the load or the model's type")
+    missing_tables = sorted(t for t, c in described.items() if c is None)
+    for table in missing_tables:
+        users = sorted({s for (t, _), (_, seg) in required_columns(project, segments).items() if t == table for s in seg})
+        problems.insert(0, f"table {table} does not exist in the warehouse (needed by segment(s) {', '.join(users)}); "
+                           "load it first (segprovider generate writes example data)")
+    if problems:
+        raise EvaluationError("cannot evaluate: " + "; ".join(problems))
+
+
+def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | dt.date, *,
+             run_id: str | None = None, segments: Sequence[str] | None = None) -> EvaluationResult:
+    """Evaluate ``segments`` (default: all) at ``as_of``, write the snapshot and its diff.
+
+    :param run_id: identifies the run in the membership store (e.g. the Airflow run id).
+    :raises EvaluationError: bad ``as_of``, missing or mistyped source column, or a query failure;
+        nothing is written in that case.
+    """
+    started = time.perf_counter()
+    at = parse_as_of(as_of)
+    run_id = run_id or f"manual__{uuid.uuid4().hex[:12]}"
+    compiler = SegmentCompiler(project, warehouse.dialect, warehouse.schema)
+    compiled = compiler.compile(at, segments=segments)
+    names = [n for n in compiled.project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    check_sources(project, warehouse, names)
+    store = MembershipStore(warehouse)
+    store.ensure_tables()
+    timings: dict[str, float] = {}
+    try:
+        with warehouse.transaction():
+            t0 = time.perf_counter()
+            warehouse.execute(f"CREATE OR REPLACE TEMP TABLE {FLAGS_TABLE} AS {compiled.sql(pretty=False)}")
+            timings["flags_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            member_rows = compiled.membership_query(FLAGS_TABLE, names).sql(dialect=warehouse.dialect)
+            store.replace_snapshot(member_rows, names, at, run_id)
+            timings["write_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            diffs = store.write_diff(names, at, run_id, now)
+            # A backfill inserts a snapshot before later ones: their diffs must now be against it.
+            for later_at, later_names in _group(store.next_as_of(names, at)).items():
+                later_run = warehouse.query(
+                    f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = CAST('{later_at.isoformat(sep=' ')}' AS TIMESTAMP)"
+                )[0][0]
+                store.write_diff(later_names, later_at, later_run or run_id, now)
+            timings["diff_s"] = time.perf_counter() - t0
+            warehouse.execute(f"DROP TABLE IF EXISTS {FLAGS_TABLE}")
+    except EvaluationError:
+        raise
+    except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
+        raise EvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
+    return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings)
+
+
+def _group(mapping: dict[str, dt.datetime]) -> dict[dt.datetime, list[str]]:
+    out: dict[dt.datetime, list[str]] = {}
+    for name, value in mapping.items():
+        out.setdefault(value, []).append(name)
+    return out
+
+
+def compile_for(project: Project, warehouse: Warehouse, as_of: dt.datetime, **kwargs) -> CompiledEvaluation:
+    return SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(as_of, **kwargs)

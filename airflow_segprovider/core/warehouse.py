@@ -1,0 +1,120 @@
+"""The warehouse interface the core runs on, and its embedded default: DuckDB.
+
+The engine needs little from a warehouse: run statements inside a transaction,
+read small results, stream large ones in Arrow batches, and describe tables.
+Adapters for PostgreSQL, Snowflake and BigQuery wrap the connections that
+Airflow's own hooks hand out; the core never imports Airflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+
+class Warehouse(Protocol):
+    """What the evaluation engine, the membership store and the sync state need from a warehouse."""
+
+    dialect: str
+    schema: str | None
+
+    def execute(self, sql: str) -> None: ...
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def columns(self, table: str) -> dict[str, str] | None: ...
+
+
+class DuckDBWarehouse:
+    """The embedded default warehouse.
+
+    :param path: database file (created if missing), or ``":memory:"``.
+    :param connection: an open DuckDB connection to use instead of ``path`` (e.g. from ``DuckDBHook``).
+    :param schema: schema of the project's tables.
+    :param threads: worker threads; None lets DuckDB use every core.
+    :param memory_limit: e.g. ``"4GB"``; None keeps DuckDB's default.
+    """
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path = ":memory:", *, connection: duckdb.DuckDBPyConnection | None = None,
+                 schema: str | None = "main", threads: int | None = None, memory_limit: str | None = None) -> None:
+        import duckdb
+
+        self.path = str(path)
+        self.schema = schema
+        self.connection = connection if connection is not None else duckdb.connect(self.path)
+        self._lock = threading.RLock()
+        # Evaluation is defined in UTC; results are sets, so row order need not be preserved
+        # (keeping insertion order costs seconds on large writes).
+        self.connection.execute("SET TimeZone = 'UTC'")
+        self.connection.execute("SET preserve_insertion_order = false")
+        if threads:
+            self.connection.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.connection.execute(f"SET memory_limit = '{memory_limit}'")
+        self._in_transaction = False
+
+    def execute(self, sql: str) -> None:
+        with self._lock:
+            self.connection.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.connection.execute(sql).fetchall()
+
+    def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
+        with self._lock:
+            cursor = self.connection.cursor()
+        reader = cursor.execute(sql).fetch_record_batch(batch_size)
+        try:
+            yield from reader
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing: on any exception everything done inside is rolled back."""
+        with self._lock:
+            if self._in_transaction:  # nested use joins the outer transaction
+                yield
+                return
+            self.connection.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            else:
+                self.connection.execute("COMMIT")
+            finally:
+                self._in_transaction = False
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """Column name -> upper-case type of ``table``, or None when it does not exist."""
+        parts = table.split(".")
+        name, schema = parts[-1], parts[-2] if len(parts) > 1 else (self.schema or "main")
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = '{_sql_text(schema)}' AND table_name = '{_sql_text(name)}' ORDER BY ordinal_position"
+        )
+        return {column: data_type.upper() for column, data_type in rows} or None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
