@@ -38,6 +38,106 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def open_warehouse(project: Project | None, db: str | None):
+    """The embedded DuckDB warehouse: ``--db``, else the project's ``warehouse.path`` (relative to the project)."""
+    from pathlib import Path
+
+    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+
+    if db is None:
+        if project is None:
+            raise SegproviderError("give --db PATH or --project PROJECT to locate the DuckDB warehouse")
+        if project.warehouse.kind != "duckdb":
+            raise SegproviderError(
+                f"project {project.name!r} uses a {project.warehouse.kind} warehouse; the CLI runs on the embedded "
+                "DuckDB warehouse (pass --db PATH), deployments run through the Airflow operators")
+        db = str(Path(project.root) / project.warehouse.path)
+    return DuckDBWarehouse(db, schema=project.warehouse.schema if project else "main")
+
+
+def _as_of(text: str | None):
+    import datetime as dt
+
+    from airflow_segprovider.core.engine import parse_as_of
+
+    if text is None:  # default: the start of the current UTC day, so repeated runs in a day agree
+        today = dt.datetime.now(dt.timezone.utc).date()
+        return dt.datetime(today.year, today.month, today.day)
+    return parse_as_of(text)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from airflow_segprovider.core.generate import DEFAULT_ANCHOR, generate
+
+    project = _load(args.project) if args.project else None
+    warehouse = open_warehouse(project, args.db)
+    started = time.perf_counter()
+    anchor = _as_of(args.anchor) if args.anchor else DEFAULT_ANCHOR
+    counts = generate(warehouse, args.customers, seed=args.seed, events_per_customer=args.events_per_customer,
+                      anchor=anchor)
+    warehouse.close()
+    print(f"generated {counts.customers:,} customers, {counts.events:,} events, {counts.orders:,} orders, "
+          f"{counts.consents:,} consent answers (seed {args.seed}, newest data {anchor:%Y-%m-%d}) "
+          f"into {warehouse.path} in {time.perf_counter() - started:.1f}s")
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from airflow_segprovider.core.compiler import SegmentCompiler
+
+    project = _load(args.project)
+    if args.segment and args.segment not in project.segments:
+        raise SegproviderError(f"unknown segment {args.segment!r}; segments: {', '.join(project.segments)}")
+    compiled = SegmentCompiler(project, args.dialect, project.warehouse.schema).compile(
+        _as_of(args.as_of), segments=[args.segment] if args.segment else None)
+    print(compiled.sql(pretty=True) + ";")
+    return EXIT_OK
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from airflow_segprovider.core.engine import preview
+
+    project = _load(args.project)
+    result = preview(project, open_warehouse(project, args.db), args.segment, _as_of(args.as_of), args.sample)
+    print(f"segment {result.segment} at {result.as_of:%Y-%m-%d %H:%M:%S}: {result.members:,} members")
+    for arm, count in result.arms.items():
+        print(f"  arm {arm}: {count:,}")
+    print("sample: " + (", ".join(result.sample) or "(empty)"))
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from airflow_segprovider.core.engine import evaluate
+
+    project = _load(args.project)
+    result = evaluate(project, open_warehouse(project, args.db), _as_of(args.as_of), run_id=args.run_id,
+                      segments=args.segment or None)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    print(f"evaluated {len(result.diffs)} segments at {result.as_of:%Y-%m-%d %H:%M:%S} "
+          f"(run {result.run_id}) in {result.seconds:.2f}s")
+    width = max(len(d.segment) for d in result.diffs)
+    print(f"  {'segment':<{width}}  {'members':>10}  {'added':>8}  {'removed':>8}  previous")
+    for d in result.diffs:
+        previous = f"{d.previous_as_of:%Y-%m-%d %H:%M}" if d.previous_as_of else "(first snapshot)"
+        print(f"  {d.segment:<{width}}  {d.members:>10,}  {d.added:>8,}  {d.removed:>8,}  {previous}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from airflow_segprovider.core.explain import explain
+
+    project = _load(args.project)
+    print(explain(project, open_warehouse(project, args.db), args.segment, args.customer,
+                  _as_of(args.as_of)).text())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="segprovider",
@@ -54,6 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="folder holding the project's YAML files")
     p = command("describe", cmd_describe, "Print the segments, their rules, dependencies and destinations.")
     p.add_argument("project", help="folder holding the project's YAML files")
+
+    as_of_help = "evaluation time, ISO 8601 (UTC unless an offset is given); default: today 00:00 UTC"
+    db_help = "DuckDB warehouse file (default: the project's warehouse.path, relative to the project folder)"
+    p = command("generate", cmd_generate, "Write a deterministic synthetic dataset into the DuckDB warehouse.")
+    p.add_argument("--customers", type=int, required=True, help="number of customers")
+    p.add_argument("--events-per-customer", type=float, default=20.0, help="mean events per customer (20)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    p.add_argument("--anchor", help="timestamp of the newest data (default 2026-11-24)")
+    p.add_argument("--project", help="project whose warehouse receives the data")
+    p.add_argument("--db", help=db_help)
+    p = command("compile", cmd_compile, "Print the SQL that evaluates the project's segments.")
+    p.add_argument("project")
+    p.add_argument("--segment", help="only this segment and what it depends on")
+    p.add_argument("--as-of", help=as_of_help)
+    p.add_argument("--dialect", default="duckdb", choices=["duckdb", "postgres", "snowflake", "bigquery"])
+    p = command("preview", cmd_preview, "Count and sample a segment's members without writing a snapshot.")
+    p.add_argument("project")
+    p.add_argument("segment")
+    p.add_argument("--as-of", help=as_of_help)
+    p.add_argument("--sample", type=int, default=10, help="sample size (10)")
+    p.add_argument("--db", help=db_help)
+    p = command("evaluate", cmd_evaluate, "Evaluate every segment, write the membership snapshot and its diff.")
+    p.add_argument("project")
+    p.add_argument("--as-of", help=as_of_help)
+    p.add_argument("--run-id", help="run id recorded with the snapshot")
+    p.add_argument("--segment", action="append", help="only this segment (repeatable) and its dependencies")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--db", help=db_help)
+    p = command("explain", cmd_explain, "Explain why a customer is (not) in a segment, node by node.")
+    p.add_argument("project")
+    p.add_argument("segment")
+    p.add_argument("customer", help="customer key")
+    p.add_argument("--as-of", help=as_of_help)
+    p.add_argument("--db", help=db_help)
     return parser
 
 

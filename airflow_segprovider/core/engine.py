@@ -199,3 +199,30 @@ def _group(mapping: dict[str, dt.datetime]) -> dict[dt.datetime, list[str]]:
 
 def compile_for(project: Project, warehouse: Warehouse, as_of: dt.datetime, **kwargs) -> CompiledEvaluation:
     return SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(as_of, **kwargs)
+
+
+@dataclass
+class Preview:
+    segment: str
+    as_of: dt.datetime
+    members: int
+    sample: list[str]
+    arms: dict[str, int]
+
+
+def preview(project: Project, warehouse: Warehouse, segment: str, as_of: str | dt.datetime | dt.date,
+            sample_size: int = 10) -> Preview:
+    """Count and sample a segment's members at ``as_of`` without writing a snapshot."""
+    if segment not in project.segments:
+        raise EvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
+    at = parse_as_of(as_of)
+    compiled = compile_for(project, warehouse, at, segments=[segment])
+    names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    check_sources(project, warehouse, names)
+    rows_sql = compiled.membership_query("flags", [segment]).sql(dialect=warehouse.dialect)
+    query = f"WITH flags AS ({compiled.sql(pretty=False)}), members AS ({rows_sql}) "
+    arms = {arm or "": count for arm, count in warehouse.query(
+        query + "SELECT arm, COUNT(*) FROM members GROUP BY arm ORDER BY arm")}
+    sample = [key for (key,) in warehouse.query(
+        query + f"SELECT customer_key FROM members ORDER BY customer_key LIMIT {int(sample_size)}")]
+    return Preview(segment, at, sum(arms.values()), sample, {k: v for k, v in arms.items() if k})

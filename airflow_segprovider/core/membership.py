@@ -9,8 +9,8 @@ Three tables, created on first use in the project's schema:
     one row per (segment, ``as_of``): size, and the diff against the previous
     snapshot of the same segment (added, removed, unchanged).
 ``segprovider_membership_changes``
-    the keys added to and removed from each segment at each ``as_of``: what the
-    sync engine sends.
+    the keys added to and removed from each segment at each ``as_of`` (a first
+    snapshot's changes are its members, read from the snapshot rather than copied).
 
 Re-running an ``as_of`` replaces its snapshot; a snapshot written before an
 existing later one (a backfill) also refreshes that later snapshot's diff.
@@ -132,20 +132,19 @@ class MembershipStore:
             groups.setdefault(previous.get(segment), []).append(segment)
         for previous_as_of, names in groups.items():
             current = f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {at} AND segment IN {in_list(names)}"
-            prev_at = "CAST(NULL AS TIMESTAMP)" if previous_as_of is None else ts_literal(previous_as_of)
             if previous_as_of is None:
-                diff = f"SELECT segment, customer_key, 'added' AS change, arm FROM ({current}) AS cur"
-            else:
-                before = (f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {prev_at} "
-                          f"AND segment IN {in_list(names)}")
-                diff = (
-                    f"SELECT segment, customer_key, 'added' AS change, arm FROM ({current}) AS cur "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM ({before}) AS prev WHERE prev.segment = cur.segment "
-                    f"AND prev.customer_key = cur.customer_key) "
-                    f"UNION ALL SELECT segment, customer_key, 'removed' AS change, arm FROM ({before}) AS prev "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM ({current}) AS cur WHERE prev.segment = cur.segment "
-                    f"AND prev.customer_key = cur.customer_key)"
-                )
+                continue  # a first snapshot adds every member: read from the snapshot, not copied
+            prev_at = ts_literal(previous_as_of)
+            before = (f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {prev_at} "
+                      f"AND segment IN {in_list(names)}")
+            diff = (
+                f"SELECT segment, customer_key, 'added' AS change, arm FROM ({current}) AS cur "
+                f"WHERE NOT EXISTS (SELECT 1 FROM ({before}) AS prev WHERE prev.segment = cur.segment "
+                f"AND prev.customer_key = cur.customer_key) "
+                f"UNION ALL SELECT segment, customer_key, 'removed' AS change, arm FROM ({before}) AS prev "
+                f"WHERE NOT EXISTS (SELECT 1 FROM ({current}) AS cur WHERE prev.segment = cur.segment "
+                f"AND prev.customer_key = cur.customer_key)"
+            )
             self.warehouse.execute(self._sql(
                 f"INSERT INTO {CHANGES} (segment, customer_key, change, arm, as_of, previous_as_of, run_id) "
                 f"SELECT segment, customer_key, change, arm, {at}, {prev_at}, {text_literal(run_id)} FROM ({diff}) AS d"))
@@ -166,6 +165,8 @@ class MembershipStore:
         for segment in segments:
             members, added, removed = counts[segment]
             prev = previous.get(segment)
+            if prev is None:
+                added = members
             diffs.append(SegmentDiff(segment, as_of, members, added, removed, members - added, prev))
             self.warehouse.execute(self._sql(
                 f"INSERT INTO {SNAPSHOTS} (segment, as_of, run_id, members, added, removed, unchanged, "
@@ -187,7 +188,11 @@ class MembershipStore:
             f"AND as_of = {ts_literal(as_of)}"))}
 
     def changes(self, segment: str, as_of: dt.datetime) -> dict[str, set[str]]:
+        """Keys added to and removed from ``segment`` at ``as_of`` (a first snapshot adds every member)."""
         out: dict[str, set[str]] = {"added": set(), "removed": set()}
+        if not self.previous_as_of([segment], as_of):
+            out["added"] = self.members(segment, as_of)
+            return out
         for key, change in self.warehouse.query(self._sql(
                 f"SELECT customer_key, change FROM {CHANGES} WHERE segment = {text_literal(segment)} "
                 f"AND as_of = {ts_literal(as_of)}")):

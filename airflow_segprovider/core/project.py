@@ -105,7 +105,7 @@ def _schema_message(error: jsonschema.ValidationError) -> tuple[str, str]:
     validator = error.validator
     if validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = re.findall(r"'([^']+)'", error.message.split("(")[-1]) or [error.message]
+        extra = _unknown_keys(error) or [error.message]
         hint = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it"
         return f"unknown key {', '.join(repr(e) for e in extra)}", hint
     if validator == "required":
@@ -127,13 +127,24 @@ def _schema_message(error: jsonschema.ValidationError) -> tuple[str, str]:
     return error.message, ""
 
 
+def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
+    """Keys an ``additionalProperties: false`` object does not allow, in the order they were written."""
+    if not isinstance(error.instance, dict):
+        return []
+    allowed = error.schema.get("properties", {})
+    return [key for key in error.instance if key not in allowed]
+
+
 def _schema_check(doc: SourceDocument, issues: _Issues) -> bool:
     validator = jsonschema.Draft202012Validator(project_file_schema())
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.absolute_path])
     for error in errors:
         path = tuple(error.absolute_path)
         message, hint = _schema_message(error)
-        issues.add("SEG010", message, doc.locate(path), hint)
+        unknown = _unknown_keys(error) if error.validator == "additionalProperties" else []
+        # point at the offending key itself, not at the start of the mapping holding it
+        location = doc.locate_key((*path, unknown[0])) if unknown else doc.locate(path)
+        issues.add("SEG010", message, location, hint)
     return not errors
 
 
@@ -164,7 +175,10 @@ def _parse_scalar(value_type: str, value: Any) -> Any:
     if value_type == "date":
         if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
-        return dt.date.fromisoformat(value)
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a calendar date ({exc})") from None
     if value_type == "timestamp":
         if not isinstance(value, str):
             raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}")
@@ -221,8 +235,9 @@ class _OperatorError(ValueError):
 class _Builder:
     """Turns schema-valid documents into the spec, collecting every semantic issue."""
 
-    def __init__(self, issues: _Issues) -> None:
+    def __init__(self, issues: _Issues, unusable: _Unusable | None = None) -> None:
         self.issues = issues
+        self.unusable = unusable or _Unusable()
 
     # data model ---------------------------------------------------------------------------
     def model(self, item: _Item) -> DataModel:
@@ -279,6 +294,8 @@ class _Builder:
         if "segment" in raw:
             name = raw["segment"]
             if name not in segments:
+                if self.unusable.may_declare("segments", name):
+                    return None  # possibly declared in a file already reported as unusable
                 self.issues.add("SEG027", f"unknown segment {name!r} referenced", item.loc(*path, "segment"),
                                 _did_you_mean(name, segments, "segments"))
                 return None
@@ -394,9 +411,13 @@ def load_project(root: str | Path) -> Project:
                    "pass the folder that holds segprovider_project.yml")
         raise ProjectValidationError(issues.items)
     docs: list[SourceDocument] = []
+    unusable = _Unusable()
     for file in _project_files(root_path):
         doc = load_yaml_file(file, _display_name(file), issues.items)
-        if doc is None or doc.data is None:
+        if doc is None:
+            unusable.unreadable = True
+            continue
+        if doc.data is None:
             continue
         if not isinstance(doc.data, dict):
             issues.add("SEG002", f"a project file must be a mapping of sections, got a {type(doc.data).__name__}",
@@ -404,11 +425,14 @@ def load_project(root: str | Path) -> Project:
             continue
         if _schema_check(doc, issues):
             docs.append(doc)
+        else:
+            unusable.add(doc)
     if not docs and not issues.items:
         issues.add("SEG003", f"project folder {str(root_path)!r} holds no project definitions",
                    Location(str(root_path)), "add segprovider_project.yml with a 'project:' section and "
                    "YAML files declaring 'model:' and 'segments:'")
-    project = _assemble(root_path, docs, issues)
+        raise ProjectValidationError(issues.items)  # missing sections would only repeat it
+    project = _assemble(root_path, docs, issues, unusable)
     if issues.items:
         raise ProjectValidationError(issues.items)
     assert project is not None
@@ -423,15 +447,46 @@ def _display_name(file: Path) -> str:
         return str(file)
 
 
-def _single(section: str, docs: list[SourceDocument], issues: _Issues, root: Path) -> _Item | None:
+class _Unusable:
+    """What files left out of the semantic pass (already reported) declare or may declare.
+
+    A file that failed the schema check still tells which sections and names it declares; a file
+    that could not be read at all (syntax error, not UTF-8, too big) may declare anything. Neither
+    is reported again as a missing section or an unknown name, so one mistake in a file gives one
+    error, not one more per reference to what the file declares.
+    """
+
+    def __init__(self) -> None:
+        self.unreadable = False
+        self.names: dict[str, set[str]] = {section: set() for section in (*SINGLE_SECTIONS, *LIST_SECTIONS)}
+
+    def add(self, doc: SourceDocument) -> None:
+        for section, value in doc.data.items():
+            if section in SINGLE_SECTIONS:
+                self.names[section].add(section)
+            elif section in LIST_SECTIONS and isinstance(value, list):
+                self.names[section].update(item["name"] for item in value
+                                           if isinstance(item, dict) and isinstance(item.get("name"), str))
+
+    def may_declare(self, section: str, name: str | None = None) -> bool:
+        """Whether an unusable file declares (or, if unreadable, may declare) ``section`` or ``name`` in it."""
+        if self.unreadable:
+            return True
+        return name in self.names[section] if name is not None else bool(self.names[section])
+
+
+def _single(section: str, docs: list[SourceDocument], issues: _Issues, root: Path,
+            unusable: _Unusable) -> _Item | None:
     found = [_Item(doc, (section,), doc.data[section]) for doc in docs if section in doc.data]
+    if not found and unusable.may_declare(section):
+        return None  # possibly declared in a file already reported as unusable
     if not found:
         issues.add("SEG011", f"the project has no '{section}:' section", Location(str(root)),
                    f"declare '{section}:' once, in any file of the project")
         return None
     for extra in found[1:]:
-        issues.add("SEG011", f"'{section}:' is declared more than once", extra.loc(),
-                   f"it is already declared in {found[0].loc()}; keep one")
+        issues.add("SEG011", f"'{section}:' is declared more than once", extra.doc.locate_key((section,)),
+                   f"it is already declared at {found[0].doc.locate_key((section,))}; keep one")
     return found[0]
 
 
@@ -451,15 +506,15 @@ def _unique(items: list[_Item], what: str, issues: _Issues) -> dict[str, _Item]:
     return by_name
 
 
-def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues) -> Project | None:
-    builder = _Builder(issues)
-    project_item = _single("project", docs, issues, root)
-    model_item = _single("model", docs, issues, root)
+def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable: _Unusable) -> Project | None:
+    builder = _Builder(issues, unusable)
+    project_item = _single("project", docs, issues, root, unusable)
+    model_item = _single("model", docs, issues, root, unusable)
     segment_items = _unique(_collect("segments", docs), "segment", issues)
     group_items = _unique(_collect("priority_groups", docs), "priority group", issues)
     destination_items = _unique(_collect("destinations", docs), "destination", issues)
     sync_items = _collect("syncs", docs)
-    if docs and not segment_items:
+    if docs and not segment_items and not unusable.may_declare("segments"):
         issues.add("SEG003", "the project declares no segments", Location(str(root)),
                    "add a file with a 'segments:' list")
     if model_item is None or project_item is None:
@@ -474,12 +529,13 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues) -> Projec
             rules[name] = rule
 
     destinations = _destinations(destination_items, model, issues)
-    syncs = _syncs(sync_items, segment_items, destinations, issues)
-    priority = _priority_groups(group_items, segment_items, issues)
+    syncs = _syncs(sync_items, segment_items, destinations, set(destination_items), unusable, issues)
+    priority = _priority_groups(group_items, segment_items, unusable, issues)
     channels = _suppression_channels(segment_items, syncs, destinations, model, issues)
     splits = {name: _split(item, issues) for name, item in segment_items.items() if "split" in item.data}
     for sync, item in syncs:
-        if sync.arm is not None:
+        if sync.arm is not None and not (sync.segment in splits and splits[sync.segment] is None):
+            # (an invalid split is reported once where it is declared, not again per sync of an arm)
             split = splits.get(sync.segment)
             arms = [arm.name for arm in split.arms] if split else []
             if sync.arm not in arms:
@@ -541,18 +597,26 @@ def _destinations(items: dict[str, _Item], model: DataModel, issues: _Issues) ->
 
 
 def _syncs(items: list[_Item], segments: dict[str, _Item], destinations: dict[str, Destination],
-           issues: _Issues) -> list[tuple[Sync, _Item]]:
+           declared_destinations: set[str], unusable: _Unusable, issues: _Issues) -> list[tuple[Sync, _Item]]:
+    """Valid syncs; ``destinations`` holds the valid ones, ``declared_destinations`` every declared name.
+
+    A sync of a segment or to a destination that is declared but invalid is dropped silently: the
+    invalid definition is reported where it is, not once more per sync.
+    """
     out: list[tuple[Sync, _Item]] = []
     seen: dict[tuple[str, str | None, str], _Item] = {}
     for item in items:
         raw, ok = item.data, True
         if raw["segment"] not in segments:
-            issues.add("SEG042", f"sync of unknown segment {raw['segment']!r}", item.loc("segment"),
-                       _did_you_mean(raw["segment"], segments, "segments"))
+            if not unusable.may_declare("segments", raw["segment"]):
+                issues.add("SEG042", f"sync of unknown segment {raw['segment']!r}", item.loc("segment"),
+                           _did_you_mean(raw["segment"], segments, "segments"))
             ok = False
         if raw["destination"] not in destinations:
-            issues.add("SEG042", f"sync to unknown destination {raw['destination']!r}", item.loc("destination"),
-                       _did_you_mean(raw["destination"], destinations, "destinations"))
+            if raw["destination"] not in declared_destinations and not unusable.may_declare(
+                    "destinations", raw["destination"]):
+                issues.add("SEG042", f"sync to unknown destination {raw['destination']!r}", item.loc("destination"),
+                           _did_you_mean(raw["destination"], declared_destinations, "destinations"))
             ok = False
         key = (raw["segment"], raw.get("arm"), raw["destination"])
         if key in seen:
@@ -571,13 +635,15 @@ def _syncs(items: list[_Item], segments: dict[str, _Item], destinations: dict[st
     return out
 
 
-def _priority_groups(items: dict[str, _Item], segments: dict[str, _Item],
+def _priority_groups(items: dict[str, _Item], segments: dict[str, _Item], unusable: _Unusable,
                      issues: _Issues) -> dict[str, tuple[str, tuple[str, ...]]]:
     """``segment -> (group, higher-priority segments)`` for every grouped segment."""
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
     for name, item in items.items():
         members = item.data["segments"]
         for index, segment in enumerate(members):
+            if segment not in segments and unusable.may_declare("segments", segment):
+                continue  # possibly declared in a file already reported as unusable
             if segment not in segments:
                 issues.add("SEG029", f"priority group {name!r} lists unknown segment {segment!r}",
                            item.loc("segments", index), _did_you_mean(segment, segments, "segments"))

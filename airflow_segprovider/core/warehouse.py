@@ -29,6 +29,8 @@ class Warehouse(Protocol):
 
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
+    def query_records(self, sql: str) -> list[dict[str, Any]]: ...
+
     def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
 
     def transaction(self) -> contextlib.AbstractContextManager[None]: ...
@@ -73,6 +75,13 @@ class DuckDBWarehouse:
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.connection.execute(sql).fetchall()
+
+    def query_records(self, sql: str) -> list[dict[str, Any]]:
+        """Small results as dicts keyed by column name."""
+        with self._lock:
+            cursor = self.connection.execute(sql)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
         with self._lock:

@@ -22,6 +22,8 @@ MAX_NODES = 200_000
 
 DocPath = tuple[str | int, ...]
 
+_PLAIN_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
 try:  # the C loader is an order of magnitude faster on large projects
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined]
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
@@ -46,6 +48,7 @@ class SourceDocument:
     file: str
     data: Any
     positions: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[DocPath, tuple[int, int]] = field(default_factory=dict)
 
     def locate(self, path: DocPath) -> Location:
         """Location of ``path``, or of its nearest enclosing value that has a position."""
@@ -54,6 +57,13 @@ class SourceDocument:
             probe = probe[:-1]
         line, column = self.positions.get(probe, (None, None))
         return Location(self.file, line, column, format_path(path))
+
+    def locate_key(self, path: DocPath) -> Location:
+        """Location of the mapping key that ends ``path`` (where an unknown key is written)."""
+        if path in self.key_positions:
+            line, column = self.key_positions[path]
+            return Location(self.file, line, column, format_path(path))
+        return self.locate(path)
 
 
 class _TooManyNodes(Exception):
@@ -65,6 +75,7 @@ class _Walker:
         self.doc = doc
         self.issues = issues
         self.count = 0
+        self.broken = False
         self.constructor = yaml.constructor.SafeConstructor()
 
     def walk(self, node: yaml.Node, path: DocPath) -> Any:
@@ -72,16 +83,24 @@ class _Walker:
         if self.count > MAX_NODES:
             raise _TooManyNodes
         self.doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            self._unreadable(node, path, ValueError(f"unsupported tag {node.tag!r}"))
+            return None
         if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+            try:
+                self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+            except yaml.YAMLError as exc:
+                self._unreadable(node, path, exc)
+                return {}
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, (str, int, float, bool)) or key is None:
                     self._issue("SEG005", "a mapping key must be a plain scalar", key_node, path,
                                 "write keys as plain words, e.g. 'name:'")
                     continue
                 key = str(key)
+                self.doc.key_positions[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 if key in out:
                     self._issue("SEG005", f"duplicate key {key!r}", key_node, (*path, key),
                                 "remove one of the two; YAML would silently keep only the last")
@@ -89,11 +108,29 @@ class _Walker:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.walk(item, (*path, index)) for index, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node)
+        value = self._scalar(node, path)
         # YAML turns 2024-01-01 into a date object; the project language keeps literals as text.
         if isinstance(value, (dt.date, dt.datetime)):
             return value.isoformat()
         return value
+
+    def _scalar(self, node: yaml.Node, path: DocPath) -> Any:
+        try:
+            return self.constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            if node.tag == "tag:yaml.org,2002:timestamp":
+                # An impossible date such as 2024-13-45 looks like a timestamp to YAML; keep the text so the
+                # semantic pass reports it where the value's type is known.
+                return node.value
+            self._unreadable(node, path, exc)
+            return None
+
+    def _unreadable(self, node: yaml.Node, path: DocPath, exc: Exception) -> None:
+        # Unknown tags (!custom, !!python/...) and malformed typed scalars (!!int abc) make the file unusable.
+        self.broken = True
+        problem = getattr(exc, "problem", None) or str(exc)
+        self._issue("SEG001", f"YAML value cannot be read: {problem}", node, path,
+                    "write plain values without '!' tags; project files use plain YAML")
 
     def _issue(self, code: str, message: str, node: yaml.Node, path: DocPath, hint: str) -> None:
         location = Location(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path))
@@ -154,5 +191,7 @@ def load_yaml_file(path: Path, display_name: str, issues: list[SpecIssue]) -> So
     except RecursionError:
         issues.append(SpecIssue("SEG006", "file is nested too deeply (or contains a recursive alias)",
                                 Location(display_name), "flatten the nesting"))
+        return None
+    if walker.broken:
         return None
     return doc

@@ -1,0 +1,34 @@
+# The two commands of the README. Both set everything up from a fresh machine
+# (Python 3.11 and pip are all they need) and are safe to run again.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PROJECT := dags/segments_project
+DEMO_DIR := .demo
+DEMO_DB := $(DEMO_DIR)/warehouse.duckdb
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --all-extras
+
+## The main job on the embedded default (DuckDB): validate, generate data, evaluate two days, explain.
+demo: setup
+	$(UV) run segprovider validate $(PROJECT)
+	$(UV) run segprovider describe $(PROJECT)
+	@mkdir -p $(DEMO_DIR) && rm -f $(DEMO_DB)
+	$(UV) run segprovider generate --customers 50000 --db $(DEMO_DB)
+	$(UV) run segprovider evaluate $(PROJECT) --db $(DEMO_DB) --as-of 2026-11-23 --run-id demo_day_1
+	$(UV) run segprovider evaluate $(PROJECT) --db $(DEMO_DB) --as-of 2026-11-24 --run-id demo_day_2
+	$(UV) run segprovider preview $(PROJECT) spring_promo --db $(DEMO_DB) --as-of 2026-11-24
+	$(UV) run segprovider explain $(PROJECT) vip 42 --db $(DEMO_DB) --as-of 2026-11-24
+
+## The test suite (what CI runs). Needs the local PostgreSQL server for integration tests.
+test: setup
+	$(UV) run pytest -n 2 --dist loadfile
+
+bench: setup
+	$(UV) run python benchmarks/evaluation.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache
