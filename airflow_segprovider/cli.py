@@ -138,6 +138,59 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from airflow_segprovider.core.sync import SyncEngine, SyncOptions, build_client, select_syncs
+    from airflow_segprovider.destinations.connection import connection_from_env
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    project = _load(args.project)
+    warehouse = open_warehouse(project, args.db)
+    engine = SyncEngine(project, warehouse)
+    as_of = _as_of(args.as_of)
+    options = SyncOptions(dry_run=args.dry_run, allow_mass_removal=args.allow_mass_removal)
+    status = EXIT_OK
+    results = []
+    for sync in select_syncs(project, args.sync):
+        destination = project.destinations[sync.destination]
+        client = build_client(project, sync, connection_from_env(destination.connection_id,
+                                                                 destination=destination.name))
+        try:
+            record = engine.run(sync, client, as_of, options=options, run_id=args.run_id)
+        finally:
+            client.close()
+        results.append(record.to_dict())
+        plan = record.plan
+        assert plan is not None
+        removes = "unknown" if plan.remove is None else f"{plan.remove:,}"
+        if args.dry_run:
+            print(f"{sync.id}: would add {plan.add:,}, change {plan.change:,}, remove {removes} "
+                  f"(suppressed by consent {plan.suppressed:,}, no identity {plan.missing_identity:,}, "
+                  f"given up after retries {plan.exhausted:,})")
+            for operation, keys in plan.samples.items():
+                if keys:
+                    print(f"    sample {operation}: {', '.join(keys)}")
+        else:
+            print(f"{sync.id}: {record.status}: added {record.succeeded['add']:,}, changed "
+                  f"{record.succeeded['change']:,}, removed {record.succeeded['remove']:,}; rejected "
+                  f"{sum(record.failed.values()):,} (of planned {plan.add:,}/{plan.change:,}/{removes}) "
+                  f"in {record.duration_s:.1f}s")
+        if record.status == "partial":
+            status = EXIT_ERROR
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    return status
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from airflow_segprovider.sandbox.server import main as sandbox_main
+
+    return sandbox_main(args.sandbox_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="segprovider",
@@ -188,6 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("customer", help="customer key")
     p.add_argument("--as-of", help=as_of_help)
     p.add_argument("--db", help=db_help)
+    p = command("sync", cmd_sync, "Send membership changes of an evaluated snapshot to the destinations. "
+                "Credentials come from AIRFLOW_CONN_<CONNECTION_ID> (Airflow's JSON or URI form).")
+    p.add_argument("project")
+    p.add_argument("--as-of", help="the snapshot to sync (" + as_of_help + ")")
+    p.add_argument("--sync", action="append", help="only syncs matching this id, segment or destination (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="plan and print counts with samples; send nothing")
+    p.add_argument("--allow-mass-removal", action="store_true",
+                   help="allow removing more than a sync's max_remove_fraction, or emptying a destination")
+    p.add_argument("--run-id", help="run id recorded in segprovider_sync_runs")
+    p.add_argument("--json", action="store_true", help="also print the run records as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="log plans and progress")
+    p.add_argument("--db", help=db_help)
+    p = command("sandbox", cmd_sandbox, "Run the local destination sandbox (Mailchimp, HubSpot, Meta, webhook); "
+                "options: --host, --port, --db, --config, --seed (see segprovider sandbox --help).")
+    p.add_argument("sandbox_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 

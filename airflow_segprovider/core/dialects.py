@@ -73,3 +73,10 @@ def filtered_aggregate(dialect: str, func: type[exp.AggFunc], arg: exp.Expressio
         return exp.Filter(this=inner, expression=exp.Where(this=condition))
     value = exp.Literal.number(1) if arg is None else arg
     return func(this=exp.Case(ifs=[exp.If(this=condition, true=value)]))
+
+
+def render(duckdb_sql: str, dialect: str) -> str:
+    """The core's own statements are written once, in DuckDB's dialect, and transpiled for the others."""
+    if dialect == "duckdb":
+        return duckdb_sql
+    return ";\n".join(sqlglot.transpile(duckdb_sql, read="duckdb", write=dialect))

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-import sqlglot
+from airflow_segprovider.core.dialects import render
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouse import Warehouse
@@ -82,9 +82,7 @@ class MembershipStore:
         self.warehouse = warehouse
 
     def _sql(self, duckdb_sql: str) -> str:
-        if self.warehouse.dialect == "duckdb":
-            return duckdb_sql
-        return sqlglot.transpile(duckdb_sql, read="duckdb", write=self.warehouse.dialect)[0]
+        return render(duckdb_sql, self.warehouse.dialect)
 
     def ensure_tables(self) -> None:
         for statement in _DDL:

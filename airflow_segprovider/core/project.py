@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -124,7 +125,23 @@ def _schema_message(error: jsonschema.ValidationError) -> tuple[str, str]:
         return f"{error.instance!r} should be of type {error.validator_value}", ""
     if validator == "const":
         return f"{error.instance!r} must be {error.validator_value!r}", ""
+    if validator == "multipleOf":
+        return (f"{error.instance!r} is not a multiple of {error.validator_value}",
+                f"round it to steps of {error.validator_value}")
     return error.message, ""
+
+
+def _decimal_multiple_of(validator: Any, step: Any, instance: Any, schema: Any) -> Any:
+    """``multipleOf`` on the number as written; jsonschema divides floats and rejects 33.33 as a multiple of 0.01."""
+    if not validator.is_type(instance, "number"):
+        return
+    quotient = Decimal(str(instance)) / Decimal(str(step))
+    if quotient != quotient.to_integral_value():
+        yield jsonschema.ValidationError(f"{instance!r} is not a multiple of {step}")
+
+
+_ProjectFileValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"multipleOf": _decimal_multiple_of})
 
 
 def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
@@ -136,7 +153,7 @@ def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
 
 
 def _schema_check(doc: SourceDocument, issues: _Issues) -> bool:
-    validator = jsonschema.Draft202012Validator(project_file_schema())
+    validator = _ProjectFileValidator(project_file_schema())
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.absolute_path])
     for error in errors:
         path = tuple(error.absolute_path)
@@ -630,7 +647,8 @@ def _syncs(items: list[_Item], segments: dict[str, _Item], destinations: dict[st
         if ok:
             out.append((Sync(raw["segment"], raw["destination"], raw["mode"], raw.get("schedule", "@daily"),
                              tuple(raw.get("gates", ())), raw.get("arm"), raw.get("max_remove_fraction", 0.2),
-                             raw.get("max_size_change"), raw.get("min_size"), raw.get("max_size"), item.loc()),
+                             raw.get("max_size_change"), raw.get("min_size"), raw.get("max_size"),
+                             dict(raw.get("target", {})), item.loc()),
                         item))
     return out
 

@@ -238,6 +238,7 @@ class Sync:
     max_size_change: float | None = None
     min_size: int | None = None
     max_size: int | None = None
+    target: dict[str, Any] = field(default_factory=dict)
     loc: Location = field(compare=False, default=Location(""))
 
     @property

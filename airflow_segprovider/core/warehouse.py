@@ -12,7 +12,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 if TYPE_CHECKING:
     import duckdb
@@ -36,6 +36,8 @@ class Warehouse(Protocol):
     def transaction(self) -> contextlib.AbstractContextManager[None]: ...
 
     def columns(self, table: str) -> dict[str, str] | None: ...
+
+    def upsert(self, table: str, keys: Sequence[str], rows: pa.Table) -> None: ...
 
 
 class DuckDBWarehouse:
@@ -86,7 +88,8 @@ class DuckDBWarehouse:
     def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
         with self._lock:
             cursor = self.connection.cursor()
-        reader = cursor.execute(sql).fetch_record_batch(batch_size)
+        # a relation streams its result in Arrow batches without materialising it first
+        reader = cursor.sql(sql).to_arrow_reader(batch_size)
         try:
             yield from reader
         finally:
@@ -120,6 +123,22 @@ class DuckDBWarehouse:
             f"WHERE table_schema = '{_sql_text(schema)}' AND table_name = '{_sql_text(name)}' ORDER BY ordinal_position"
         )
         return {column: data_type.upper() for column, data_type in rows} or None
+
+    def upsert(self, table: str, keys: Sequence[str], rows: pa.Table) -> None:
+        """Insert ``rows`` into ``table``, replacing rows with the same ``keys`` (the table's primary key)."""
+        if rows.num_rows == 0:
+            return
+        columns = ", ".join(f'"{name}"' for name in rows.column_names)
+        updates = ", ".join(f'"{name}" = excluded."{name}"' for name in rows.column_names if name not in keys)
+        conflict = ", ".join(f'"{k}"' for k in keys)
+        with self._lock:
+            self.connection.register("_segprovider_upsert", rows)
+            try:
+                self.connection.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _segprovider_upsert "
+                    f"ON CONFLICT ({conflict}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
+            finally:
+                self.connection.unregister("_segprovider_upsert")
 
     def close(self) -> None:
         self.connection.close()

@@ -58,7 +58,7 @@ class BatchResult:
 
     :param acknowledged: keys the destination accepted.
     :param rejected: records it refused, with reasons.
-    :param destination_ids: key to the vendor's id, where the vendor assigns one (HubSpot contact ids).
+    :param destination_ids: key to the vendor's id of the contact (HubSpot contact ids, Mailchimp subscriber hashes).
     """
 
     acknowledged: list[str] = field(default_factory=list)

@@ -188,7 +188,7 @@ class QueryTokenAuth(Auth):
         return tuple(self._params.values())
 
     def __repr__(self) -> str:
-        return f"QueryTokenAuth(params={ {name: MASK for name in self._params} !r})"
+        return f"QueryTokenAuth(params={ {name: MASK for name in self._params}!r})"
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -439,6 +439,23 @@ class HttpResponse:
                 hint="check that base_url points at the vendor's API (not a web page or a proxy)",
             ) from None
 
+    def json_object(self) -> dict[str, Any]:
+        """The body parsed as a JSON object, as most vendor endpoints document.
+
+        :raises MalformedResponseError: the body is not JSON, or not an object.
+        """
+        payload = self.json()
+        if not isinstance(payload, dict):
+            raise MalformedResponseError(
+                f"expected a JSON object but got {type(payload).__name__}",
+                destination=self.destination,
+                status=self.status,
+                path=self.path,
+                body_excerpt=self.excerpt(),
+                hint="check that base_url points at the vendor's API (not a web page or a proxy)",
+            )
+        return payload
+
 
 class DestinationHttpClient:
     """One HTTP session per destination instance, safe to share between sender threads.
@@ -477,9 +494,7 @@ class DestinationHttpClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.max_concurrency, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._session.headers.update(
-            {"User-Agent": f"airflow-segprovider/{__version__}", "Accept": "application/json"}
-        )
+        self._session.headers.update({"User-Agent": f"airflow-segprovider/{__version__}", "Accept": "application/json"})
         if default_headers:
             self._session.headers.update(default_headers)
         self._closed = False
@@ -594,7 +609,11 @@ class DestinationHttpClient:
             if response is not None:
                 logger.debug(
                     "destination '%s': %s %s -> %s in %.3fs",
-                    self.destination, method, shown_path, response.status_code, elapsed,
+                    self.destination,
+                    method,
+                    shown_path,
+                    response.status_code,
+                    elapsed,
                 )
                 signal = self.policy.rate_limit(response)
                 if signal is not None:
@@ -620,7 +639,11 @@ class DestinationHttpClient:
                     rate_limit_waited += wait
                     logger.warning(
                         "destination '%s': %s rate limited (%s); pausing the destination %.2fs (wait %d of at most %d)",
-                        self.destination, what, self.mask(signal.reason), wait, rate_limit_waits,
+                        self.destination,
+                        what,
+                        self.mask(signal.reason),
+                        wait,
+                        rate_limit_waits,
                         settings.max_rate_limit_waits,
                     )
                     self._bucket.pause_for(wait)
@@ -630,7 +653,8 @@ class DestinationHttpClient:
                 if pause > 0:
                     logger.info(
                         "destination '%s': quota nearly spent; pausing %.2fs before the next request",
-                        self.destination, pause,
+                        self.destination,
+                        pause,
                     )
                     self._bucket.pause_for(pause)
 
@@ -668,7 +692,12 @@ class DestinationHttpClient:
                 delay = max(delay, min(retry_after, settings.backoff_max))
             logger.warning(
                 "destination '%s': %s %s; retrying in %.2fs (attempt %d of %d)",
-                self.destination, what, failure, delay, attempts, settings.max_attempts,
+                self.destination,
+                what,
+                failure,
+                delay,
+                attempts,
+                settings.max_attempts,
             )
             self._sleep(delay)
 
@@ -688,7 +717,9 @@ class DestinationHttpClient:
             "body_excerpt": self._excerpt(response),
         }
         if self.policy.is_auth_failure(response):
-            hint = hints.get(status) or self.auth_hint or "check the destination's credentials"
+            # Vendors such as Meta report bad tokens with a 400: a 400 hint about ids would mislead.
+            explicit = hints.get(status) if status in (401, 403) else None
+            hint = explicit or self.auth_hint or "check the destination's credentials"
             return DestinationAuthError(message, hint=hint, **common)
         hint = hints.get(status)
         if hint is None and status == 404:

@@ -1,0 +1,79 @@
+"""Turn an Airflow-style connection into a connector's ``config`` and ``credentials``.
+
+One mapping serves both worlds: the Airflow hook passes the fields of a real
+``Connection``; the CLI reads the same connection from the ``AIRFLOW_CONN_<ID>``
+environment variable (Airflow's own JSON or URI convention) without importing
+Airflow. Precedence, as in Airflow providers: the project's destination config,
+then the sync's target, then the connection (connection values fill only what
+the project does not set), then explicit overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from airflow_segprovider.destinations.errors import DestinationConfigError
+from airflow_segprovider.destinations.registry import connection_fields
+
+
+def connection_from_env(conn_id: str, *, destination: str = "") -> dict[str, Any]:
+    """Read connection ``conn_id`` from ``AIRFLOW_CONN_<CONN_ID>`` (JSON or URI form).
+
+    :returns: a mapping with ``host``, ``login``, ``password``, ``port``, ``schema`` and ``extra`` (a dict).
+    :raises DestinationConfigError: the variable is missing or unreadable, naming it.
+    """
+    variable = "AIRFLOW_CONN_" + conn_id.upper()
+    raw = os.environ.get(variable)
+    if not raw:
+        raise DestinationConfigError(
+            f"connection '{conn_id}' is not defined", destination=destination, field="connection_id",
+            hint=f"create it in Airflow, or export {variable} as JSON, e.g. "
+                 f"'{{\"conn_type\": \"...\", \"host\": \"https://...\", \"password\": \"...\"}}'")
+    raw = raw.strip()
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DestinationConfigError(f"{variable} is not valid JSON ({exc.msg} at {exc.pos})",
+                                         destination=destination, field="connection_id") from None
+        extra = data.get("extra") or {}
+        if isinstance(extra, str):
+            extra = json.loads(extra) if extra.strip() else {}
+        return {**data, "extra": extra}
+    parts = urlsplit(raw)
+    extra = dict(parse_qsl(parts.query))
+    host = unquote(parts.hostname or "")
+    if "__extra__" in extra:
+        extra = json.loads(extra.pop("__extra__"))
+    return {"conn_type": parts.scheme, "host": host, "port": parts.port, "login": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""), "schema": parts.path.lstrip("/"), "extra": extra}
+
+
+def split_connection(kind: str, connection: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(config, credentials)`` for a connector of ``kind`` from a connection's fields."""
+    config: dict[str, Any] = {}
+    credentials: dict[str, Any] = {}
+    extra = connection.get("extra") or {}
+    for spec in connection_fields(kind):
+        value = extra.get(spec.name) if spec.conn_attr == "extra" else connection.get(spec.conn_attr)
+        if value in (None, ""):
+            continue
+        (credentials if spec.target == "credentials" else config)[spec.name] = value
+    # HTTP tuning (timeouts, rates) may be set in the extra too
+    for name, value in extra.items():
+        if name not in credentials and name not in config:
+            config[name] = value
+    return config, credentials
+
+
+def client_settings(kind: str, project_config: Mapping[str, Any], target: Mapping[str, Any],
+                    connection: Mapping[str, Any], connection_id: str,
+                    overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Merge project config, sync target, connection and overrides into ``(config, credentials)``."""
+    from_connection, credentials = split_connection(kind, connection)
+    config = {**from_connection, **project_config, **target, "connection_id": connection_id, **(overrides or {})}
+    return config, credentials

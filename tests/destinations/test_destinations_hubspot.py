@@ -1,0 +1,348 @@
+"""HubSpot connector: request shapes and response handling against a scripted CRM API."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from airflow_segprovider.destinations import Record, create_client
+from airflow_segprovider.destinations.errors import (
+    DestinationAuthError,
+    DestinationConfigError,
+    RateLimitExhaustedError,
+    TerminalDestinationError,
+)
+from airflow_segprovider.destinations.hubspot import HubSpotClient
+
+TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
+LIST = "321"
+UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+READ = "/crm/v3/objects/contacts/batch/read"
+MEMBERSHIP = f"/crm/v3/lists/{LIST}/memberships/add-and-remove"
+
+
+def make(server, **config) -> HubSpotClient:
+    settings = {"list_id": LIST, "base_url": server.url, "backoff_base": 0.01, "requests_per_second": None}
+    settings.update(config)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    client = create_client("hubspot", "hubspot_crm", settings, {"access_token": TOKEN})
+    assert isinstance(client, HubSpotClient)
+    return client
+
+
+def contact_id(email: str) -> str:
+    return str(1000 + sum(email.encode()))
+
+
+def upsert_ok(server):
+    R = server.Reply
+
+    def handler(seen, match):
+        inputs = seen.json()["inputs"]
+        return R(
+            200,
+            {
+                "status": "COMPLETE",
+                "results": [{"id": contact_id(i["id"]), "properties": {"email": i["id"]}, "new": True} for i in inputs],
+            },
+        )
+
+    return handler
+
+
+def membership_ok(server, missing=()):
+    R = server.Reply
+
+    def handler(seen, match):
+        body = seen.json()
+        return R(
+            200,
+            {
+                "recordIdsAdded": [i for i in body["recordIdsToAdd"] if i not in missing],
+                "recordIdsRemoved": [i for i in body["recordIdsToRemove"] if i not in missing],
+                "recordIdsMissing": [i for i in body["recordIdsToAdd"] + body["recordIdsToRemove"] if i in missing],
+            },
+        )
+
+    return handler
+
+
+def people(n: int) -> list[Record]:
+    return [
+        Record(f"k{i}", f"Person{i}@Example.com", {"firstname": f"P{i}", "lifetime_value": i * 1.5}) for i in range(n)
+    ]
+
+
+def test_config_requires_list_id_and_token():
+    with pytest.raises(DestinationConfigError) as caught:
+        create_client("hubspot", "hubspot_crm", {}, {"access_token": TOKEN})
+    assert caught.value.field == "list_id"
+    with pytest.raises(DestinationConfigError) as caught:
+        create_client("hubspot", "hubspot_crm", {"list_id": LIST, "connection_id": "segprovider_hubspot"}, {})
+    assert caught.value.field == "access_token"
+    assert "segprovider_hubspot" in str(caught.value)
+
+
+def test_default_pacing_stays_under_190_requests_per_10_seconds():
+    with create_client("hubspot", "h", {"list_id": LIST}, {"access_token": TOKEN}) as client:
+        settings = client.http.settings
+        assert settings.base_url == "https://api.hubapi.com"
+        assert settings.burst + settings.requests_per_second * 10 <= 190
+
+
+def test_upsert_by_email_in_calls_of_at_most_100(server):
+    server.route("POST", UPSERT, upsert_ok(server))
+    with make(server) as client:
+        result = client.upsert(people(250))
+    calls = server.seen("POST", UPSERT)
+    assert [len(c.json()["inputs"]) for c in calls] == [100, 100, 50]
+    first = calls[0].json()["inputs"][0]
+    assert first == {
+        "idProperty": "email",
+        "id": "person0@example.com",
+        "properties": {"firstname": "P0", "lifetime_value": "0.0", "email": "person0@example.com"},
+    }
+    assert calls[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert len(result.acknowledged) == 250
+    assert result.destination_ids["k3"] == contact_id("person3@example.com")
+
+
+def test_207_partial_failures_become_rejected_records(server):
+    R = server.Reply
+    server.route(
+        "POST",
+        UPSERT,
+        lambda seen, match: R(
+            207,
+            {
+                "status": "COMPLETE",
+                "results": [{"id": "501", "properties": {"email": "person0@example.com"}}],
+                "numErrors": 1,
+                "errors": [
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": "Property values were not valid",
+                        "context": {"ids": ["person1@example.com"]},
+                    }
+                ],
+            },
+        ),
+    )
+    server.route("POST", READ, lambda seen, match: R(200, {"results": []}))
+    with make(server) as client:
+        result = client.upsert(people(2))
+    assert result.acknowledged == ["k0"]
+    assert result.destination_ids == {"k0": "501"}
+    [rejected] = result.rejected
+    assert (rejected.key, rejected.code, rejected.message) == (
+        "k1",
+        "VALIDATION_ERROR",
+        "Property values were not valid",
+    )
+    assert not server.seen("POST", READ)  # every contact was accounted for
+
+
+def test_results_without_emails_fall_back_to_batch_read(server):
+    R = server.Reply
+    server.route("POST", UPSERT, lambda seen, match: R(200, {"results": [{"id": "9", "properties": {}}]}))
+    server.route(
+        "POST",
+        READ,
+        lambda seen, match: R(
+            207,
+            {
+                "results": [{"id": "9", "properties": {"email": "person0@example.com"}}],
+                "errors": [
+                    {"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"ids": ["person1@example.com"]}}
+                ],
+            },
+        ),
+    )
+    with make(server) as client:
+        result = client.upsert(people(2))
+    [read] = server.seen("POST", READ)
+    assert read.json() == {
+        "idProperty": "email",
+        "properties": ["email"],
+        "inputs": [{"id": "person0@example.com"}, {"id": "person1@example.com"}],
+    }
+    assert result.destination_ids == {"k0": "9"}
+    assert [(r.key, r.code) for r in result.rejected] == [("k1", "unconfirmed")]
+
+
+def test_add_members_uses_the_upserted_ids(server):
+    server.route("POST", UPSERT, upsert_ok(server))
+    missing = contact_id("person2@example.com")
+    server.route("PUT", MEMBERSHIP, membership_ok(server, missing={missing}))
+    with make(server) as client:
+        result = client.add_members(people(3))
+    [put] = server.seen("PUT", MEMBERSHIP)
+    assert put.json() == {
+        "recordIdsToAdd": [contact_id(f"person{i}@example.com") for i in range(3)],
+        "recordIdsToRemove": [],
+    }
+    assert sorted(result.acknowledged) == ["k0", "k1"]
+    assert [(r.key, r.code) for r in result.rejected] == [("k2", "record_missing")]
+    assert set(result.destination_ids) == {"k0", "k1"}
+
+
+def test_remove_members_uses_known_ids_and_looks_up_the_rest(server):
+    R = server.Reply
+    server.route(
+        "POST",
+        READ,
+        lambda seen, match: R(
+            207,
+            {
+                "results": [{"id": "77", "properties": {"email": "person1@example.com"}}],
+                "errors": [{"category": "OBJECT_NOT_FOUND", "context": {"ids": ["person2@example.com"]}}],
+            },
+        ),
+    )
+    server.route("PUT", MEMBERSHIP, membership_ok(server))
+    with make(server) as client:
+        result = client.remove_members(people(3), destination_ids={"k0": "55"})
+    [read] = server.seen("POST", READ)
+    assert [i["id"] for i in read.json()["inputs"]] == ["person1@example.com", "person2@example.com"]
+    [put] = server.seen("PUT", MEMBERSHIP)
+    assert put.json() == {"recordIdsToRemove": ["55", "77"], "recordIdsToAdd": []}
+    # person2 is unknown to HubSpot, so it is not in the list: acknowledged.
+    assert sorted(result.acknowledged) == ["k0", "k1", "k2"]
+    assert result.destination_ids == {"k0": "55", "k1": "77"}
+
+
+def test_iter_members_follows_the_after_cursor(server):
+    R = server.Reply
+    pages = {
+        None: {
+            "results": [
+                {"recordId": "1", "membershipTimestamp": "2024-06-01T10:00:00Z"},
+                {"recordId": "2", "membershipTimestamp": "2024-06-02T10:00:00Z"},
+            ],
+            "paging": {"next": {"after": "cursor-2"}},
+            "total": 3,
+        },
+        "cursor-2": {"results": [{"recordId": "3", "membershipTimestamp": "2024-06-03T10:00:00Z"}], "total": 3},
+    }
+    server.route(
+        "GET",
+        f"/crm/v3/lists/{LIST}/memberships",
+        lambda seen, match: R(200, pages[seen.query.get("after", [None])[0]]),
+    )
+    server.route(
+        "POST",
+        READ,
+        lambda seen, match: R(
+            200,
+            {"results": [{"id": i["id"], "properties": {"email": f"m{i['id']}@x.org"}} for i in seen.json()["inputs"]]},
+        ),
+    )
+    with make(server) as client:
+        members = list(client.iter_members(page_size=2))
+    assert [(m.identity, m.destination_id) for m in members] == [
+        ("m1@x.org", "1"),
+        ("m2@x.org", "2"),
+        ("m3@x.org", "3"),
+    ]
+    assert members[0].last_changed == datetime(2024, 6, 1, 10, tzinfo=timezone.utc)
+    gets = server.seen("GET")
+    assert [g.query.get("after") for g in gets] == [None, ["cursor-2"]]
+    assert gets[0].query["limit"] == ["2"]
+    assert "idProperty" not in server.seen("POST", READ)[0].json()
+
+
+def test_member_count_reads_the_list_size(server):
+    R = server.Reply
+    server.route("GET", f"/crm/v3/lists/{LIST}", lambda seen, match: R(200, {"list": {"listId": LIST, "size": 12}}))
+    with make(server) as client:
+        assert client.member_count() == 12
+
+
+def test_check_refuses_dynamic_lists(server):
+    R = server.Reply
+    server.route(
+        "GET",
+        f"/crm/v3/lists/{LIST}",
+        lambda seen, match: R(200, {"list": {"listId": LIST, "processingType": "DYNAMIC", "objectTypeId": "0-1"}}),
+    )
+    with make(server) as client, pytest.raises(TerminalDestinationError) as caught:
+        client.check()
+    assert "MANUAL or SNAPSHOT" in str(caught.value)
+
+
+def test_check_reports_a_bad_token_without_showing_it(server):
+    R = server.Reply
+    server.queue(
+        R(
+            401,
+            {
+                "status": "error",
+                "message": f"Authentication credentials not found for {TOKEN}",
+                "category": "INVALID_AUTHENTICATION",
+            },
+        )
+    )
+    with make(server, connection_id="segprovider_hubspot") as client, pytest.raises(DestinationAuthError) as caught:
+        client.check()
+    text = str(caught.value)
+    assert "segprovider_hubspot" in text and "INVALID_AUTHENTICATION" in text
+    assert TOKEN not in text
+
+
+def test_low_remaining_quota_slows_the_destination_down(server):
+    R = server.Reply
+    headers = {
+        "X-HubSpot-RateLimit-Remaining": "0",
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "400",
+        "X-HubSpot-RateLimit-Max": "190",
+    }
+    server.queue(R(200, {"list": {"size": 1}}, headers=headers))
+    server.route("GET", f"/crm/v3/lists/{LIST}", lambda seen, match: R(200, {"list": {"size": 1}}))
+    with make(server) as client:
+        client.member_count()
+        client.member_count()
+    assert server.requests[1].at - server.requests[0].at >= 0.35
+
+
+def test_ten_secondly_429_waits_for_the_interval(server):
+    R = server.Reply
+    server.queue(
+        R(
+            429,
+            {
+                "status": "error",
+                "errorType": "RATE_LIMIT",
+                "policyName": "TEN_SECONDLY_ROLLING",
+                "message": "You have reached your ten_secondly_rolling limit.",
+            },
+            headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "300"},
+        )
+    )
+    server.route("GET", f"/crm/v3/lists/{LIST}", lambda seen, match: R(200, {"list": {"size": 1}}))
+    started = time.monotonic()
+    with make(server, max_attempts=1) as client:
+        assert client.member_count() == 1
+    assert time.monotonic() - started >= 0.28
+
+
+def test_daily_429_gives_up_at_once_as_transient(server):
+    R = server.Reply
+    server.queue(
+        R(
+            429,
+            {
+                "status": "error",
+                "errorType": "RATE_LIMIT",
+                "policyName": "DAILY",
+                "message": "You have reached your daily limit.",
+            },
+        )
+    )
+    started = time.monotonic()
+    with make(server) as client, pytest.raises(RateLimitExhaustedError, match="DAILY"):
+        client.member_count()
+    assert time.monotonic() - started < 1.0
+    assert len(server.requests) == 1

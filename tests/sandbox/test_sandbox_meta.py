@@ -1,0 +1,124 @@
+"""The sandbox's Meta Custom Audiences, over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from airflow_segprovider.sandbox import DEFAULT_META_ACCESS_TOKEN
+from airflow_segprovider.sandbox.meta import approximate_bounds
+
+TOKEN = DEFAULT_META_ACCESS_TOKEN
+
+
+def sha256(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def send(http, sandbox, audience_id, data, *, method="POST", schema="EMAIL_SHA256"):
+    return http.request(
+        method,
+        f"{sandbox.url}/v21.0/{audience_id}/users",
+        data={"access_token": TOKEN, "payload": json.dumps({"schema": schema, "data": data})},
+    )
+
+
+def bounds(http, sandbox, audience_id):
+    answer = http.get(
+        f"{sandbox.url}/v21.0/{audience_id}",
+        params={"access_token": TOKEN, "fields": "approximate_count_lower_bound,approximate_count_upper_bound"},
+    ).json()
+    return answer["approximate_count_lower_bound"], answer["approximate_count_upper_bound"]
+
+
+def test_missing_and_bad_tokens_are_oauth_exceptions(sandbox, http, fixtures):
+    url = f"{sandbox.url}/v21.0/{fixtures.meta_audience_id}"
+    missing = http.get(url)
+    bad = http.get(url, params={"access_token": "expired"})
+    for response, code in ((missing, 104), (bad, 190)):
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["type"] == "OAuthException" and error["code"] == code and error["fbtrace_id"]
+
+
+def test_invalid_entries_are_counted_and_not_stored(sandbox, http, fixtures):
+    good = [sha256(f"p{i}@example.org") for i in range(3)]
+    bad = ["ABCDEF" + good[0][6:].upper(), "not-a-hash", good[1][:63]]
+    response = send(http, sandbox, fixtures.meta_audience_id, good + bad)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["audience_id"] == fixtures.meta_audience_id and body["session_id"]
+    assert body["num_received"] == 6 and body["num_invalid_entries"] == 3
+    assert set(body["invalid_entry_samples"]) == set(bad)
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) == set(good)
+
+
+def test_multi_key_schema_and_json_body_and_delete(sandbox, http, fixtures):
+    audience = fixtures.meta_audience_id
+    rows = [[sha256(f"q{i}@example.org"), "DE"] for i in range(4)]
+    response = http.post(
+        f"{sandbox.url}/v21.0/{audience}/users",
+        json={"access_token": TOKEN, "payload": {"schema": ["EMAIL", "COUNTRY"], "data": rows}},
+    )
+    assert response.json()["num_invalid_entries"] == 0
+    removed = send(http, sandbox, audience, [rows[0][0], rows[1][0]], method="DELETE")
+    assert removed.status_code == 200 and removed.json()["num_received"] == 2
+    assert sandbox.state.meta_audience_hashes(audience) == {rows[2][0], rows[3][0]}
+
+
+def test_more_than_10000_rows_is_rejected_whole(sandbox, http, fixtures):
+    data = [sha256(f"r{i}@example.org") for i in range(10_001)]
+    response = send(http, sandbox, fixtures.meta_audience_id, data)
+    assert response.status_code == 400 and response.json()["error"]["code"] == 100
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) == set()
+
+
+def test_size_is_only_an_approximate_range(sandbox, http, fixtures):
+    audience = fixtures.meta_audience_id
+    send(http, sandbox, audience, [sha256(f"s{i}@example.org") for i in range(1234)])
+    assert bounds(http, sandbox, audience) == (1200, 1300)
+    send(http, sandbox, audience, [sha256(f"s{i}@example.org") for i in range(1234)])  # re-adding changes nothing
+    assert bounds(http, sandbox, audience) == (1200, 1300)
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (0, (0, 0)),
+        (57, (57, 57)),
+        (100, (100, 100)),
+        (1234, (1200, 1300)),
+        (1200, (1200, 1200)),
+        (98765, (98000, 99000)),
+    ],
+)
+def test_approximate_bounds_round_to_two_significant_figures(count, expected):
+    lower, upper = approximate_bounds(count)
+    assert (lower, upper) == expected and lower <= count <= upper
+
+
+def test_create_audience_then_unknown_audience_is_graph_method_exception(sandbox, http):
+    created = http.post(
+        f"{sandbox.url}/v21.0/act_555/customaudiences",
+        data={
+            "access_token": TOKEN,
+            "name": "lapsed",
+            "subtype": "CUSTOM",
+            "customer_file_source": "USER_PROVIDED_ONLY",
+        },
+    )
+    assert created.status_code == 200
+    audience = created.json()["id"]
+    assert send(http, sandbox, audience, [sha256("t@example.org")]).status_code == 200
+    fields = http.get(
+        f"{sandbox.url}/v21.0/{audience}", params={"access_token": TOKEN, "fields": "name,account_id"}
+    ).json()
+    assert fields == {"id": audience, "name": "lapsed", "account_id": "555"}
+
+    unknown = send(http, sandbox, "999", [sha256("t@example.org")])
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["type"] == "GraphMethodException"
+    no_field = http.get(f"{sandbox.url}/v21.0/{audience}", params={"access_token": TOKEN, "fields": "members"})
+    assert no_field.status_code == 400  # members cannot be read back

@@ -1,0 +1,59 @@
+"""Fixtures for sync-engine tests: a DuckDB warehouse with evaluated snapshots, and the sandbox on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from airflow_segprovider.core.engine import evaluate
+from airflow_segprovider.core.generate import generate
+from airflow_segprovider.core.project import load_project
+from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from airflow_segprovider.sandbox import (
+    DEFAULT_HUBSPOT_TOKEN,
+    DEFAULT_MAILCHIMP_API_KEY,
+    DEFAULT_META_ACCESS_TOKEN,
+    serve,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dags" / "segments_project"
+DAY_1 = dt.datetime(2026, 11, 23)
+DAY_2 = dt.datetime(2026, 11, 24)
+FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 6}
+
+
+@pytest.fixture(scope="session")
+def project():
+    return load_project(PROJECT_DIR)
+
+
+@pytest.fixture
+def warehouse(tmp_path, project):
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    generate(warehouse, 3000, seed=7)
+    evaluate(project, warehouse, DAY_1, run_id="day_1")
+    evaluate(project, warehouse, DAY_2, run_id="day_2")
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    with serve(db_path=tmp_path / "sandbox.db") as running:
+        fixtures = running.state.seed_demo_fixtures()
+        running.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
+        running.fixtures = fixtures
+        yield running
+
+
+@pytest.fixture
+def connections(sandbox):
+    """The Airflow connections of the example project's destinations, pointed at the sandbox."""
+    return {
+        "mailchimp_newsletter": {"host": f"{sandbox.url}/3.0", "password": DEFAULT_MAILCHIMP_API_KEY,
+                                 "extra": FAST_RETRIES},
+        "hubspot_crm": {"host": sandbox.url, "password": DEFAULT_HUBSPOT_TOKEN, "extra": FAST_RETRIES},
+        "meta_ads": {"host": sandbox.url, "password": DEFAULT_META_ACCESS_TOKEN, "extra": FAST_RETRIES},
+    }
