@@ -125,6 +125,10 @@ def _schema_message(error: jsonschema.ValidationError) -> tuple[str, str]:
         return f"{error.instance!r} should be of type {error.validator_value}", ""
     if validator == "const":
         return f"{error.instance!r} must be {error.validator_value!r}", ""
+    if validator in ("minItems", "minProperties"):
+        count = error.validator_value
+        return (f"needs at least {count} {'item' if validator == 'minItems' else 'entry'}{'s' if count != 1 else ''}, "
+                f"has {len(error.instance)}", "add the missing entries")
     if validator == "multipleOf":
         return (f"{error.instance!r} is not a multiple of {error.validator_value}",
                 f"round it to steps of {error.validator_value}")
@@ -602,7 +606,13 @@ def _destinations(items: dict[str, _Item], model: DataModel, issues: _Issues) ->
                            f"{attribute!r}", item.loc("field_mapping", field_name),
                            _did_you_mean(attribute, attributes, "customer attributes"))
                 ok = False
-        if model.consent is not None and raw["channel"] not in model.consent.channels:
+        if model.consent is None:
+            issues.add("SEG045", f"destination {name!r} reaches channel {raw['channel']!r}, but the model declares "
+                       "no consent table", item.loc("channel"),
+                       "declare model.consent with this channel; use require_opt_in: false to allow customers "
+                       "who never answered (consent is checked before anything is sent)")
+            ok = False
+        elif raw["channel"] not in model.consent.channels:
             issues.add("SEG045", f"destination {name!r}: channel {raw['channel']!r} is not a consent channel",
                        item.loc("channel"), _did_you_mean(raw["channel"], model.consent.channels, "consent channels"))
             ok = False

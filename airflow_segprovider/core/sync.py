@@ -99,6 +99,7 @@ class SyncOptions:
     :param concurrency: batches in flight at once (the connector also caps its own connections).
     :param sample_size: keys shown per operation in a dry run.
     :param progress_every_s: seconds between progress lines in the log.
+    :param batch_size: records per call; None (default) uses the vendor's documented maximum.
     """
 
     dry_run: bool = False
@@ -107,6 +108,7 @@ class SyncOptions:
     concurrency: int = 4
     sample_size: int = 5
     progress_every_s: float = 10.0
+    batch_size: int | None = None
 
 
 @dataclass
@@ -374,9 +376,15 @@ class SyncEngine:
         total = record.plan.add + record.plan.change + (record.plan.remove or 0)
         progress = _Progress(sync.id, total, options.progress_every_s)
         self._mark_unsendable(sync, queries, record.run_id)
+        # rejected earlier and retried now: few, so kept in memory to clear them when accepted
+        self._previously_rejected: dict[str, set[str]] = {op: set() for op in OPERATIONS}
+        for key, operation in self.warehouse.query(self._sql(
+                f"SELECT customer_key, operation FROM {REJECTED} WHERE sync_id = {text_literal(sync.id)}")):
+            self._previously_rejected[operation].add(key)
         send_add = client.upsert if sync.mode == "upsert" else client.add_members
+        batch_size = min(options.batch_size or client.max_batch_size, client.max_batch_size)
         for operation, send in (("remove", None), ("add", send_add), ("change", client.upsert)):
-            batches = self._record_batches(queries[operation], destination, client.max_batch_size,
+            batches = self._record_batches(queries[operation], destination, batch_size,
                                            with_ids=operation == "remove")
             if operation == "remove":
                 def send(records: Sequence[Record], ids: dict[str, str] | None = None) -> BatchResult:
@@ -399,11 +407,13 @@ class SyncEngine:
             columns = batch.to_pydict()
             keys, identities, hashes = columns["customer_key"], columns["identity"], columns["row_hash"]
             field_names = sorted(destination.field_mapping)
-            records = [
-                Record(key, identity or "", {name: _jsonable(columns[f"f__{name}"][i]) for name in field_names
-                                             if f"f__{name}" in columns})
-                for i, (key, identity) in enumerate(zip(keys, identities))
-            ]
+            if field_names and f"f__{field_names[0]}" in columns:
+                values = [columns[f"f__{name}"] for name in field_names]
+                records = [Record(key, identity or "", {name: _jsonable(column[i])
+                                                        for name, column in zip(field_names, values)})
+                           for i, (key, identity) in enumerate(zip(keys, identities))]
+            else:  # identities only (removals, destinations without mapped fields)
+                records = [Record(key, identity or "") for key, identity in zip(keys, identities)]
             ids = {k: v for k, v in zip(keys, columns.get("destination_id", [None] * len(keys))) if v} if with_ids else {}
             yield records, dict(zip(keys, hashes)), ids
 
@@ -464,26 +474,35 @@ class SyncEngine:
         """Record one acknowledged batch: state rows, rejections, counters, in one transaction."""
         result: BatchResult = future.result()
         records, hashes = future.meta  # type: ignore[attr-defined]
-        by_key = {r.key: r for r in records}
-        now = _now()
-        rows = [{"sync_id": sync.id, "customer_key": key, "identity": by_key[key].identity,
-                 "row_hash": hashes.get(key), "destination_id": result.destination_ids.get(key),
-                 "in_destination": operation != "remove", "origin": "segprovider", "synced_at": now,
-                 "run_id": record.run_id}
-                for key in result.acknowledged if key in by_key]
+        identities = {r.key: r.identity for r in records}
+        keys = [key for key in result.acknowledged if key in identities]
+        ids = [result.destination_ids.get(key) for key in keys]
         with self._write_lock, self.warehouse.transaction():
-            if rows:
+            if keys:
                 if operation != "add":  # keep the vendor id learned at add time
-                    known = self._destination_ids(sync, [r["customer_key"] for r in rows])
-                    for row in rows:
-                        row["destination_id"] = row["destination_id"] or known.get(row["customer_key"])
-                self.warehouse.upsert(STATE, ["sync_id", "customer_key"], _state_table(rows))
-                self.warehouse.execute(self._sql(
-                    f"DELETE FROM {REJECTED} WHERE sync_id = {text_literal(sync.id)} AND operation = "
-                    f"{text_literal(operation)} AND customer_key IN {in_list([r['customer_key'] for r in rows])}"))
+                    known = self._destination_ids(sync, keys)
+                    ids = [vendor_id or known.get(key) for key, vendor_id in zip(keys, ids)]
+                now = _now()
+                self.warehouse.upsert(STATE, ["sync_id", "customer_key"], pa.table({
+                    "sync_id": pa.array([sync.id] * len(keys)),
+                    "customer_key": pa.array(keys, pa.string()),
+                    "identity": pa.array([identities[key] for key in keys], pa.string()),
+                    "row_hash": pa.array([hashes.get(key) for key in keys], pa.string()),
+                    "destination_id": pa.array(ids, pa.string()),
+                    "in_destination": pa.array([operation != "remove"] * len(keys), pa.bool_()),
+                    "origin": pa.array(["segprovider"] * len(keys)),
+                    "synced_at": pa.array([now] * len(keys), pa.timestamp("us")),
+                    "run_id": pa.array([record.run_id] * len(keys)),
+                }))
+                resolved = self._previously_rejected[operation].intersection(keys)
+                if resolved:  # accepted now: no longer a rejected record
+                    self.warehouse.execute(self._sql(
+                        f"DELETE FROM {REJECTED} WHERE sync_id = {text_literal(sync.id)} AND operation = "
+                        f"{text_literal(operation)} AND customer_key IN {in_list(sorted(resolved))}"))
+                    self._previously_rejected[operation] -= resolved
             if result.rejected:
                 self._record_rejections(sync, operation, result.rejected, record.run_id)
-        record.succeeded[operation] += len(rows)
+        record.succeeded[operation] += len(keys)
         record.failed[operation] += len(result.rejected)
         progress.advance(len(records))
 
