@@ -8,7 +8,14 @@ from airflow_segprovider import __version__
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the provider to Airflow (``airflow providers list``, connection forms, docs)."""
+    """Describe the provider to Airflow (``airflow providers list``, connection forms, docs).
+
+    The connection types and their forms are derived from the connectors' field specs
+    (:mod:`airflow_segprovider.hooks.connection_form`), so Airflow 3.2+ renders the forms
+    without importing the hooks.
+    """
+    from airflow_segprovider.hooks.connection_form import provider_connection_types
+
     return {
         "package-name": "airflow-segprovider",
         "name": "Segprovider",
@@ -22,4 +29,14 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
+        "hooks": [
+            {
+                "integration-name": "Segprovider",
+                "python-modules": [
+                    "airflow_segprovider.hooks.destination",
+                    "airflow_segprovider.hooks.warehouse",
+                ],
+            }
+        ],
+        "connection-types": provider_connection_types(),
     }

@@ -27,6 +27,7 @@ import jsonschema
 
 from airflow_segprovider.core.durations import parse_duration
 from airflow_segprovider.core.errors import Location, ProjectValidationError, SpecIssue
+from airflow_segprovider.core.regex import check_portable_regex
 from airflow_segprovider.core.spec import (
     LIST_OPS,
     NULL_OPS,
@@ -46,13 +47,16 @@ from airflow_segprovider.core.spec import (
     Destination,
     EventCondition,
     EventSource,
+    Incremental,
     Not,
+    Pagination,
     Predicate,
     PriorityGroup,
     Project,
     PropertyFilter,
     Segment,
     SegmentCondition,
+    Source,
     Split,
     SplitArm,
     Sync,
@@ -62,7 +66,7 @@ from airflow_segprovider.core.spec import (
 from airflow_segprovider.core.yaml_source import DocPath, SourceDocument, format_path, load_yaml_file
 
 PROJECT_FILE_SUFFIXES = (".yml", ".yaml")
-LIST_SECTIONS = ("segments", "priority_groups", "destinations", "syncs")
+LIST_SECTIONS = ("segments", "priority_groups", "destinations", "syncs", "sources")
 SINGLE_SECTIONS = ("project", "model")
 
 
@@ -240,10 +244,9 @@ def parse_predicate(value_type: str, op: str, raw: Any, has_value: bool) -> Pred
     if isinstance(raw, list):
         raise ValueError(f"operator {op!r} takes one value, not a list")
     if op == "matches":
-        try:
-            re.compile(raw)
-        except (re.error, TypeError) as exc:
-            raise ValueError(f"{raw!r} is not a valid regular expression: {exc}") from None
+        if not isinstance(raw, str):
+            raise ValueError(f"expected a regular expression as text, got {raw!r}")
+        check_portable_regex(raw)
     return Predicate(op, _parse_scalar(value_type, raw))
 
 
@@ -515,12 +518,12 @@ def _collect(section: str, docs: list[SourceDocument]) -> list[_Item]:
     return [_Item(doc, (section, index), data) for doc in docs for index, data in enumerate(doc.data.get(section, []))]
 
 
-def _unique(items: list[_Item], what: str, issues: _Issues) -> dict[str, _Item]:
+def _unique(items: list[_Item], what: str, issues: _Issues, code: str = "SEG020") -> dict[str, _Item]:
     by_name: dict[str, _Item] = {}
     for item in items:
         name = item.data["name"]
         if name in by_name:
-            issues.add("SEG020", f"duplicate {what} name {name!r}", item.loc("name"),
+            issues.add(code, f"duplicate {what} name {name!r}", item.loc("name"),
                        f"already defined at {by_name[name].loc('name')}; names must be unique in a project")
         else:
             by_name[name] = item
@@ -535,6 +538,7 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
     group_items = _unique(_collect("priority_groups", docs), "priority group", issues)
     destination_items = _unique(_collect("destinations", docs), "destination", issues)
     sync_items = _collect("syncs", docs)
+    source_items = _unique(_collect("sources", docs), "source", issues, code="SEG060")
     if docs and not segment_items and not unusable.may_declare("segments"):
         issues.add("SEG003", "the project declares no segments", Location(str(root)),
                    "add a file with a 'segments:' list")
@@ -574,6 +578,7 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
         for name, item in segment_items.items() if name in rules
     }
     _check_cycles(segments, segment_items, issues)
+    sources = _sources(source_items, model, issues)
     if issues.items:
         return None
     settings = project_item.data.get("warehouse", {})
@@ -584,6 +589,7 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
         destinations={d.name: d for d in destinations.values()},
         syncs=tuple(sync for sync, _ in syncs),
         warehouse=WarehouseSettings(**settings), description=project_item.data.get("description", ""),
+        sources=sources,
     )
 
 
@@ -620,6 +626,119 @@ def _destinations(items: dict[str, _Item], model: DataModel, issues: _Issues) ->
             out[name] = Destination(name, raw["kind"], raw["connection_id"], raw["channel"], raw["identity"],
                                     dict(raw.get("config", {})), dict(raw.get("field_mapping", {})),
                                     raw.get("description", ""), item.loc())
+    return out
+
+
+def _model_tables(model: DataModel) -> dict[str, str]:
+    """Warehouse table -> its role in the model (``customer``, ``event``, ``order`` or ``consent``)."""
+    tables = {model.customer.table: "customer"}
+    for source in model.events.values():
+        tables.setdefault(source.table, "event" if source.type_column else "order")
+    if model.consent is not None:
+        tables.setdefault(model.consent.table, "consent")
+    return tables
+
+
+_SOURCE_KIND_KEYS = {
+    "file": ("format", "path", "delimiter"),
+    "warehouse_table": ("query", "from_table"),
+    "rest_api": ("url", "connection_id", "records", "params", "pagination"),
+}
+_PAGINATION_STYLE_KEYS = {
+    "none": (),
+    "cursor": ("page_size", "page_size_param", "cursor_param", "cursor_path"),
+    "offset": ("page_size", "page_size_param", "offset_param"),
+    "link_header": ("page_size", "page_size_param"),
+}
+
+
+def _sources(items: dict[str, _Item], model: DataModel, issues: _Issues) -> dict[str, Source]:
+    """Valid sources; each problem is reported where it is written (SEG060-SEG067)."""
+    out: dict[str, Source] = {}
+    tables = _model_tables(model)
+    by_table: dict[str, list[_Item]] = {}
+    for name, item in items.items():
+        raw, kind, before = item.data, item.data["kind"], len(issues.items)
+        role = tables.get(raw["table"])
+        if role is None:
+            issues.add("SEG061", f"source {name!r} loads table {raw['table']!r}, which is not a table of the data model",
+                       item.loc("table"), _did_you_mean(raw["table"], tables, "model tables"))
+        by_table.setdefault(raw["table"], []).append(item)
+        for other_kind, keys in _SOURCE_KIND_KEYS.items():
+            for key in keys:
+                if other_kind != kind and key in raw:
+                    issues.add("SEG062", f"source {name!r}: {key!r} does not apply to a {kind} source",
+                               item.loc(key), f"remove it ({key!r} is a setting of {other_kind} sources)")
+        if "delimiter" in raw and raw.get("format") != "csv":
+            issues.add("SEG062", f"source {name!r}: 'delimiter' applies to csv files only", item.loc("delimiter"),
+                       "remove it")
+        if kind == "warehouse_table" and ("query" in raw) == ("from_table" in raw):
+            issues.add("SEG062", f"source {name!r}: a warehouse_table source needs exactly one of 'query' and "
+                       "'from_table'", item.loc(), "name the table to copy, or write the SELECT that reads it")
+        if kind == "warehouse_table" and raw.get("from_table") == raw["table"]:
+            issues.add("SEG066", f"source {name!r} reads the table it loads ({raw['table']!r})",
+                       item.loc("from_table"), "read the raw or staging table the data arrives in")
+        incremental = raw.get("incremental")
+        if incremental is not None and kind == "file":
+            issues.add("SEG062", f"source {name!r}: 'incremental' does not apply to a file source",
+                       item.loc("incremental"), "file sources reload their files idempotently; remove it")
+        elif incremental is not None and kind == "warehouse_table" and "param" in incremental:
+            issues.add("SEG062", f"source {name!r}: incremental 'param' applies to rest_api sources only",
+                       item.loc("incremental", "param"), "remove it; the watermark filters the query itself")
+        elif incremental is not None and kind == "rest_api" and "param" not in incremental:
+            issues.add("SEG065", f"source {name!r}: incremental REST source without 'param'",
+                       item.loc("incremental"), "name the query parameter that sends the watermark, "
+                       "e.g. 'param: updated_since'")
+        if kind == "rest_api":
+            url = raw["url"]
+            absolute = url.startswith(("http://", "https://"))
+            if "://" in url and not absolute:
+                issues.add("SEG065", f"source {name!r}: url {url!r} is not an http(s) URL", item.loc("url"),
+                           "use http:// or https://, or a path under the connection's base URL")
+            elif not absolute and "connection_id" not in raw:
+                issues.add("SEG065", f"source {name!r}: url {url!r} is relative but the source names no connection",
+                           item.loc("url"), "set connection_id (its host is the base URL), or write an absolute URL")
+            pagination = raw.get("pagination", {"style": "none"})
+            style = pagination["style"]
+            for key in pagination:
+                if key != "style" and key not in _PAGINATION_STYLE_KEYS[style]:
+                    issues.add("SEG065", f"source {name!r}: {key!r} does not apply to {style} pagination",
+                               item.loc("pagination", key), "remove it")
+            if style == "offset" and "page_size" not in pagination:
+                issues.add("SEG065", f"source {name!r}: offset pagination needs a page_size",
+                           item.loc("pagination"), "add 'page_size: 100' (the offset advances by it)")
+        mode = raw.get("mode", "upsert" if role == "customer" else "append")
+        key = tuple(raw.get("key", (model.customer.key,) if role == "customer" else ()))
+        if role == "customer" and mode == "append":
+            issues.add("SEG063", f"source {name!r}: the customer table cannot be loaded in append mode",
+                       item.loc("mode"), "use upsert (one row per customer, by its key) or replace")
+        elif mode == "upsert" and not key:
+            issues.add("SEG063", f"source {name!r}: upsert into {raw['table']!r} needs a 'key'", item.loc(),
+                       "name the columns that identify a row, e.g. 'key: [order_id]', or use mode: append")
+        elif mode != "upsert" and "key" in raw:
+            issues.add("SEG063", f"source {name!r}: 'key' applies to upsert mode only", item.loc("key"),
+                       "remove it, or use mode: upsert")
+        if role == "customer" and mode == "upsert" and key != (model.customer.key,):
+            issues.add("SEG064", f"source {name!r}: the customer table is upserted by the model's key "
+                       f"{model.customer.key!r}, not by {list(key)}", item.loc("key"),
+                       f"write 'key: [{model.customer.key}]' or leave 'key' out")
+        if len(issues.items) == before and role is not None:
+            pagination = raw.get("pagination", {"style": "none"})
+            out[name] = Source(
+                name=name, table=raw["table"], kind=kind, mode=mode, key=key if mode == "upsert" else (),
+                format=raw.get("format"), path=raw.get("path"), delimiter=raw.get("delimiter"),
+                query=raw.get("query"), from_table=raw.get("from_table"), url=raw.get("url"),
+                connection_id=raw.get("connection_id"), records=raw.get("records", ""),
+                params=dict(raw.get("params", {})), pagination=Pagination(**pagination),
+                incremental=Incremental(**incremental) if incremental else None,
+                description=raw.get("description", ""), loc=item.loc())
+    for table, loaders in by_table.items():
+        replacing = [item for item in loaders if item.data.get("mode") == "replace"]
+        if replacing and len(loaders) > 1:
+            others = ", ".join(repr(item.data["name"]) for item in loaders if item is not replacing[0])
+            issues.add("SEG067", f"source {replacing[0].data['name']!r} replaces table {table!r}, which source(s) "
+                       f"{others} also load", replacing[0].loc("mode"),
+                       "a replace load deletes the other sources' rows; use upsert or append, or one source")
     return out
 
 

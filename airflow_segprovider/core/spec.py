@@ -247,6 +247,70 @@ class Sync:
 
 
 @dataclass(frozen=True)
+class Pagination:
+    """How a REST source walks through pages.
+
+    :param style: ``none`` (one request), ``cursor`` (the next cursor is read from each body),
+        ``offset`` (``offset_param`` advances by the page size) or ``link_header``
+        (``Link: <...>; rel="next"``, RFC 8288).
+    :param page_size: records asked per page (sent as ``page_size_param``); None sends none.
+    :param cursor_path: dotted path of the next cursor in the JSON body.
+    """
+
+    style: Literal["none", "cursor", "offset", "link_header"] = "none"
+    page_size: int | None = None
+    page_size_param: str = "limit"
+    cursor_param: str = "cursor"
+    cursor_path: str = "next_cursor"
+    offset_param: str = "offset"
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """Load only what changed since the last successful load.
+
+    :param column: field of the source whose highest loaded value becomes the watermark.
+    :param param: REST sources: query parameter that carries the watermark to the API.
+    """
+
+    column: str
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the rows of one table of the data model come from.
+
+    :param table: the model table it loads (the customer table, an event or order table, the consent table).
+    :param kind: ``file``, ``warehouse_table`` or ``rest_api``; the fields below apply by kind.
+    :param mode: ``upsert`` by ``key``, ``append`` (idempotent per file or page) or ``replace``.
+    :param key: upsert key columns (the model's key for the customer table).
+    :param path: file sources: a glob, relative to the project folder unless absolute.
+    :param url: REST sources: absolute, or a path under the base URL of ``connection_id``.
+    :param records: REST sources: dotted path to the records in the JSON body; empty when the body is the list.
+    """
+
+    name: str
+    table: str
+    kind: Literal["file", "warehouse_table", "rest_api"]
+    mode: Literal["upsert", "append", "replace"]
+    key: tuple[str, ...] = ()
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    path: str | None = None
+    delimiter: str | None = None
+    query: str | None = None
+    from_table: str | None = None
+    url: str | None = None
+    connection_id: str | None = None
+    records: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    pagination: Pagination = Pagination()
+    incremental: Incremental | None = None
+    description: str = ""
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
 class WarehouseSettings:
     kind: str = "duckdb"
     path: str = "segprovider.duckdb"
@@ -265,6 +329,7 @@ class Project:
     syncs: tuple[Sync, ...]
     warehouse: WarehouseSettings = WarehouseSettings()
     description: str = ""
+    sources: dict[str, Source] = field(default_factory=dict)
 
     def evaluation_order(self) -> list[str]:
         """Segment names so that each comes after every segment it depends on."""

@@ -527,6 +527,8 @@ class DestinationHttpClient:
         """The absolute URL of ``path`` under the base URL; the base URL itself for an empty path."""
         if not path:
             return self.settings.base_url
+        if not path:  # the base URL itself (a webhook endpoint), without a trailing slash added
+            return self.settings.base_url
         return self.settings.base_url.rstrip("/") + "/" + path.lstrip("/")
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -8,8 +8,9 @@ Contract followed (Marketing API, Custom Audience Users and Customer File Custom
   ``num_invalid_entries`` and ``invalid_entry_samples``.
 * Identifiers are normalised (surrounding whitespace trimmed, lowercased) and
   then SHA-256 hashed, hex encoded. Values that already are 64 hex characters
-  are taken as hashed and passed through; empty identifiers are dropped and
-  reported as rejected, never failing the batch.
+  are taken as hashed and passed through; empty identifiers, and on adds values
+  that are not an email address (Meta would take their hash, which can never
+  match anyone), are dropped and reported as rejected, never failing the batch.
 * Members cannot be read back; the audience only reports
   ``approximate_count_lower_bound`` / ``approximate_count_upper_bound``.
 * Auth: ``access_token`` (and ``appsecret_proof``, the HMAC-SHA256 of the token
@@ -68,6 +69,7 @@ MAX_ENTRIES_PER_CALL = 10_000
 SCHEMA = "EMAIL_SHA256"
 DEFAULT_API_VERSION = "v25.0"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _API_VERSION = re.compile(r"^v[0-9]+\.0$")
 THROTTLING_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 TRANSIENT_CODES = frozenset({1, 2})
@@ -347,6 +349,17 @@ class MetaCustomAudienceClient(HttpDestination):
             if hashed is None:
                 result.rejected.append(
                     RejectedRecord(record.key, "missing_identity", "empty email: nothing to hash and send to Meta")
+                )
+            elif method == "POST" and hashed != record.identity.strip().lower() and not _EMAIL_SHAPE.match(
+                record.identity.strip()
+            ):
+                # Meta cannot see through the hash, so it would accept it; removals still send it (harmless).
+                result.rejected.append(
+                    RejectedRecord(
+                        record.key,
+                        "invalid_email",
+                        "not an email address (expected name@domain.tld): its hash could never match a Meta account",
+                    )
                 )
             else:
                 by_hash.setdefault(hashed, []).append(record.key)

@@ -1,0 +1,100 @@
+"""The regular expressions ``matches`` accepts: the subset every supported warehouse evaluates alike.
+
+DuckDB and BigQuery use RE2, PostgreSQL its POSIX "advanced" engine, Snowflake POSIX
+with Perl escapes. Their common ground is literals, ``.``, character classes (also
+``\\d \\w \\s``), ``^``/``$`` anchors (start and end of the text), quantifiers
+(``* + ? {m,n}``, lazy forms included: laziness cannot change whether a match exists),
+alternation and groups. Lookarounds, backreferences, inline flags, atomic groups and
+``\\b \\A \\Z`` behave differently or not at all in some of them, so validation
+rejects them instead of letting the same rule mean different things per warehouse.
+"""
+
+from __future__ import annotations
+
+import re
+
+try:  # Python 3.11+
+    from re import _constants as sre_constants  # type: ignore[attr-defined]
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_constants  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef]
+
+_REJECTED_OPCODES = {
+    "ASSERT": "lookahead/lookbehind",
+    "ASSERT_NOT": "negative lookahead/lookbehind",
+    "GROUPREF": "backreference",
+    "GROUPREF_EXISTS": "conditional group",
+    "ATOMIC_GROUP": "atomic group",
+    "POSSESSIVE_REPEAT": "possessive quantifier",
+}
+_REJECTED_AT = {
+    "AT_BOUNDARY": r"word boundary \b",
+    "AT_NON_BOUNDARY": r"\B",
+    "AT_BEGINNING_STRING": r"\A",
+    "AT_END_STRING": r"\Z",
+}
+
+
+def check_portable_regex(pattern: str) -> None:
+    """Raise ValueError naming the construct when ``pattern`` is outside the portable subset."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    if re.search(r"\(\?(?!:)", pattern):
+        raise ValueError(f"{pattern!r} uses an inline '(?...)' construct (flags, named groups, lookaround); "
+                         "only plain groups '(...)' and '(?:...)' work the same in every warehouse")
+    _walk(sre_parse.parse(pattern), pattern)
+
+
+def _walk(parsed, pattern: str) -> None:
+    for opcode, argument in parsed:
+        name = str(opcode)
+        if name in _REJECTED_OPCODES:
+            raise ValueError(f"{pattern!r} uses a {_REJECTED_OPCODES[name]}, which not every warehouse supports")
+        if name == "AT" and str(argument) in _REJECTED_AT:
+            raise ValueError(f"{pattern!r} uses {_REJECTED_AT[str(argument)]}, which means different things in "
+                             "different warehouses; use ^ and $ (start and end of the text)")
+        for child in _children(argument):
+            _walk(child, pattern)
+
+
+def _children(argument):
+    if isinstance(argument, sre_parse.SubPattern):
+        yield argument
+    elif isinstance(argument, (list, tuple)):
+        for item in argument:
+            if isinstance(item, (sre_parse.SubPattern, list, tuple)):
+                yield from _children(item)
+
+
+def portable_search(pattern: str, text: str) -> bool:
+    """Python evaluation with warehouse semantics: ``$`` matches only at the very end of the text."""
+    return re.search(_end_anchored(pattern), text) is not None
+
+
+def _end_anchored(pattern: str) -> str:
+    # Python's '$' also matches before a trailing newline; '\Z' is the warehouses' '$'.
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            out.append(char)
+            escaped = True
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char == "]":
+            in_class = False
+            out.append(char)
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+__all__ = ["check_portable_regex", "portable_search", "sre_constants"]

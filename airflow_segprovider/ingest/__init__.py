@@ -1,0 +1,30 @@
+"""Ingest: load the tables of the data model from files, warehouse tables and REST APIs.
+
+Pure library code (no Airflow import): the Airflow operator and the CLI call
+:func:`ingest_source` / :func:`ingest_all`. Every load is typed by the data model,
+quarantines what it cannot type, and is recorded in the load ledger.
+
+Loads run on the embedded DuckDB warehouse: its file readers do the parsing and
+its ``TRY_CAST`` the typing, so rows stream from file to table without passing
+through Python (API pages, already in memory, are handed over as Arrow tables).
+"""
+
+from __future__ import annotations
+
+from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
+from airflow_segprovider.ingest.landing import write_landing_files
+from airflow_segprovider.ingest.ledger import LOADS_TABLE, QUARANTINE_TABLE, last_loads
+from airflow_segprovider.ingest.loader import LoadResult, ingest_all, ingest_source
+
+__all__ = [
+    "LOADS_TABLE",
+    "QUARANTINE_TABLE",
+    "IngestError",
+    "LoadResult",
+    "TerminalIngestError",
+    "TransientIngestError",
+    "ingest_all",
+    "ingest_source",
+    "last_loads",
+    "write_landing_files",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from airflow_segprovider.ingest.cli import main
+
+sys.exit(main())

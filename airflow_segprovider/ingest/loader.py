@@ -1,0 +1,508 @@
+"""Load a declared source into its model table: typed, quarantined, upserted, recorded.
+
+One load is one transaction. It reads the source unit by unit (a file, an API page,
+a query result), and for each unit:
+
+1. reads the fields the data model declares for the table, as the reader gives them
+   (CSV and JSON as text, Parquet and warehouse tables with their own types);
+2. casts each to the model's type with ``TRY_CAST``; a row whose non-empty value does
+   not cast, or that lacks a required value (key, timestamp, event type), goes to the
+   quarantine with its position and reason, never into the table;
+3. applies the valid rows by the source's mode: ``upsert`` updates the columns this
+   source provides for rows whose key exists and inserts the others (the last row of
+   a key in one load wins); ``append`` replaces the rows of the same file or page
+   request (``_segprovider_load``), so reloading is idempotent; ``replace`` empties
+   the table at the start of the load.
+
+The ledger row is written in the same transaction. On any failure the transaction is
+rolled back (no rows, no quarantine, watermark unchanged) and a ``failed`` ledger row
+is written after it. Every row read ends up loaded or quarantined:
+``rows_read = rows_loaded + rows_quarantined``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_segprovider.ingest import ledger
+from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
+from airflow_segprovider.ingest.layout import LOAD_COLUMN, SQL_TYPES, TableLayout, table_layout
+from airflow_segprovider.ingest.ledger import text
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.spec import Project, Source
+    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+
+logger = logging.getLogger(__name__)
+
+ROW = "__segprovider_row"
+INVALID = "__segprovider_invalid"
+_REASONS = {"DOUBLE": "not a number", "BOOLEAN": "not a boolean (true or false)", "DATE": "not a date (YYYY-MM-DD)",
+            "TIMESTAMP": "not a timestamp (ISO 8601)"}
+_WATERMARK_ORDER = ("TRY_CAST(w AS TIMESTAMPTZ) DESC NULLS LAST, TRY_CAST(w AS DOUBLE) DESC NULLS LAST, "
+                    "w DESC NULLS LAST")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load did, as recorded in ``segprovider_source_loads``.
+
+    :param status: ``succeeded`` or ``failed`` (then ``error`` says why and nothing was committed).
+    :param rows_read: rows read from the source; ``rows_loaded + rows_quarantined`` when it succeeded.
+    :param rows_loaded: valid rows applied to the table (inserted, updated or appended).
+    :param rows_quarantined: rows rejected into ``segprovider_quarantine``.
+    :param units: files, pages or queries read.
+    :param watermark: the incremental watermark after this load (unchanged when it failed).
+    """
+
+    source: str
+    table: str
+    load_id: str
+    mode: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    units: int
+    watermark: str | None
+    previous_watermark: str | None
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (timestamps as ISO 8601 text), for XCom and logs."""
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return data
+
+    def summary(self) -> str:
+        if not self.succeeded:
+            return f"{self.source} -> {self.table}: FAILED after reading {self.rows_read} rows: {self.error}"
+        line = (f"{self.source} -> {self.table} ({self.mode}): read {self.rows_read}, loaded {self.rows_loaded}, "
+                f"quarantined {self.rows_quarantined} from {self.units} {'unit' if self.units == 1 else 'units'}")
+        return line + (f"; watermark {self.watermark}" if self.watermark is not None else "")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One file, page or query result: ``relation`` selects its fields plus ``ROW`` (1-based position)."""
+
+    origin: str
+    relation: str
+    page: int | None = None
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(name: str, schema: str | None) -> tuple[str, str]:
+    """``(SQL reference, dotted name for Warehouse.columns)`` of a table name, qualified by ``schema``."""
+    parts = name.split(".")
+    if len(parts) == 1 and schema:
+        parts = [schema, name]
+    return ".".join(_quote(p) for p in parts), ".".join(parts)
+
+
+def _is_text(sql_type: str) -> bool:
+    return sql_type.upper().startswith(("VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"))
+
+
+def _typed(raw: str, raw_type: str, target: str) -> str:
+    """SQL casting ``raw`` to ``target``: NULL when a non-empty value does not cast (the caller quarantines it)."""
+    if _is_text(target):
+        return raw if _is_text(raw_type) else f"CAST({raw} AS VARCHAR)"
+    value = f"NULLIF(trim({raw}), '')" if _is_text(raw_type) else raw
+    if target == "TIMESTAMP" and (_is_text(raw_type) or "TIME ZONE" in raw_type.upper()):
+        # text with an offset is converted to UTC (the session time zone), text without one is read as UTC
+        return f"TRY_CAST(TRY_CAST({value} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    cast = f"TRY_CAST({value} AS {target})"
+    if target == "DOUBLE":
+        return f"CASE WHEN isfinite({cast}) THEN {cast} END"
+    return cast
+
+
+class _Load:
+    """The state of one load while its units are applied inside the transaction."""
+
+    def __init__(self, warehouse: DuckDBWarehouse, source: Source, layout: TableLayout, load_id: str,
+                 customer_table: str, now: dt.datetime) -> None:
+        self.warehouse = warehouse
+        self.source = source
+        self.layout = layout
+        self.load_id = load_id
+        self.now = now
+        self.target, self.target_dotted = _qualified(layout.table, warehouse.schema)
+        self.customer_table = customer_table
+        self.types: dict[str, str] | None = None  # cast target per column, fixed when the table is prepared
+        self.rows_read = self.rows_loaded = self.rows_quarantined = self.units = 0
+        self.watermarks: list[str] = []
+        self.temp = f"__segprovider_rows_{load_id[:12]}"
+
+    # table ---------------------------------------------------------------------------------------
+    def _prepare(self, native: Mapping[str, str]) -> dict[str, str]:
+        """Create or widen the target table; return the type each column is cast to."""
+        existing = {c.lower(): (c, t) for c, t in (self.warehouse.columns(self.target_dotted) or {}).items()}
+        customer_key_type = None
+        if self.layout.role != "customer":
+            customers = self.warehouse.columns(_qualified(self.customer_table, self.warehouse.schema)[1]) or {}
+            customer_key_type = {c.lower(): t for c, t in customers.items()}.get(self.layout.customer_key.lower())
+        types: dict[str, str] = {}
+        for column, model_type in self.layout.columns.items():
+            if model_type is not None:
+                types[column] = SQL_TYPES[model_type]
+            elif column.lower() in existing:
+                types[column] = existing[column.lower()][1]
+            elif column == self.layout.customer_key and customer_key_type:
+                types[column] = customer_key_type  # keys join across tables: keep one type
+            else:
+                types[column] = native.get(column) or "VARCHAR"
+        wanted = dict(types)
+        if self.source.mode == "append":
+            wanted[LOAD_COLUMN] = "VARCHAR"
+        if not existing:
+            columns = ", ".join(f"{_quote(c)} {t}" for c, t in wanted.items())
+            self.warehouse.execute(f"CREATE TABLE {self.target} ({columns})")
+            logger.info("source %s: created table %s", self.source.name, self.target_dotted)
+        else:
+            for column, sql_type in wanted.items():
+                if column.lower() not in existing:
+                    self.warehouse.execute(f"ALTER TABLE {self.target} ADD COLUMN {_quote(column)} {sql_type}")
+        if self.source.mode == "replace":
+            self.warehouse.execute(f"DELETE FROM {self.target}")
+            self.warehouse.execute(f"DELETE FROM {ledger.QUARANTINE_TABLE} WHERE source = {text(self.source.name)}")
+        return types
+
+    # one unit --------------------------------------------------------------------------------------
+    def apply(self, unit: _Unit) -> None:
+        started = time.perf_counter()
+        described = {row[0].lower(): (row[0], row[1]) for row in self.warehouse.query(f"DESCRIBE {unit.relation}")}
+        fields: dict[str, tuple[str, str]] = {}  # model column -> (source field, its type)
+        for column in self.layout.columns:
+            if column.lower() in described:
+                fields[column] = described[column.lower()]
+            elif column in self.layout.required:
+                raise TerminalIngestError(
+                    f"{unit.origin} has no field {column!r}, which every row of {self.layout.table!r} needs "
+                    f"(fields found: {', '.join(name for name, _ in described.values() if name != ROW)})",
+                    source=self.source.name, hint="fix the export, or load this table from another source")
+        watermark_field = None
+        if self.source.incremental is not None:
+            watermark_field = described.get(self.source.incremental.column.lower())
+            if watermark_field is None:
+                raise TerminalIngestError(f"{unit.origin} has no field {self.source.incremental.column!r} "
+                                          "(the incremental column)", source=self.source.name,
+                                          hint="fix incremental.column in the source definition")
+        if self.types is None:
+            self.types = self._prepare({column: sql_type for column, (_, sql_type) in fields.items()})
+        types = self.types
+        columns = list(fields)  # the columns this unit provides, in model order
+
+        select = [f"{_quote(ROW)} AS __row"]
+        select.append(f"{_quote(INVALID)} AS __invalid" if INVALID.lower() in described else "NULL AS __invalid")
+        checks: list[tuple[str | None, str, str, str]] = []  # (column, raw SQL, condition, reason)
+        for index, column in enumerate(columns):
+            field, raw_type = fields[column]
+            raw, value = f"r_{index}", f"v_{index}"
+            select += [f"{_quote(field)} AS {raw}", f"{_typed(_quote(field), raw_type, types[column])} AS {value}"]
+            present = f"NULLIF(trim({raw}), '') IS NOT NULL" if _is_text(raw_type) else f"{raw} IS NOT NULL"
+            if not _is_text(types[column]):
+                checks.append((column, raw, f"{present} AND {value} IS NULL",
+                               _REASONS.get(types[column], f"not a valid {types[column]}")))
+            if column in self.layout.required:
+                checks.append((column, raw, f"NOT ({present})", "missing required value"))
+        identity = [(column, f"r_{columns.index(column)}") for column in self.layout.identity if column in fields]
+        key = " || ', ' || ".join(f"{text(column + '=')} || COALESCE(CAST({raw} AS VARCHAR), 'null')"
+                                  for column, raw in identity) or "NULL"
+        if watermark_field is not None:
+            select.append(f"CAST({_quote(watermark_field[0])} AS VARCHAR) AS __w")
+        bad = " OR ".join(["__invalid IS NOT NULL", *(f"(__invalid IS NULL AND {c})" for _, _, c, _ in checks)])
+        self.warehouse.execute(
+            f"CREATE OR REPLACE TEMP TABLE {self.temp} AS SELECT *, {key} AS __key, ({bad}) AS __bad "
+            f"FROM (SELECT {', '.join(select)} FROM ({unit.relation}) AS __segprovider_unit)")
+        # (no try/finally around the temp tables: on failure the rollback drops them, and a DROP in an
+        # aborted transaction would only hide the original error)
+        read, rejected = self.warehouse.query(f"SELECT count(*), count(*) FILTER (WHERE __bad) FROM {self.temp}")[0]
+        self._quarantine(unit, checks)
+        self._write(unit, columns)
+        if watermark_field is not None:
+            best = self.warehouse.query(f"SELECT w FROM (SELECT __w AS w FROM {self.temp} WHERE __w IS NOT NULL) "
+                                        f"ORDER BY {_WATERMARK_ORDER} LIMIT 1")
+            self.watermarks += [best[0][0]] if best else []
+        self.warehouse.execute(f"DROP TABLE {self.temp}")
+        self.units += 1
+        self.rows_read += read
+        self.rows_loaded += read - rejected
+        self.rows_quarantined += rejected
+        logger.info("source %s: %s: read %d, loaded %d, quarantined %d in %.2fs", self.source.name, unit.origin,
+                    read, read - rejected, rejected, time.perf_counter() - started)
+
+    def _quarantine(self, unit: _Unit, checks: list[tuple[str | None, str, str, str]]) -> None:
+        if self.source.mode != "replace":  # the origin's earlier rejections are superseded by this load's
+            self.warehouse.execute(f"DELETE FROM {ledger.QUARANTINE_TABLE} WHERE source = {text(self.source.name)} "
+                                   f"AND origin = {text(unit.origin)}")
+        branches = ["SELECT __row, __key, NULL AS column_name, __invalid AS raw_value, "
+                    f"'record is not a JSON object' AS reason FROM {self.temp} WHERE __invalid IS NOT NULL"]
+        branches += [f"SELECT __row, __key, {text(column)}, CAST({raw} AS VARCHAR), {text(reason)} FROM {self.temp} "
+                     f"WHERE __invalid IS NULL AND {condition}" for column, raw, condition, reason in checks]
+        page = "NULL" if unit.page is None else str(unit.page)
+        self.warehouse.execute(
+            f"INSERT INTO {ledger.QUARANTINE_TABLE} SELECT {text(self.source.name)}, {text(self.layout.table)}, "
+            f"{text(self.load_id)}, {text(unit.origin)}, {page}, __row, __key, column_name, raw_value, reason, "
+            f"{ledger.timestamp(self.now)} FROM ({' UNION ALL '.join(branches)}) ORDER BY __row, column_name")
+
+    def _write(self, unit: _Unit, columns: list[str]) -> None:
+        names = ", ".join(_quote(c) for c in columns)
+        values = ", ".join(f"v_{i}" for i in range(len(columns)))
+        valid = f"FROM {self.temp} WHERE NOT __bad"
+        if self.source.mode == "append":
+            identity = text(f"{self.source.name}:{unit.origin}")
+            self.warehouse.execute(f"DELETE FROM {self.target} WHERE {_quote(LOAD_COLUMN)} = {identity}")
+            self.warehouse.execute(
+                f"INSERT INTO {self.target} ({names}, {_quote(LOAD_COLUMN)}) SELECT {values}, {identity} {valid}")
+            return
+        if self.source.mode == "replace":
+            self.warehouse.execute(f"INSERT INTO {self.target} ({names}) SELECT {values} {valid}")
+            return
+        keys = [f"v_{columns.index(k)}" for k in self.source.key]
+        latest = f"{self.temp}_latest"
+        self.warehouse.execute(
+            f"CREATE OR REPLACE TEMP TABLE {latest} AS SELECT {values} {valid} "
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY __row DESC) = 1")
+        match = " AND ".join(f"t.{_quote(k)} = u.{v}" for k, v in zip(self.source.key, keys))
+        updates = ", ".join(f"{_quote(c)} = u.v_{i}" for i, c in enumerate(columns) if c not in self.source.key)
+        if updates:
+            self.warehouse.execute(f"UPDATE {self.target} AS t SET {updates} FROM {latest} AS u WHERE {match}")
+        self.warehouse.execute(
+            f"INSERT INTO {self.target} ({names}) SELECT {', '.join(f'u.v_{i}' for i in range(len(columns)))} "
+            f"FROM {latest} AS u WHERE NOT EXISTS (SELECT 1 FROM {self.target} AS t WHERE {match})")
+        self.warehouse.execute(f"DROP TABLE {latest}")
+
+    def final_watermark(self, previous: str | None) -> str | None:
+        """The highest watermark seen, never lower than the previous one."""
+        candidates = [w for w in [previous, *self.watermarks] if w is not None]
+        if not candidates:
+            return None
+        values = ", ".join(f"({text(w)})" for w in candidates)
+        best = self.warehouse.query(f"SELECT w FROM (VALUES {values}) AS v(w) ORDER BY {_WATERMARK_ORDER} LIMIT 1")
+        return best[0][0]
+
+
+# --- units of each kind --------------------------------------------------------------------------
+
+
+def _file_units(source: Source, layout: TableLayout, root: Path) -> list[_Unit]:
+    assert source.path is not None
+    pattern = source.path if os.path.isabs(source.path) else str(root / source.path)
+    files = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+    if not files:
+        raise TransientIngestError(f"no file matches {pattern!r}", source=source.name,
+                                   hint="check the source's path; retry once the files have arrived")
+    units = []
+    for path in files:
+        try:
+            origin = str(Path(path).resolve().relative_to(root.resolve()))
+        except ValueError:
+            origin = str(Path(path).resolve())
+        if source.format == "csv":
+            # The dialect is fixed, not sniffed: a sniffer can take a broken line for the header or skip
+            # lines; fixed, DuckDB names the line of any malformed row and the load fails.
+            columns = ", ".join(f"{text(name)}: 'VARCHAR'" for name in _csv_header(source, path))
+            relation = (f"SELECT *, ordinality AS {ROW} FROM read_csv({text(path)}, auto_detect=false, "
+                        f"columns={{{columns}}}, header=true, delim={text(source.delimiter or ',')}, quote='\"', "
+                        "escape='\"', skip=0, comment='', strict_mode=true) WITH ORDINALITY")
+        elif source.format == "parquet":
+            relation = (f"SELECT *, file_row_number + 1 AS {ROW} FROM read_parquet({text(path)}, "
+                        "file_row_number=true)")
+        else:  # jsonl: every declared field read as text; a missing key is a null value
+            columns = ", ".join(f"{text(c)}: 'VARCHAR'" for c in layout.columns)
+            relation = (f"SELECT *, ordinality AS {ROW} FROM read_json({text(path)}, format='newline_delimited', "
+                        f"columns={{{columns}}}) WITH ORDINALITY")
+        units.append(_Unit(origin, relation))
+    return units
+
+
+def _csv_header(source: Source, path: str) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle, delimiter=source.delimiter or ","), None)
+    if not header:
+        raise TerminalIngestError(f"{path} has no header row", source=source.name,
+                                  hint="CSV files start with a row of column names")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates or "" in header:
+        raise TerminalIngestError(f"{path}: the header row has {'duplicate' if duplicates else 'empty'} column names "
+                                  f"{duplicates or ['']}", source=source.name, hint="name every column once")
+    return header
+
+
+def _warehouse_unit(source: Source, warehouse: DuckDBWarehouse, watermark: str | None) -> _Unit:
+    if source.query:
+        base, origin = source.query, "query"
+    else:
+        assert source.from_table is not None
+        base, origin = f"SELECT * FROM {_qualified(source.from_table, warehouse.schema)[0]}", source.from_table
+    if source.incremental is not None and watermark is not None:
+        base = (f"SELECT * FROM ({base}) AS __segprovider_all "
+                f"WHERE {_quote(source.incremental.column)} > {text(watermark)}")
+        origin += f" where {source.incremental.column} > {watermark}"
+    return _Unit(origin, f"SELECT *, row_number() OVER () AS {ROW} FROM ({base}) AS __segprovider_source")
+
+
+def _rest_units(source: Source, layout: TableLayout, warehouse: DuckDBWarehouse, connection: Mapping[str, Any] | None,
+                watermark: str | None, load_id: str) -> Iterator[_Unit]:
+    from airflow_segprovider.ingest.rest import iter_pages, open_client, page_table
+
+    fields = list(layout.columns)
+    if source.incremental is not None and source.incremental.column not in fields:
+        fields.append(source.incremental.column)
+    client, first_path = open_client(source, connection)
+    view = f"__segprovider_page_{load_id[:12]}"
+    try:
+        for page in iter_pages(source, client, first_path, watermark):
+            warehouse.connection.register(view, page_table(page.records, fields, ROW, INVALID))
+            try:
+                yield _Unit(page.origin, f"SELECT * FROM {view}", page.number)
+            finally:
+                warehouse.connection.unregister(view)
+    finally:
+        client.close()
+
+
+# --- the public entry points -----------------------------------------------------------------------
+
+
+def _wrap(exc: BaseException, source: Source) -> IngestError | None:
+    """The IngestError an exception means, or None for a programming error (re-raised as it is)."""
+    import duckdb
+
+    from airflow_segprovider.destinations.errors import DestinationError
+
+    if isinstance(exc, IngestError):
+        return exc
+    if isinstance(exc, DestinationError):
+        kind = TransientIngestError if exc.retryable else TerminalIngestError
+        return kind(str(exc), source=source.name)
+    if isinstance(exc, UnicodeDecodeError):
+        return TerminalIngestError(f"a file is not UTF-8 text: {exc}", source=source.name,
+                                   hint="export the file as UTF-8")
+    if isinstance(exc, (duckdb.IOException, OSError)):
+        return TransientIngestError(f"reading the source failed: {exc}", source=source.name)
+    if isinstance(exc, duckdb.Error):
+        # DuckDB's own advice (ignore_errors, null_padding...) would drop rows silently: keep only the diagnosis
+        detail = str(exc).split("\nPossible fixes")[0].strip()
+        return TerminalIngestError(f"the load failed in the warehouse: {detail}", source=source.name,
+                                   hint="fix the file (or the query) and load again; nothing of this load was kept")
+    return None
+
+
+def ingest_source(project: Project, warehouse: DuckDBWarehouse, source_name: str, *,
+                  connection: Mapping[str, Any] | None = None, now: dt.datetime | None = None,
+                  files_root: str | Path | None = None) -> LoadResult:
+    """Load one source of ``project`` into its table, in one transaction.
+
+    :param source_name: a name from the project's ``sources:``.
+    :param connection: for REST sources, the connection as a mapping (``host``, ``login``, ``password``,
+        ``extra``); when None and the source names a ``connection_id``, it is read from
+        ``AIRFLOW_CONN_<ID>`` (:func:`~airflow_segprovider.destinations.connection.connection_from_env`).
+    :param now: the load's timestamp (``started_at``, ``finished_at``, quarantine times); default: the clock.
+    :param files_root: folder relative file paths start from; default: the project folder.
+    :raises TerminalIngestError: retrying cannot help (bad file, unknown source, refused credentials).
+    :raises TransientIngestError: retrying later may (API failures after retries, files not there yet).
+    """
+    source = project.sources.get(source_name)
+    if source is None:
+        known = ", ".join(sorted(project.sources)) or "(none)"
+        raise TerminalIngestError(f"project {project.name!r} declares no source {source_name!r}; known: {known}",
+                                  source=source_name, hint="declare it under 'sources:' in the project")
+    layout = table_layout(project.model, source)
+    ledger.ensure_tables(warehouse)
+    started_at = now or _utcnow()
+    load_id = uuid.uuid4().hex
+    previous = ledger.current_watermark(warehouse, source.name)
+    load = _Load(warehouse, source, layout, load_id, project.model.customer.table, started_at)
+    try:
+        if source.kind == "rest_api" and connection is None and source.connection_id:
+            from airflow_segprovider.destinations.connection import connection_from_env
+
+            connection = connection_from_env(source.connection_id, destination=source.name)
+        with warehouse.transaction():
+            if source.kind == "file":
+                units: Iterator[_Unit] | list[_Unit] = _file_units(source, layout, Path(files_root or project.root))
+            elif source.kind == "warehouse_table":
+                units = [_warehouse_unit(source, warehouse, previous)]
+            else:
+                units = _rest_units(source, layout, warehouse, connection, previous, load_id)
+            try:
+                for unit in units:
+                    load.apply(unit)
+            finally:
+                close = getattr(units, "close", None)
+                if close is not None:
+                    close()  # unregisters the page and closes the HTTP session now, not at garbage collection
+            watermark = load.final_watermark(previous)
+            result = LoadResult(source.name, layout.table, load_id, source.mode, "succeeded", started_at,
+                                now or _utcnow(), load.rows_read, load.rows_loaded, load.rows_quarantined,
+                                load.units, watermark, previous)
+            ledger.record_load(warehouse, {**asdict(result), "table_name": layout.table})
+    except Exception as exc:
+        error = _wrap(exc, source)
+        failed = LoadResult(source.name, layout.table, load_id, source.mode, "failed", started_at, now or _utcnow(),
+                            load.rows_read, 0, 0, load.units, previous, previous, str(error or exc))
+        try:
+            ledger.record_load(warehouse, {**asdict(failed), "table_name": layout.table})
+        except Exception:  # the original failure matters more than its ledger row
+            logger.exception("source %s: could not record the failed load", source.name)
+        if error is None:
+            raise
+        error.result = failed
+        if error is exc:
+            raise
+        raise error from exc
+    logger.info("%s", result.summary())
+    return result
+
+
+def ingest_all(project: Project, warehouse: DuckDBWarehouse,
+               connections: Mapping[str, Mapping[str, Any]] | None = None, *, sources: Sequence[str] | None = None,
+               now: dt.datetime | None = None, files_root: str | Path | None = None) -> list[LoadResult]:
+    """Load every source (or ``sources``) in declaration order, each in its own transaction.
+
+    A failing source does not stop the others: its result has ``status == 'failed'`` and its ``error``.
+
+    :param connections: connection mappings by connection id; sources whose connection is not
+        in it read ``AIRFLOW_CONN_<ID>``.
+    """
+    results = []
+    for name in sources or list(project.sources):
+        source = project.sources.get(name)
+        connection = (connections or {}).get(source.connection_id) if source and source.connection_id else None
+        try:
+            results.append(ingest_source(project, warehouse, name, connection=connection, now=now,
+                                         files_root=files_root))
+        except IngestError as exc:
+            if exc.result is None:
+                raise
+            logger.error("%s", exc)
+            results.append(exc.result)
+    return results

@@ -1,0 +1,1 @@
+"""Airflow notifiers for failed gates and syncs."""

@@ -1,0 +1,1 @@
+"""Airflow operators: each runs one step of a segments flow on top of the pure core."""

@@ -1,0 +1,100 @@
+"""What every segments operator shares: the project, the warehouse hook, ``as_of`` and the backfill rule."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from airflow.sdk import Context
+
+    from airflow_segprovider.core.spec import Project
+    from airflow_segprovider.core.warehouse import Warehouse
+
+DEFAULT_WAREHOUSE_CONN_ID = "segprovider_warehouse"
+WAREHOUSE_LOCK_WAIT_S = 1800.0
+
+
+class SegmentsBaseOperator(BaseOperator):
+    """Base of the segments operators.
+
+    :param project_path: folder of the segments project (read when the task runs).
+    :param warehouse_conn_id: Airflow connection of the warehouse (``duckdb`` for the embedded default).
+    :param as_of: evaluation time (templated); default ``{{ data_interval_end }}``, so a run of an
+        interval evaluates exactly that interval, whenever it runs.
+    """
+
+    template_fields: Sequence[str] = ("as_of",)
+    ui_color = "#e8f4ea"
+
+    def __init__(self, *, project_path: str, warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
+                 as_of: str = "{{ data_interval_end }}", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.project_path = project_path
+        self.warehouse_conn_id = warehouse_conn_id
+        self.as_of = as_of
+
+    @cached_property
+    def project(self) -> Project:
+        from airflow_segprovider.core.project import load_project
+
+        return load_project(self.project_path)
+
+    def as_of_value(self) -> dt.datetime:
+        from airflow_segprovider.core.engine import parse_as_of
+
+        return parse_as_of(self.as_of)
+
+    @contextlib.contextmanager
+    def warehouse(self) -> Iterator[Warehouse]:
+        """The warehouse for the duration of the task; closed afterwards (DuckDB allows one writer)."""
+        import time
+
+        from airflow_segprovider.hooks.warehouse import SegproviderWarehouseHook
+
+        hook = SegproviderWarehouseHook(warehouse_conn_id=self.warehouse_conn_id)
+        deadline = time.monotonic() + WAREHOUSE_LOCK_WAIT_S
+        while True:
+            try:
+                warehouse = hook.get_warehouse(schema=self.project.warehouse.schema)
+                break
+            except Exception as exc:
+                # An embedded DuckDB file has one writer at a time: parallel tasks wait their turn.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                self.log.info("warehouse %s is locked by another task; waiting", self.warehouse_conn_id)
+                time.sleep(1.0)
+        try:
+            yield warehouse
+        finally:
+            close = getattr(warehouse, "close", None)
+            if close is not None:
+                close()
+
+
+def historical_reason(context: Context, warehouse: Warehouse, segments: Sequence[str],
+                      as_of: dt.datetime) -> str | None:
+    """Why this run must not push to destinations, or None when it is the latest run.
+
+    A backfill recomputes history but never pushes it; neither does any run whose ``as_of``
+    is older than the newest snapshot of the segments it would sync.
+    """
+    from airflow_segprovider.core.membership import SNAPSHOTS, in_list
+
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(dag_run, "run_type", "") or "")
+    if run_type.lower().endswith("backfill"):
+        return f"this is a backfill run ({getattr(dag_run, 'run_id', '?')}): backfills never push to destinations"
+    if not segments:
+        return None
+    newest = warehouse.query(f"SELECT MAX(as_of) FROM {SNAPSHOTS} WHERE segment IN {in_list(list(segments))}")[0][0]
+    if newest is not None and newest > as_of:
+        return (f"a newer snapshot exists (as_of {newest.isoformat()} > {as_of.isoformat()}): only the latest run "
+                "syncs, history is never pushed")
+    return None

@@ -1,0 +1,45 @@
+"""Evaluate every segment of a project in the warehouse and write the membership snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_segprovider.operators.base import SegmentsBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SegmentsEvaluateOperator(SegmentsBaseOperator):
+    """Evaluate all segments at ``as_of`` (one query), write the snapshot and its diff.
+
+    Idempotent per data interval: re-running an ``as_of`` replaces its snapshot.
+
+    :param segments: only these segments (and what they depend on); default all.
+    """
+
+    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "segments")
+
+    def __init__(self, *, segments: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.segments = segments
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_segprovider.core.engine import evaluate
+        from airflow_segprovider.core.errors import EvaluationError
+
+        with self.warehouse() as warehouse:
+            try:
+                result = evaluate(self.project, warehouse, self.as_of_value(), run_id=context["run_id"],
+                                  segments=list(self.segments) if self.segments else None)
+            except EvaluationError as exc:
+                if exc.__cause__ is None:  # a problem in the project or the data: retrying cannot fix it
+                    raise AirflowFailException(str(exc)) from exc
+                raise
+        for diff in result.diffs:
+            self.log.info("segment %s at %s: %d members (+%d / -%d)", diff.segment, result.as_of, diff.members,
+                          diff.added, diff.removed)
+        return result.to_dict()

@@ -1,0 +1,48 @@
+"""Read what each destination reports it holds, and stage it in the warehouse for the count gates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_segprovider.operators.base import SegmentsBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DestinationCountsOperator(SegmentsBaseOperator):
+    """Stage the member count every destination reports for each sync (``segprovider_destination_counts``).
+
+    :param phase: ``before`` (compared with the sync state: edits behind our back, half-failed syncs)
+        or ``after`` the sync (compared with the central count).
+    :param destinations: only these destinations; default all.
+    """
+
+    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "phase")
+    ui_color = "#f3e8f6"
+
+    def __init__(self, *, phase: str = "before", destinations: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.phase = phase
+        self.destinations = destinations
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_segprovider.gates import stage_destination_counts
+        from airflow_segprovider.hooks.destination import hook_for_destination
+
+        project = self.project
+        counts: list[dict[str, Any]] = []
+        for sync in project.syncs:
+            if self.destinations and sync.destination not in self.destinations:
+                continue
+            client = hook_for_destination(project.destinations[sync.destination]).get_client(project, sync)
+            try:
+                reported = client.member_count()
+            finally:
+                client.close()
+            counts.append({"sync_id": sync.id, "destination": sync.destination, "reported_count": reported})
+            self.log.info("%s reports %d members for %s (%s sync)", sync.destination, reported, sync.id, self.phase)
+        with self.warehouse() as warehouse:
+            stage_destination_counts(warehouse, counts, phase=self.phase, as_of=self.as_of_value())
+        return counts

@@ -1,0 +1,78 @@
+"""Sync membership changes of the latest snapshot to one destination."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_segprovider.operators.base import SegmentsBaseOperator, historical_reason
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SegmentsSyncOperator(SegmentsBaseOperator):
+    """Run every sync of the project to ``destination`` for the snapshot at ``as_of``.
+
+    Backfills and runs older than the newest snapshot are skipped: history is recomputed but
+    never pushed. Terminal destination errors (bad credentials, missing list, a safety rule)
+    fail without retry; transient ones (5xx, timeouts, exhausted rate limits) are retried by
+    Airflow, and the rerun resumes from the acknowledged state.
+
+    :param destination: destination name (mapped over by the DAG: one task per destination).
+    :param dry_run: plan only (templated, e.g. ``{{ params.dry_run }}``).
+    :param allow_mass_removal: override the remove-fraction and empty-segment guards (templated).
+    """
+
+    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "destination", "dry_run",
+                                      "allow_mass_removal")
+    ui_color = "#dbe9f6"
+
+    def __init__(self, *, destination: str, dry_run: bool | str = False, allow_mass_removal: bool | str = False,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.destination = destination
+        self.dry_run = dry_run
+        self.allow_mass_removal = allow_mass_removal
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions
+        from airflow_segprovider.destinations.errors import TerminalDestinationError
+        from airflow_segprovider.hooks.destination import hook_for_destination
+
+        project = self.project
+        if self.destination not in project.destinations:
+            raise AirflowFailException(f"unknown destination {self.destination!r}; destinations: "
+                                       f"{', '.join(project.destinations)}")
+        syncs = [s for s in project.syncs if s.destination == self.destination]
+        as_of = self.as_of_value()
+        options = SyncOptions(dry_run=_flag(self.dry_run), allow_mass_removal=_flag(self.allow_mass_removal))
+        records: list[dict[str, Any]] = []
+        with self.warehouse() as warehouse:
+            reason = historical_reason(context, warehouse, [s.segment for s in syncs], as_of)
+            if reason:
+                raise AirflowSkipException(f"not syncing {self.destination}: {reason}")
+            engine = SyncEngine(project, warehouse)
+            hook = hook_for_destination(project.destinations[self.destination])
+            for sync in syncs:
+                client = hook.get_client(project, sync)
+                try:
+                    record = engine.run(sync, client, as_of, options=options,
+                                        run_id=f"{context['run_id']}__{context['ti'].try_number}")
+                except (SyncBlockedError, TerminalDestinationError) as exc:
+                    raise AirflowFailException(f"sync {sync.id}: {exc}") from exc
+                finally:
+                    client.close()
+                self.log.info("sync %s: %s, added %d, changed %d, removed %d, rejected %d", sync.id, record.status,
+                              record.succeeded["add"], record.succeeded["change"], record.succeeded["remove"],
+                              sum(record.failed.values()))
+                records.append(record.to_dict())
+        return records
+
+
+def _flag(value: bool | str) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,19 @@
+"""The centralized rule engine: every segment defined once, evaluated in the warehouse, synced as changes.
+
+Built from the example segments project next to this file. Connections used (create them in
+Airflow; nothing is looked up when this file is parsed):
+
+* ``segprovider_warehouse``: the warehouse (``duckdb`` connection, host = database file path);
+* ``segprovider_mailchimp``, ``segprovider_hubspot``, ``segprovider_meta``: the destinations;
+* ``segprovider_alerts``: where failed gates and syncs are reported (http webhook, Slack or SMTP).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_segprovider.dag_factory import build_centralized_dag
+
+PROJECT = Path(__file__).resolve().parent / "segments_project"
+
+dag = build_centralized_dag(PROJECT, dag_id="segments_centralized")
