@@ -145,6 +145,32 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
         raise EvaluationError("cannot evaluate: " + "; ".join(problems))
 
 
+def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
+    """Every customer needs a key, and one row per key: members are identified by it.
+
+    :raises EvaluationError: naming the table, the column and sample offending keys.
+    """
+    from airflow_segprovider.core.dialects import render
+
+    customer = project.model.customer
+    table = ".".join(f'"{p}"' for p in ([warehouse.schema] if warehouse.schema and "." not in customer.table else [])
+                     + customer.table.split("."))
+    key = f'"{customer.key}"'
+    missing = warehouse.query(render(f"SELECT COUNT(*) FROM {table} WHERE {key} IS NULL", warehouse.dialect))[0][0]
+    duplicates = warehouse.query(render(
+        f"SELECT CAST({key} AS VARCHAR), COUNT(*) FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} "
+        f"HAVING COUNT(*) > 1 ORDER BY COUNT(*) DESC, 1 LIMIT 5", warehouse.dialect))
+    problems = []
+    if missing:
+        problems.append(f"{missing} row(s) of {customer.table} have no {customer.key}")
+    if duplicates:
+        sample = ", ".join(f"{k!r} ({n} rows)" for k, n in duplicates)
+        problems.append(f"{customer.table}.{customer.key} is not unique: {sample}")
+    if problems:
+        raise EvaluationError("cannot evaluate: " + "; ".join(problems) + "; each customer must have exactly one "
+                              "row with a key (deduplicate the load, or upsert by key)")
+
+
 def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | dt.date, *,
              run_id: str | None = None, segments: Sequence[str] | None = None) -> EvaluationResult:
     """Evaluate ``segments`` (default: all) at ``as_of``, write the snapshot and its diff.
@@ -160,6 +186,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     compiled = compiler.compile(at, segments=segments)
     names = [n for n in compiled.project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
+    check_customer_keys(project, warehouse)
     store = MembershipStore(warehouse)
     store.ensure_tables()
     timings: dict[str, float] = {}

@@ -1,11 +1,11 @@
 """The regular expressions ``matches`` accepts: the subset every supported warehouse evaluates alike.
 
 DuckDB and BigQuery use RE2, PostgreSQL its POSIX "advanced" engine, Snowflake POSIX
-with Perl escapes. Their common ground is literals, ``.``, character classes (also
-``\\d \\w \\s``), ``^``/``$`` anchors (start and end of the text), quantifiers
+with Perl escapes. Their common ground is literals, ``.``, bracket character classes,
+``^``/``$`` anchors (start and end of the text), quantifiers
 (``* + ? {m,n}``, lazy forms included: laziness cannot change whether a match exists),
-alternation and groups. Lookarounds, backreferences, inline flags, atomic groups and
-``\\b \\A \\Z`` behave differently or not at all in some of them, so validation
+alternation and groups. Lookarounds, backreferences, inline flags, atomic groups,
+``\\b \\A \\Z`` and the class escapes ``\\d \\w \\s`` (ASCII-only in RE2, Unicode elsewhere) behave differently or not at all in some of them, so validation
 rejects them instead of letting the same rule mean different things per warehouse.
 """
 
@@ -48,9 +48,19 @@ def check_portable_regex(pattern: str) -> None:
     _walk(sre_parse.parse(pattern), pattern)
 
 
+_CLASS_ESCAPES = {"CATEGORY_DIGIT": "\\d", "CATEGORY_NOT_DIGIT": "\\D", "CATEGORY_WORD": "\\w",
+                  "CATEGORY_NOT_WORD": "\\W", "CATEGORY_SPACE": "\\s", "CATEGORY_NOT_SPACE": "\\S"}
+
+
 def _walk(parsed, pattern: str) -> None:
     for opcode, argument in parsed:
         name = str(opcode)
+        if name == "IN":
+            for item_opcode, item in argument:
+                if str(item_opcode) == "CATEGORY" and str(item) in _CLASS_ESCAPES:
+                    escape = _CLASS_ESCAPES[str(item)]
+                    raise ValueError(f"{pattern!r} uses {escape}, which matches non-ASCII letters in some warehouses "
+                                     "and not in others; write the class out, e.g. [0-9], [A-Za-z0-9_] or [ \\t]")
         if name in _REJECTED_OPCODES:
             raise ValueError(f"{pattern!r} uses a {_REJECTED_OPCODES[name]}, which not every warehouse supports")
         if name == "AT" and str(argument) in _REJECTED_AT:

@@ -241,7 +241,7 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
     resolved = [(batch, resolve_parameters(gate, suite_json, batch.parameters)) for batch in batches]
     row_key = list((suite_json.get("meta") or {}).get("row_key") or [])
 
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = _ephemeral_context()
@@ -289,9 +289,21 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
     return result
 
 
+def _import_gx():
+    """Import GX without its ~200 INFO lines about API docs registration in every task log."""
+    import logging
+
+    noisy = logging.getLogger("great_expectations._docs_decorators")
+    if noisy.level == logging.NOTSET:
+        noisy.setLevel(logging.WARNING)
+    import great_expectations
+
+    return great_expectations
+
+
 def _ephemeral_context():
     """An in-memory GX context: no files, no usage statistics, no progress bars in task logs."""
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -360,28 +372,23 @@ def _jsonable(value: Any) -> Any:
         return None if math.isnan(value) else float(value)
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if hasattr(value, "isoformat") and callable(value.isoformat):  # pandas.Timestamp, numpy datetime
-        try:
-            return value.isoformat()
-        except ValueError:  # NaT
+    import pandas as pd
+
+    try:
+        if pd.isna(value):  # NA, NaT, numpy NaN
             return None
+    except (TypeError, ValueError):  # not a scalar
+        pass
+    if isinstance(value, (dt.datetime, dt.date)):  # pandas.Timestamp too
+        return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
         return _jsonable(value.item())
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError, ImportError):
-        pass
     return str(value)
 
 
 def _short(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_short(v) for v in value) + "]"
     return str(value)

@@ -1,0 +1,126 @@
+"""``segments_centralized`` end to end with ``dag.test()``: DuckDB, the sandbox, gates, alerts, backfills."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from conftest import DAY_1, DAY_2, World
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def held(world: World) -> dict[str, set[str]]:
+    """What each sync's list or audience holds, read from the sandbox (lowercased emails or hashes)."""
+    from airflow_segprovider.sandbox import DemoFixtures
+
+    fx = DemoFixtures()
+    state = world.sandbox.state
+    mailchimp_segments = {name: sid for sid, name in state_segments(world, fx.mailchimp_list_id)}
+    return {
+        "vip__mailchimp_newsletter": {e.lower() for e in state.mailchimp_segment_emails(
+            fx.mailchimp_list_id, mailchimp_segments["vip"])},
+        "vip__hubspot_crm": {e.lower() for e in state.hubspot_list_emails(fx.hubspot_list_id)},
+        "win_back__meta_ads": state.meta_audience_hashes(fx.meta_audience_id),
+        "high_intent__meta_ads": state.meta_audience_hashes("23850000000000002"),
+    }
+
+
+def state_segments(world: World, list_id: str) -> list[tuple[str, str]]:
+    import requests
+
+    from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY
+
+    response = requests.get(f"{world.sandbox.url}/3.0/lists/{list_id}/segments", params={"count": 1000},
+                            auth=("any", DEFAULT_MAILCHIMP_API_KEY), timeout=10)
+    response.raise_for_status()
+    return [(str(s["id"]), s["name"]) for s in response.json()["segments"]]
+
+
+def synced_state(world: World) -> dict[str, int]:
+    return dict(world.query("SELECT sync_id, COUNT(*) FILTER (WHERE in_destination) FROM segprovider_sync_state "
+                            "GROUP BY 1"))
+
+
+def test_two_days_land_members_everywhere_and_day_two_sends_only_the_diff(world: World) -> None:
+    states = world.run(DAY_1)
+    assert all(state == "success" for state in states.values()), states
+    day1 = held(world)
+    state1 = synced_state(world)
+    # every destination holds exactly what the sync state says it acknowledged, and it is not empty
+    for sync_id, members in day1.items():
+        assert members and len(members) == state1[sync_id], sync_id
+    requests_before = len(world.sandbox.state.requests())
+
+    states = world.run(DAY_2)
+    assert all(state == "success" for state in states.values()), states
+    runs = world.query("SELECT sync_id, planned_add, planned_remove, succeeded_add, succeeded_remove "
+                       "FROM segprovider_sync_runs WHERE as_of = TIMESTAMP '2026-11-24' ORDER BY sync_id")
+    day2 = held(world)
+    for sync_id, planned_add, planned_remove, added, removed in runs:
+        assert (added, removed) == (planned_add, planned_remove), sync_id
+        if sync_id in day2:  # the list changed by exactly what was sent
+            assert len(day2[sync_id]) == len(day1[sync_id]) + added - removed, sync_id
+    # day two is a diff: far fewer member records than day one went over the wire
+    day2_requests = world.sandbox.state.requests()[requests_before:]
+    sent_day1 = sum(r.body.count("@") for r in world.sandbox.state.requests()[:requests_before])
+    sent_day2 = sum(r.body.count("@") for r in day2_requests)
+    assert sent_day2 < sent_day1 / 5
+    assert not world.alerts
+
+
+def test_a_stale_source_stops_every_sync_and_alerts(world: World) -> None:
+    # a year after the newest data: every source is stale at as_of
+    states = world.run(dt.datetime(2027, 11, 24, tzinfo=dt.timezone.utc))
+    assert states["gate_freshness"] == "failed"
+    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.startswith("sync"))
+    assert world.destination_writes() == []
+    alert = next(a for a in world.alerts if a["task_id"] == "gate_freshness")
+    assert alert["gate"] == "freshness" and alert["failed_expectations"]
+    assert any(f["observed"] for f in alert["failed_expectations"])
+
+
+def test_a_segment_that_collapses_to_zero_stops_the_sync_instead_of_wiping_the_list(world: World) -> None:
+    assert all(s == "success" for s in world.run(DAY_1).values())
+    before = held(world)["vip__mailchimp_newsletter"]
+    writes = len(world.destination_writes())
+    # a bad edit of the definition: nobody qualifies any more
+    value = world.project / "segments" / "value.yml"
+    value.write_text(value.read_text().replace("op: gte, value: 2000", "op: gte, value: 2000000000")
+                     .replace("op: gt, value: 500,", "op: gt, value: 500000000,"))
+    world._dag = None
+    states = world.run(DAY_2)
+    assert states["gate_segment_size"] == "failed"
+    assert len(world.destination_writes()) == writes
+    assert held(world)["vip__mailchimp_newsletter"] == before
+    alert = next(a for a in world.alerts if a["task_id"] == "gate_segment_size")
+    assert any(f["observed"] is not None for f in alert["failed_expectations"])
+
+
+def test_lifetime_value_loaded_as_text_stops_every_sync(world: World) -> None:
+    import duckdb
+
+    # an upstream job recreated the table with the column as text, outside our typed ingest
+    con = duckdb.connect(str(world.warehouse))
+    con.execute("CREATE TABLE customers (customer_id BIGINT, email VARCHAR, first_name VARCHAR, country VARCHAR, "
+                "plan VARCHAR, lifetime_value VARCHAR, is_employee BOOLEAN, birth_date DATE, "
+                "signup_at TIMESTAMP, last_seen_at TIMESTAMP)")
+    con.close()
+    states = world.run(DAY_2)
+    assert states["gate_types"] == "failed"
+    assert world.destination_writes() == []
+    alert = next(a for a in world.alerts if a["task_id"] == "gate_types")
+    assert "lifetime_value" in str(alert["failed_expectations"])
+
+
+def test_a_backfill_of_three_past_dates_writes_snapshots_and_never_calls_a_destination(world: World) -> None:
+    assert all(s == "success" for s in world.run(DAY_2).values())  # the latest run syncs
+    writes = len(world.destination_writes())
+    for day in (dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc),
+                dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)):
+        states = world.run(day)
+        assert all(s.endswith("skipped") for t, s in states.items() if t.startswith("sync")), states
+        assert states["evaluate"] == "success"
+    snapshots = {row[0] for row in world.query("SELECT DISTINCT as_of FROM segprovider_snapshots")}
+    assert {d.day for d in snapshots} == {20, 21, 22, 24}
+    assert len(world.destination_writes()) == writes
