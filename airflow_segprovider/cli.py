@@ -151,7 +151,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     warehouse = open_warehouse(project, args.db)
     engine = SyncEngine(project, warehouse)
     as_of = _as_of(args.as_of)
-    options = SyncOptions(dry_run=args.dry_run, allow_mass_removal=args.allow_mass_removal)
+    options = SyncOptions(dry_run=args.dry_run, allow_mass_removal=args.allow_mass_removal,
+                          batch_size=args.batch_size, concurrency=args.concurrency)
     status = EXIT_OK
     results = []
     for sync in select_syncs(project, args.sync):
@@ -249,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="plan and print counts with samples; send nothing")
     p.add_argument("--allow-mass-removal", action="store_true",
                    help="allow removing more than a sync's max_remove_fraction, or emptying a destination")
+    p.add_argument("--batch-size", type=int, help="records per call (default: the vendor's maximum)")
+    p.add_argument("--concurrency", type=int, default=4, help="batches in flight at once (4)")
     p.add_argument("--run-id", help="run id recorded in segprovider_sync_runs")
     p.add_argument("--json", action="store_true", help="also print the run records as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log plans and progress")

@@ -12,16 +12,24 @@ import pytest
 EXAMPLE_PROJECT = Path(__file__).resolve().parents[1] / "dags" / "segments_project"
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _isolate_airflow() -> None:
     """Give every test process its own Airflow home, before anything imports Airflow.
 
-    Tests that import Airflow in-process (hooks, operators, ``dag.test()``) then never read or
-    write the developer's ``~/airflow``; set ``SEGPROVIDER_TEST_AIRFLOW_HOME`` to reuse one.
+    Runs when this file is imported: pytest imports the conftest files of the given paths (parents
+    first) *before* calling any ``pytest_configure``, and some of them import Airflow, whose
+    configuration is fixed at import. Tests that use Airflow in-process (hooks, operators,
+    ``dag.test()``) then never read or write ``~/airflow``; ``SEGPROVIDER_TEST_AIRFLOW_HOME`` reuses one.
     """
     home = os.environ.get("SEGPROVIDER_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="segprovider-airflow-")
     os.environ["AIRFLOW_HOME"] = home
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    # Airflow resolves its DAG bundle folder once per process: DAG tests write their DAG files here.
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(home) / "dags")
+    (Path(home) / "dags").mkdir(exist_ok=True)
+
+
+_isolate_airflow()
 
 
 @pytest.fixture

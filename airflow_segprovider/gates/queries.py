@@ -138,7 +138,10 @@ def freshness_sql(project: Project, as_of: dt.datetime, *, dialect: str = "duckd
                 f"SELECT 'load' AS kind, {text_literal(source.table)} AS table_name, "
                 f"'finished_at' AS timestamp_column, {text_literal(name)} AS source, l.finished_at AS newest, "
                 f"l.rows_loaded AS row_count FROM (SELECT 1 AS one) AS one LEFT JOIN ({latest}) AS l ON l.rn = 1")
-    return render(" UNION ALL ".join(parts), dialect)
+    rows = " UNION ALL ".join(parts) if parts else _no_rows(
+        {"kind": "VARCHAR", "table_name": "VARCHAR", "timestamp_column": "VARCHAR", "source": "VARCHAR",
+         "newest": "TIMESTAMP", "row_count": "BIGINT"})
+    return render(rows, dialect)
 
 
 # --- types -----------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ class GateResult:
     :param rows: rows validated (things checked: tables, attributes, syncs).
     :param docs_index: the Data Docs ``index.html``, when built.
     :param result_path: the validation results JSON, when written.
+    :param as_of: the evaluation time the gate checked (ISO 8601), when run by :func:`evaluate_gate`.
     """
 
     gate: str
@@ -113,6 +114,7 @@ class GateResult:
     rows: int = 0
     docs_index: str | None = None
     result_path: str | None = None
+    as_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -126,9 +128,10 @@ class GateResult:
     def summary(self) -> str:
         stats = self.statistics
         evaluated = stats.get("evaluated_expectations", 0)
+        name = f"gate {self.gate}" + (f" at {self.as_of}" if self.as_of else "")
         if self.success:
-            return f"gate {self.gate} passed: {evaluated} expectations held on {self.rows} rows"
-        lines = [f"gate {self.gate} failed: {stats.get('unsuccessful_expectations', len(self.failed))} of "
+            return f"{name} passed: {evaluated} expectations held on {self.rows} rows"
+        lines = [f"{name} failed: {stats.get('unsuccessful_expectations', len(self.failed))} of "
                  f"{evaluated} expectations failed on {self.rows} rows"]
         lines += ["- " + failure.describe() for failure in self.failed]
         if self.docs_index:
@@ -213,8 +216,27 @@ def resolve_parameters(gate: str, suite: Mapping[str, Any], parameters: Mapping[
     if unknown:
         raise GateConfigError(f"gate {gate!r} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
                               f"{', '.join(sorted(values)) or 'none'}")
-    values.update(parameters or {})
+    for name, value in (parameters or {}).items():
+        values[name] = _threshold(gate, name, value)
     return values
+
+
+def _threshold(gate: str, name: str, value: Any) -> float | int | None:
+    """A number (or None); numeric text, as templated Airflow arguments give, is read as a number."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("", "none", "null"):
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+    raise GateConfigError(f"gate {gate!r}: parameter {name!r} must be a number or null, got {value!r}")
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -235,8 +257,13 @@ def run_gate(gate: str, frame: pd.DataFrame, parameters: Mapping[str, Any] | Non
 
 
 def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str | Path | None = None,
-                     docs_dir: str | Path | None = None) -> GateResult:
-    """Validate several frames against one suite, each with its own parameters, as one gate result."""
+                     docs_dir: str | Path | None = None, as_of: dt.datetime | None = None) -> GateResult:
+    """Validate several frames against one suite, each with its own parameters, as one gate result.
+
+    :param as_of: the evaluation time the frames describe, recorded in the result.
+    """
+    if not batches:
+        raise GateConfigError(f"gate {gate!r}: nothing to validate (no batch given)")
     suite_json = load_suite(gate, suite_dir)
     resolved = [(batch, resolve_parameters(gate, suite_json, batch.parameters)) for batch in batches]
     row_key = list((suite_json.get("meta") or {}).get("row_key") or [])
@@ -277,7 +304,8 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
     statistics = {**totals, "success_percent": 100.0 * totals["successful_expectations"] / evaluated
                   if evaluated else 100.0}
     result = GateResult(gate, not failed, statistics, failed,
-                        {batch.label: parameters for batch, parameters in resolved}, rows)
+                        {batch.label: parameters for batch, parameters in resolved}, rows,
+                        as_of=as_of.isoformat() if as_of else None)
     if docs_dir is not None:
         docs = Path(docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE])
@@ -469,7 +497,7 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
         frame = query_frame(warehouse, queries.cross_system_counts_sql(project, at, chosen, phase, dialect=dialect,
                                                                        schema=schema))
         batches = [GateBatch(gate, frame, parameters)]
-    return run_gate_batches(gate, batches, suite_dir=suite_dir, docs_dir=docs_dir)
+    return run_gate_batches(gate, batches, suite_dir=suite_dir, docs_dir=docs_dir, as_of=at)
 
 
 def _select(project: Project, selectors: Sequence[str] | None) -> list[Sync] | None:

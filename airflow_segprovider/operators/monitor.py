@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.operators.base import SegmentsBaseOperator
+from airflow_segprovider.operators.base import SegmentsBaseOperator, historical_reason
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 class DestinationCountsOperator(SegmentsBaseOperator):
     """Stage the member count every destination reports for each sync (``segprovider_destination_counts``).
+
+    Backfills and runs older than the newest snapshot are skipped, like the syncs: a destination holds
+    today's members, so asking it about history would compare nothing and still call it.
 
     :param phase: ``before`` (compared with the sync state: edits behind our back, half-failed syncs)
         or ``after`` the sync (compared with the central count).
@@ -28,14 +31,19 @@ class DestinationCountsOperator(SegmentsBaseOperator):
         self.destinations = destinations
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from airflow_segprovider.gates import stage_destination_counts
         from airflow_segprovider.hooks.destination import hook_for_destination
 
         project = self.project
+        syncs = [s for s in project.syncs if not self.destinations or s.destination in self.destinations]
+        with self.warehouse() as warehouse:  # closed again before the destinations are asked
+            reason = historical_reason(context, warehouse, [s.segment for s in syncs], self.as_of_value())
+        if reason:
+            raise AirflowSkipException(f"not asking destinations for counts ({self.phase} the sync): {reason}")
         counts: list[dict[str, Any]] = []
-        for sync in project.syncs:
-            if self.destinations and sync.destination not in self.destinations:
-                continue
+        for sync in syncs:
             client = hook_for_destination(project.destinations[sync.destination]).get_client(project, sync)
             try:
                 reported = client.member_count()

@@ -260,3 +260,15 @@ def test_check_explains_an_unknown_audience(server):
         client.check()
     assert "config.audience_id" in str(caught.value)
     assert not isinstance(caught.value, DestinationAuthError)
+
+
+
+def test_an_identity_that_is_not_an_email_is_rejected_not_hashed_and_sent(server):
+    """A hash of 'bad@@x' would be accepted by Meta and could never match anyone: refuse it before sending."""
+    server.route("POST", USERS, users_ok(server))
+    with make(server) as client:
+        result = client.add_members([Record("good", "a@example.org"), Record("bad", "bad@@x")])
+    assert [(r.key, r.code) for r in result.rejected] == [("bad", "invalid_email")]
+    assert result.acknowledged == ["good"]
+    [call] = server.requests
+    assert json.loads(call.form()["payload"][0])["data"] == [sha("a@example.org")]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
-
 import pytest
 
 from airflow_segprovider.core.engine import evaluate
@@ -18,10 +15,7 @@ from airflow_segprovider.sandbox import (
     serve,
 )
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dags" / "segments_project"
-DAY_1 = dt.datetime(2026, 11, 23)
-DAY_2 = dt.datetime(2026, 11, 24)
-FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 6}
+from sync_constants import DAY_1, DAY_2, FAST_RETRIES, PROJECT_DIR
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DAY_1, DAY_2
+from sync_constants import DAY_1, DAY_2
 
 from airflow_segprovider.core.membership import MembershipStore
 from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions, build_client
@@ -25,7 +25,8 @@ def allowed(warehouse, channel: str, require_opt_in: bool) -> dict[str, bool]:
     for key, opted_in, updated_at in warehouse.query(
             f"SELECT CAST(customer_id AS VARCHAR), opted_in, updated_at FROM consents WHERE channel = '{channel}'"):
         rank = (updated_at, 0 if opted_in is False else 1)
-        if key not in latest or rank > latest[key][0]:
+        # latest answer wins; at the same time the withdrawal wins (the safe reading)
+        if key not in latest or rank[0] > latest[key][0][0] or (rank[0] == latest[key][0][0] and rank[1] == 0):
             latest[key] = (rank, opted_in)
     return {key: bool(value) for key, (_, value) in latest.items()}
 

@@ -1,0 +1,197 @@
+"""Fixtures that run the real Airflow services against the example project, the sandbox and a DuckDB file.
+
+Everything lives in ``tmp_path``: the DAG folder (a copy holding only ``segments_centralized``), the landing
+files, ``AIRFLOW_HOME`` (SQLite metadata DB, ``logs/``, ``services/<name>.log``), the warehouse, the Data
+Docs and the sandbox's database. Nothing is written to the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow_services_support import (
+    REPO,
+    VENV_BIN,
+    AirflowApi,
+    Service,
+    airflow_environment,
+    free_port,
+    latest_midnight,
+    start_service,
+    wait_for,
+)
+
+from airflow_segprovider.sandbox import (
+    DEFAULT_HUBSPOT_TOKEN,
+    DEFAULT_MAILCHIMP_API_KEY,
+    DEFAULT_META_ACCESS_TOKEN,
+    RunningSandbox,
+    serve,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterator
+
+DAG_FILE = REPO / "dags" / "segments_centralized.py"
+PROJECT = REPO / "dags" / "segments_project"
+CUSTOMERS = 2_000
+ADMIN = "admin"
+WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.execution_time.task_runner, "
+                   "airflow_segprovider.dag_factory, airflow_segprovider.gates.runner, "
+                   "airflow_segprovider.core.sync, airflow_segprovider.ingest")
+
+
+TEST_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """Remember whether the test itself failed, so the services' teardown can show their logs."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[TEST_FAILED] = report.failed
+
+
+@dataclass
+class AirflowInstallation:
+    """A migrated, not yet running Airflow: its home, its DAG folder and the environment of its processes."""
+
+    home: Path
+    dags_folder: Path
+    warehouse: Path
+    docs_dir: Path
+    api_port: int
+    admin_password: str
+    env: dict[str, str]
+
+
+@dataclass
+class RunningAirflow:
+    """The services of an installation, up and healthy, with a logged-in REST client."""
+
+    installation: AirflowInstallation
+    api: AirflowApi
+    services: list[Service]
+
+
+
+@pytest.fixture
+def segments_dags(tmp_path: Path) -> Path:
+    """A DAG folder with only ``segments_centralized`` and its project, whose landing files hold data up to today."""
+    from airflow_segprovider.core.generate import generate
+    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+    from airflow_segprovider.ingest.landing import write_landing_files
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy2(DAG_FILE, dags / DAG_FILE.name)
+    shutil.copytree(PROJECT, dags / PROJECT.name, ignore=shutil.ignore_patterns("landing", "__pycache__"))
+    upstream = DuckDBWarehouse(tmp_path / "upstream.duckdb")
+    try:
+        generate(upstream, CUSTOMERS, anchor=latest_midnight().replace(tzinfo=None))
+        write_landing_files(upstream, dags / PROJECT.name / "landing")
+    finally:
+        upstream.close()
+    return dags
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    """The destination sandbox on loopback, in this process, seeded like the demo's."""
+    running = serve(db_path=tmp_path / "sandbox.db")
+    try:
+        fixtures = running.state.seed_demo_fixtures()
+        running.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
+        yield running
+    finally:
+        running.stop()
+
+
+def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables (JSON) of the connections the DAG uses, as the demo defines them."""
+    retry = {"backoff_base": 0.2, "backoff_max": 2.0}
+    connections = {
+        "segprovider_warehouse": {"conn_type": "duckdb", "host": str(warehouse)},
+        "segprovider_mailchimp": {"conn_type": "segprovider_mailchimp", "host": f"{sandbox_url}/3.0",
+                                  "password": DEFAULT_MAILCHIMP_API_KEY, "extra": retry},
+        "segprovider_hubspot": {"conn_type": "segprovider_hubspot", "host": sandbox_url,
+                                "password": DEFAULT_HUBSPOT_TOKEN, "extra": retry},
+        "segprovider_meta": {"conn_type": "segprovider_meta", "host": sandbox_url,
+                             "password": DEFAULT_META_ACCESS_TOKEN, "extra": retry},
+        "segprovider_alerts": {"conn_type": "http", "host": f"{sandbox_url}/webhook/alerts"},
+    }
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(fields) for conn_id, fields in connections.items()}
+
+
+@pytest.fixture
+def airflow_installation(tmp_path: Path, segments_dags: Path, sandbox: RunningSandbox) -> AirflowInstallation:
+    """An isolated ``AIRFLOW_HOME`` with a migrated SQLite metadata DB and one admin user."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    password = secrets.token_urlsafe(16)
+    passwords_file = home / "simple_auth_manager_passwords.json"
+    passwords_file.write_text(json.dumps({ADMIN: password}) + "\n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    docs_dir = tmp_path / "data_docs"
+    api_port = free_port()
+    env = airflow_environment(
+        home, dags_folder=segments_dags, api_port=api_port, jwt_secret=secrets.token_urlsafe(32),
+        passwords_file=passwords_file, pycache=tmp_path / "pycache",
+        extra={"SEGPROVIDER_DOCS_DIR": str(docs_dir), **destination_connections(warehouse, sandbox.url)},
+    )
+    # Fill the bytecode cache with what every task imports while the migration runs: the first tasks
+    # would otherwise each compile Great Expectations at once.
+    warm_up = subprocess.Popen([sys.executable, "-c", WARM_UP_IMPORTS], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        migrated = subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True,
+                                  text=True, timeout=180)
+        assert migrated.returncode == 0, f"airflow db migrate failed:\n{migrated.stdout}\n{migrated.stderr}"
+        _, warm_up_errors = warm_up.communicate(timeout=180)
+        assert warm_up.returncode == 0, f"importing what the tasks import failed:\n{warm_up_errors.decode()}"
+    finally:
+        if warm_up.poll() is None:
+            warm_up.kill()
+            warm_up.wait()
+    return AirflowInstallation(home, segments_dags, warehouse, docs_dir, api_port, password, env)
+
+
+@pytest.fixture
+def running_airflow(request: pytest.FixtureRequest,
+                    airflow_installation: AirflowInstallation) -> Iterator[RunningAirflow]:
+    """api-server, scheduler and dag-processor as subprocesses on loopback; stopped whatever happens.
+
+    Their output stays in ``$AIRFLOW_HOME/services/<name>.log`` and the task logs in ``$AIRFLOW_HOME/logs``;
+    when the test fails, the end of each service's log is printed.
+    """
+    installation = airflow_installation
+    log_dir = installation.home / "services"
+    services: list[Service] = []
+    try:
+        for name, args in (("api-server", ["api-server", "--port", str(installation.api_port)]),
+                           ("scheduler", ["scheduler"]),
+                           ("dag-processor", ["dag-processor"])):
+            services.append(start_service(name, args, env=installation.env, log_dir=log_dir))
+        api = AirflowApi(f"http://127.0.0.1:{installation.api_port}")
+        wait_for("the api-server, scheduler and dag-processor to report healthy", api.healthy, timeout=120,
+                 services=services)
+        api.login(ADMIN, installation.admin_password)
+        yield RunningAirflow(installation, api, services)
+    finally:
+        # Task processes belong to the scheduler's group: stop it first so nothing new starts.
+        for service in sorted(services, key=lambda s: s.name != "scheduler"):
+            service.stop()
+        if request.node.stash.get(TEST_FAILED, True):
+            print(f"\nAirflow home (metadata DB, task logs under logs/): {installation.home}")
+            for service in services:
+                print(f"--- airflow {service.name}, exit code {service.process.returncode}, "
+                      f"log {service.log_path}:\n{service.tail(30)}")

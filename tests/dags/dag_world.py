@@ -1,0 +1,153 @@
+"""The world DAG tests run in (fixtures in conftest.py): a migrated Airflow metadata DB and a world to run ``segments_centralized`` in.
+
+The world is real: a copy of the example project with its own Parquet landing files, a DuckDB
+warehouse file, the destination sandbox on loopback, an alert receiver on loopback, and the
+Airflow connections as ``AIRFLOW_CONN_*`` variables. DAG runs go through ``dag.test()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAY_1 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+DAY_2 = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """``airflow db migrate`` once per test process, in the process's own AIRFLOW_HOME."""
+    home = os.environ["AIRFLOW_HOME"]
+    # always: another test may already have created an empty airflow.db in this home (migrate is idempotent)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env={**os.environ})
+    return home
+
+
+class _AlertReceiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class World:
+    project: Path
+    warehouse: Path
+    sandbox: Any
+    alerts: list[dict[str, Any]]
+    docs: Path
+    _dag: Any = field(default=None, repr=False)
+
+    @property
+    def dag(self):
+        if self._dag is None:
+            from airflow_segprovider.dag_factory import build_centralized_dag
+
+            self._dag = build_centralized_dag(self.project, dag_id="segments_centralized")
+        return self._dag
+
+    def run(self, day: dt.datetime) -> dict[str, str]:
+        """Run the DAG for ``day``; return ``task_id[map_index] -> state``."""
+        dagrun = self.dag.test(logical_date=day)
+        return task_states(dagrun)
+
+    def query(self, sql: str) -> list[tuple]:
+        import duckdb
+
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def destination_writes(self) -> list[Any]:
+        return [r for r in self.sandbox.state.requests() if r.method in ("POST", "PUT", "DELETE")
+                and "/__sandbox/" not in r.path]
+
+
+def task_states(dagrun: Any) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        from airflow.models.taskinstance import TaskInstance
+
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dagrun.dag_id,
+                                                 TaskInstance.run_id == dagrun.run_id).all()
+        return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in tis}
+
+
+@pytest.fixture
+def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> World:
+    from airflow_segprovider.core.generate import generate
+    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+    from airflow_segprovider.ingest.landing import write_landing_files
+    from airflow_segprovider.sandbox import (
+        DEFAULT_HUBSPOT_TOKEN,
+        DEFAULT_MAILCHIMP_API_KEY,
+        DEFAULT_META_ACCESS_TOKEN,
+        serve,
+    )
+
+    project = tmp_path / "segments_project"
+    shutil.copytree(REPO / "dags" / "segments_project", project, ignore=shutil.ignore_patterns("landing"))
+    upstream = DuckDBWarehouse(tmp_path / "upstream.duckdb")
+    generate(upstream, 3000, seed=11)
+    write_landing_files(upstream, project / "landing")
+    upstream.close()
+
+    alerts: list[dict[str, Any]] = []
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _AlertReceiver)
+    receiver.received = alerts  # type: ignore[attr-defined]
+    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    sandbox = serve(db_path=tmp_path / "sandbox.db")
+    fixtures = sandbox.state.seed_demo_fixtures()
+    sandbox.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
+    retry = {"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4}
+    warehouse = tmp_path / "warehouse.duckdb"
+    connections = {
+        "segprovider_warehouse": {"conn_type": "duckdb", "host": str(warehouse)},
+        "segprovider_mailchimp": {"conn_type": "segprovider_mailchimp", "host": f"{sandbox.url}/3.0",
+                                  "password": DEFAULT_MAILCHIMP_API_KEY, "extra": retry},
+        "segprovider_hubspot": {"conn_type": "segprovider_hubspot", "host": sandbox.url,
+                                "password": DEFAULT_HUBSPOT_TOKEN, "extra": retry},
+        "segprovider_meta": {"conn_type": "segprovider_meta", "host": sandbox.url,
+                             "password": DEFAULT_META_ACCESS_TOKEN, "extra": retry},
+        "segprovider_alerts": {"conn_type": "http",
+                               "host": f"http://127.0.0.1:{receiver.server_address[1]}/alerts"},
+    }
+    for conn_id, fields in connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+    docs = tmp_path / "docs"
+    monkeypatch.setenv("SEGPROVIDER_DOCS_DIR", str(docs))
+    # dag.test() finds the DAG in the configured bundle (the process's DAGs folder, see
+    # tests/conftest.py): this world's DAG file replaces the previous test's
+    dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / "segments_centralized.py").write_text(
+        "from airflow_segprovider.dag_factory import build_centralized_dag\n"
+        f"dag = build_centralized_dag({str(project)!r}, dag_id='segments_centralized')\n")
+    yield World(project, warehouse, sandbox, alerts, docs)
+    sandbox.stop()
+    receiver.shutdown()
+    receiver.server_close()
