@@ -6,14 +6,19 @@ PROJECT := dags/segments_project
 DEMO_DIR := .demo
 DEMO_DB := $(DEMO_DIR)/warehouse.duckdb
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo cli-demo test bench clean
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --all-extras
 
-## The main job on the embedded default (DuckDB): validate, generate data, evaluate two days, explain.
+## The main job on the embedded default: generate data, start the destination sandbox, run
+## segments_centralized for two days with dag.test(), print the summary, stop everything.
 demo: setup
+	$(UV) run python -m airflow_segprovider.demo --workdir $(DEMO_DIR)
+
+## A tour of the command line on the same data: validate, describe, evaluate, preview, explain.
+cli-demo: setup
 	$(UV) run segprovider validate $(PROJECT)
 	$(UV) run segprovider describe $(PROJECT)
 	@mkdir -p $(DEMO_DIR) && rm -f $(DEMO_DB)
@@ -29,6 +34,7 @@ test: setup
 
 bench: setup
 	$(UV) run python benchmarks/evaluation.py
+	$(UV) run python benchmarks/sync_throughput.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

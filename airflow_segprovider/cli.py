@@ -186,6 +186,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from airflow_segprovider.ingest.cli import run
+
+    return run(args)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from airflow_segprovider.sandbox.server import main as sandbox_main
 
@@ -242,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("customer", help="customer key")
     p.add_argument("--as-of", help=as_of_help)
     p.add_argument("--db", help=db_help)
+    p = command("ingest", cmd_ingest, "Load the project's sources (files, warehouse tables, REST APIs) into the "
+                "warehouse, typed by the data model; bad rows are quarantined with their reason.")
+    from airflow_segprovider.ingest.cli import add_arguments as add_ingest_arguments
+
+    add_ingest_arguments(p)
     p = command("sync", cmd_sync, "Send membership changes of an evaluated snapshot to the destinations. "
                 "Credentials come from AIRFLOW_CONN_<CONNECTION_ID> (Airflow's JSON or URI form).")
     p.add_argument("project")

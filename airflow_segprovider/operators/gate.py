@@ -43,6 +43,8 @@ class SegmentsGateOperator(SegmentsBaseOperator):
 
         from airflow_segprovider.gates import GateFailed, evaluate_gate
 
+        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
+
         docs_dir = Path(self.docs_dir) if self.docs_dir else default_docs_dir(context, self.task_id)
         with self.warehouse() as warehouse:
             result = evaluate_gate(self.gate, self.project, warehouse, self.as_of_value(), docs_dir=docs_dir,

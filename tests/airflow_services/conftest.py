@@ -144,7 +144,7 @@ def airflow_installation(tmp_path: Path, segments_dags: Path, sandbox: RunningSa
     docs_dir = tmp_path / "data_docs"
     api_port = free_port()
     env = airflow_environment(
-        home, dags_folder=segments_dags, api_port=api_port, jwt_secret=secrets.token_urlsafe(32),
+        home, dags_folder=segments_dags, api_port=api_port, jwt_secret=secrets.token_urlsafe(64),
         passwords_file=passwords_file, pycache=tmp_path / "pycache",
         extra={"SEGPROVIDER_DOCS_DIR": str(docs_dir), **destination_connections(warehouse, sandbox.url)},
     )
