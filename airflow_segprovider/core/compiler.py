@@ -45,6 +45,8 @@ from airflow_segprovider.core.spec import (
 )
 
 KEY = "k"
+EXACT_NUMBER = "DECIMAL(38, 9)"  # exact in DuckDB, PostgreSQL, Snowflake and BigQuery (NUMERIC)
+KEY_TEXT = "k_text"  # the key as stored in the membership tables, cast once per customer
 _AGG_FUNCS: dict[str, type[exp.AggFunc]] = {
     "count": exp.Count, "sum": exp.Sum, "min": exp.Min, "max": exp.Max, "avg": exp.Avg,
     "first": exp.Min, "last": exp.Max,
@@ -141,7 +143,7 @@ class CompiledEvaluation:
             selects.append(
                 exp.select(
                     exp.alias_(exp.Literal.string(name), "segment", quoted=True),
-                    exp.alias_(exp.cast(col(KEY), exp.DataType.build("VARCHAR")), "customer_key", quoted=True),
+                    exp.alias_(col(KEY_TEXT), "customer_key", quoted=True),
                     exp.alias_(arm, "arm", quoted=True),
                 ).from_(table_ref(flags_table)).where(col(f"m__{name}"))
             )
@@ -196,14 +198,26 @@ class SegmentCompiler:
                                             customers, explain)))
         previous = "base"
         node_columns: dict[tuple[str, int], str] = {}
+        pending_arms: list[Segment] = []
         for level, level_names in enumerate(self._levels(names)):
             projections: list[exp.Expression] = [exp.Star()]
+            for segment in pending_arms:
+                projections.extend(self._arm_columns(segment))
+            pending_arms = []
             for name in level_names:
-                projections.extend(self._segment_columns(self.project.segments[name], state, explain, node_columns))
+                segment = self.project.segments[name]
+                projections.extend(self._segment_columns(segment, state, explain, node_columns))
+                if segment.split:
+                    pending_arms.append(segment)
             cte_name = f"level_{level}"
             ctes.append((cte_name, exp.select(*projections).from_(table_ref(previous))))
             previous = cte_name
-        outputs: list[exp.Expression] = [col(KEY)]
+        if pending_arms:
+            ctes.append(("arms", exp.select(exp.Star(), *[c for s in pending_arms for c in self._arm_columns(s)])
+                         .from_(table_ref(previous))))
+            previous = "arms"
+        outputs: list[exp.Expression] = [
+            col(KEY), exp.alias_(exp.cast(col(KEY), exp.DataType.build("VARCHAR")), KEY_TEXT, quoted=True)]
         for name in names:
             outputs.append(col(f"m__{name}"))
             if self.project.segments[name].split:
@@ -258,6 +272,10 @@ class SegmentCompiler:
                 conditions.append(false_if_null(_predicate_sql(self.dialect, col(flt.property), flt.predicate,
                                                                source.properties[flt.property], state.as_of)))
             arg = None if key.aggregate == "count" else (ts.copy() if key.property is None else col(key.property))
+            if key.aggregate in ("sum", "avg"):
+                # exact decimal arithmetic: a floating-point sum depends on the (parallel) order of
+                # its terms, and a customer right at a threshold would flip between runs
+                arg = exp.cast(arg, exp.DataType.build(EXACT_NUMBER))
             aggregate = (dialects.filtered_aggregate(self.dialect, _AGG_FUNCS[key.aggregate], arg, _and(conditions))
                          if conditions else _AGG_FUNCS[key.aggregate](this=exp.Star() if arg is None else arg))
             projections.append(exp.alias_(aggregate, column, quoted=True))
@@ -343,13 +361,20 @@ class SegmentCompiler:
             columns.append(exp.alias_(raw.copy(), f"r__{name}", quoted=True))
         columns.append(exp.alias_(_and(parts), f"m__{name}", quoted=True))
         if segment.split:
+            # hashed once, and only for members: the arm is computed from the bucket in the next level
             bucket = dialects.hash_bucket(self.dialect, dialects.split_input(segment.split.salt, col(KEY)))
-            ifs = [exp.If(this=exp.LT(this=bucket.copy(), expression=exp.Literal.number(high)),
-                          true=exp.Literal.string(arm)) for arm, _low, high in segment.split.bucket_bounds()]
-            columns.append(exp.alias_(exp.Case(ifs=ifs), f"arm__{name}", quoted=True))
-            if explain:
-                columns.append(exp.alias_(bucket, f"bucket__{name}", quoted=True))
+            member = _and(parts)
+            columns.append(exp.alias_(exp.Case(ifs=[exp.If(this=member.copy(), true=bucket)]) if not explain
+                                      else bucket, f"bucket__{name}", quoted=True))
         return columns
+
+    def _arm_columns(self, segment: Segment) -> list[exp.Expression]:
+        """``arm__<segment>`` from the bucket computed one level earlier."""
+        assert segment.split is not None
+        bucket = col(f"bucket__{segment.name}")
+        ifs = [exp.If(this=exp.LT(this=bucket.copy(), expression=exp.Literal.number(high)),
+                      true=exp.Literal.string(arm)) for arm, _low, high in segment.split.bucket_bounds()]
+        return [exp.alias_(exp.Case(ifs=ifs), f"arm__{segment.name}", quoted=True)]
 
 
 @dataclass
