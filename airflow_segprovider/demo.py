@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -46,15 +47,17 @@ def _configure_airflow(workdir: Path) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _connections(warehouse: Path, sandbox_url: str, alerts_url: str) -> None:
+def sandbox_connections(warehouse: Path, sandbox_url: str, alerts_url: str,
+                        retry: dict | None = None) -> dict[str, dict]:
+    """The Airflow connections ``segments_centralized`` uses, pointed at a DuckDB file and the sandbox."""
     from airflow_segprovider.sandbox import (
         DEFAULT_HUBSPOT_TOKEN,
         DEFAULT_MAILCHIMP_API_KEY,
         DEFAULT_META_ACCESS_TOKEN,
     )
 
-    retry = {"backoff_base": 0.2, "backoff_max": 2.0}
-    connections = {
+    retry = retry if retry is not None else {"backoff_base": 0.2, "backoff_max": 2.0}
+    return {
         "segprovider_warehouse": {"conn_type": "duckdb", "host": str(warehouse)},
         "segprovider_mailchimp": {"conn_type": "segprovider_mailchimp", "host": f"{sandbox_url}/3.0",
                                   "password": DEFAULT_MAILCHIMP_API_KEY, "extra": retry},
@@ -64,8 +67,11 @@ def _connections(warehouse: Path, sandbox_url: str, alerts_url: str) -> None:
                              "password": DEFAULT_META_ACCESS_TOKEN, "extra": retry},
         "segprovider_alerts": {"conn_type": "http", "host": alerts_url},
     }
-    for conn_id, fields in connections.items():
-        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(fields)
+
+
+def connection_variables(connections: dict[str, dict]) -> dict[str, str]:
+    """Connections as Airflow's ``AIRFLOW_CONN_<ID>`` environment variables (JSON form)."""
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(fields) for conn_id, fields in connections.items()}
 
 
 def _prepare_data(workdir: Path, customers: int) -> None:
@@ -84,7 +90,7 @@ def _prepare_data(workdir: Path, customers: int) -> None:
           f"{counts.consents:,} consent answers -> {PROJECT / 'landing'}")
 
 
-def summary(warehouse_path: Path, docs_dir: Path) -> str:
+def summary(warehouse_path: Path, docs_dir: Path, run_days: dict[str, str] | None = None) -> str:
     """What a person wants to read after the runs."""
     import duckdb
 
@@ -114,7 +120,8 @@ def summary(warehouse_path: Path, docs_dir: Path) -> str:
         result = json.loads(path.read_text())
         failed = result.get("failed") or []
         verdict = "passed" if result.get("success") else f"FAILED ({len(failed)} expectations)"
-        lines.append(f"  {path.parent.parent.name[:36]:<36} {path.parent.name:<26} {verdict}")
+        run = (run_days or {}).get(path.parent.parent.name, path.parent.parent.name[:36])
+        lines.append(f"  {run:<12} {path.parent.name:<26} {verdict}")
     indexes = sorted(docs_dir.glob("**/index.html")) if docs_dir.exists() else []
     lines += ["", f"Data Docs: {len(indexes)} reports under {docs_dir} (open any index.html in a browser)"]
     return "\n".join(lines)
@@ -144,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fixtures = sandbox.state.seed_demo_fixtures()
         sandbox.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
-        _connections(warehouse, sandbox.url, f"{sandbox.url}/webhook/alerts")
+        os.environ.update(connection_variables(
+            sandbox_connections(warehouse, sandbox.url, f"{sandbox.url}/webhook/alerts")))
         print(f"  sandbox at {sandbox.url}")
         from airflow.dag_processing.dagbag import DagBag
 
@@ -154,15 +162,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         dag = bag.dags["segments_centralized"]
         print("4/4 running segments_centralized for two consecutive days")
+        run_days: dict[str, str] = {}
         for day in DAYS:
             t0 = time.perf_counter()
             run = dag.test(logical_date=day)
+            run_days[re.sub(r"[^A-Za-z0-9_.-]+", "_", str(getattr(run, "run_id", "")))] = f"as_of {day:%m-%d}"
             state = str(getattr(run, "state", "?"))
             print(f"  {day:%Y-%m-%d}: {state} in {time.perf_counter() - t0:.1f}s")
             if "success" not in state:
                 print("  the run did not succeed; see the task logs above", file=sys.stderr)
                 return 1
-        print(summary(warehouse, workdir / "data_docs"))
+        print(summary(warehouse, workdir / "data_docs", run_days))
         requests_by_vendor = {v: len(sandbox.state.requests(v)) for v in ("mailchimp", "hubspot", "meta")}
         print(f"\nSandbox received: {requests_by_vendor} requests")
     finally:

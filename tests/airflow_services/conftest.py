@@ -29,13 +29,7 @@ from airflow_services_support import (
     wait_for,
 )
 
-from airflow_segprovider.sandbox import (
-    DEFAULT_HUBSPOT_TOKEN,
-    DEFAULT_MAILCHIMP_API_KEY,
-    DEFAULT_META_ACCESS_TOKEN,
-    RunningSandbox,
-    serve,
-)
+from airflow_segprovider.sandbox import RunningSandbox, serve
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -118,18 +112,9 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
 
 def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables (JSON) of the connections the DAG uses, as the demo defines them."""
-    retry = {"backoff_base": 0.2, "backoff_max": 2.0}
-    connections = {
-        "segprovider_warehouse": {"conn_type": "duckdb", "host": str(warehouse)},
-        "segprovider_mailchimp": {"conn_type": "segprovider_mailchimp", "host": f"{sandbox_url}/3.0",
-                                  "password": DEFAULT_MAILCHIMP_API_KEY, "extra": retry},
-        "segprovider_hubspot": {"conn_type": "segprovider_hubspot", "host": sandbox_url,
-                                "password": DEFAULT_HUBSPOT_TOKEN, "extra": retry},
-        "segprovider_meta": {"conn_type": "segprovider_meta", "host": sandbox_url,
-                             "password": DEFAULT_META_ACCESS_TOKEN, "extra": retry},
-        "segprovider_alerts": {"conn_type": "http", "host": f"{sandbox_url}/webhook/alerts"},
-    }
-    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(fields) for conn_id, fields in connections.items()}
+    from airflow_segprovider.demo import connection_variables, sandbox_connections
+
+    return connection_variables(sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts"))
 
 
 @pytest.fixture

@@ -101,12 +101,8 @@ def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> W
     from airflow_segprovider.core.generate import generate
     from airflow_segprovider.core.warehouse import DuckDBWarehouse
     from airflow_segprovider.ingest.landing import write_landing_files
-    from airflow_segprovider.sandbox import (
-        DEFAULT_HUBSPOT_TOKEN,
-        DEFAULT_MAILCHIMP_API_KEY,
-        DEFAULT_META_ACCESS_TOKEN,
-        serve,
-    )
+    from airflow_segprovider.demo import connection_variables, sandbox_connections
+    from airflow_segprovider.sandbox import serve
 
     project = tmp_path / "segments_project"
     shutil.copytree(REPO / "dags" / "segments_project", project, ignore=shutil.ignore_patterns("landing"))
@@ -123,21 +119,12 @@ def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> W
     sandbox = serve(db_path=tmp_path / "sandbox.db")
     fixtures = sandbox.state.seed_demo_fixtures()
     sandbox.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
-    retry = {"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4}
     warehouse = tmp_path / "warehouse.duckdb"
-    connections = {
-        "segprovider_warehouse": {"conn_type": "duckdb", "host": str(warehouse)},
-        "segprovider_mailchimp": {"conn_type": "segprovider_mailchimp", "host": f"{sandbox.url}/3.0",
-                                  "password": DEFAULT_MAILCHIMP_API_KEY, "extra": retry},
-        "segprovider_hubspot": {"conn_type": "segprovider_hubspot", "host": sandbox.url,
-                                "password": DEFAULT_HUBSPOT_TOKEN, "extra": retry},
-        "segprovider_meta": {"conn_type": "segprovider_meta", "host": sandbox.url,
-                             "password": DEFAULT_META_ACCESS_TOKEN, "extra": retry},
-        "segprovider_alerts": {"conn_type": "http",
-                               "host": f"http://127.0.0.1:{receiver.server_address[1]}/alerts"},
-    }
-    for conn_id, fields in connections.items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+    connections = sandbox_connections(warehouse, sandbox.url,
+                                      f"http://127.0.0.1:{receiver.server_address[1]}/alerts",
+                                      retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
+    for name, value in connection_variables(connections).items():
+        monkeypatch.setenv(name, value)
     docs = tmp_path / "docs"
     monkeypatch.setenv("SEGPROVIDER_DOCS_DIR", str(docs))
     # dag.test() finds the DAG in the configured bundle (the process's DAGs folder, see
