@@ -266,6 +266,8 @@ class SyncEngine:
             queries = self._plan_sql(sync, destination, at, options.max_attempts)
             if not options.dry_run:
                 client.check()
+                # A mapping to a field the destination lacks fails here, before anything is sent.
+                client.check_fields(sorted(destination.field_mapping))
                 record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=True)
             else:
                 record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=False)

@@ -34,6 +34,7 @@ __all__ = [
     "chunked",
     "connection_phrase",
     "group_by_identity",
+    "missing_fields_error",
     "split_blank_identities",
 ]
 
@@ -102,6 +103,13 @@ class DestinationClient(Protocol):
 
     def check(self) -> None:
         """Verify credentials and that the target list/segment/audience exists; say what to fix if not."""
+
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Verify that the destination has every field ``field_mapping`` writes to.
+
+        :param field_names: the destination field names, as keys of the destination's ``field_mapping``.
+        :raises DestinationConfigError: naming the missing fields and how to fix the mapping or the destination.
+        """
 
     def upsert(self, records: Sequence[Record]) -> BatchResult:
         """Create or update the records' attributes, without changing membership."""
@@ -274,6 +282,27 @@ def connection_phrase(destination: str, connection_id: str | None) -> str:
     if connection_id:
         return f"connection '{connection_id}'"
     return f"the Airflow connection of destination '{destination}'"
+
+
+def missing_fields_error(
+    destination: str, missing: Sequence[str], *, what: tuple[str, str], where: str
+) -> DestinationConfigError:
+    """The error for a ``field_mapping`` that writes to fields the destination lacks.
+
+    :param destination: the destination's name.
+    :param missing: the field names the destination does not have.
+    :param what: the vendor's word for a field, singular and plural, e.g. ``("merge field", "merge fields")``.
+    :param where: where to create them, e.g. ``in audience a1b2c3d4e5``.
+    """
+    names = ", ".join(missing)
+    noun = what[0] if len(missing) == 1 else what[1]
+    return DestinationConfigError(
+        f"field_mapping writes to {noun} the destination lacks: {names}",
+        destination=destination,
+        field="field_mapping",
+        hint=f"create {noun} {names} {where}, "
+        f"or change field_mapping of destination '{destination}' in destinations.yml",
+    )
 
 
 class HttpDestination:

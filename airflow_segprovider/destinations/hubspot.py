@@ -41,6 +41,7 @@ from airflow_segprovider.destinations.base import (
     chunked,
     connection_phrase,
     group_by_identity,
+    missing_fields_error,
     split_blank_identities,
 )
 from airflow_segprovider.destinations.errors import RejectedRecord, TerminalDestinationError
@@ -259,6 +260,21 @@ class HubSpotClient(HttpDestination):
                 hint="point config.list_id at a contact list",
             )
 
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Verify that each name is a contact property (by internal name, as HubSpot matches them).
+
+        :param field_names: contact property names the records' attributes are written to.
+        :raises DestinationConfigError: some names are not contact properties of the account.
+        """
+        if not field_names:
+            return
+        properties = self._contact_property_names()
+        missing = [name for name in field_names if name not in properties]
+        if missing:
+            raise missing_fields_error(
+                self.name, missing, what=("contact property", "contact properties"), where="in this HubSpot account"
+            )
+
     def upsert(self, records: Sequence[Record]) -> BatchResult:
         """Create or update contacts by email, 100 per call; returns their HubSpot ids."""
         result = BatchResult()
@@ -445,6 +461,26 @@ class HubSpotClient(HttpDestination):
                 result.acknowledged.append(key)
                 result.destination_ids[key] = record_id
         return result
+
+    def _contact_property_names(self) -> set[str]:
+        """Internal names of the contact properties; follows ``paging.next.after`` should HubSpot page them."""
+        names: set[str] = set()
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"archived": "false"}
+            if after:
+                params["after"] = after
+            page = self.http.request(
+                "GET",
+                "/crm/v3/properties/contacts",
+                params=params,
+                operation="read contact properties",
+                hints={403: "the token needs the crm.schemas.contacts.read scope to read contact properties"},
+            ).json_object()
+            names.update(str(p["name"]) for p in page.get("results") or [] if isinstance(p, dict) and p.get("name"))
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return names
 
     def _batch_read(self, inputs: list[str], *, by_email: bool) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"inputs": [{"id": value} for value in inputs], "properties": ["email"]}

@@ -46,6 +46,7 @@ from airflow_segprovider.destinations.base import (
     chunked,
     connection_phrase,
     group_by_identity,
+    missing_fields_error,
     split_blank_identities,
 )
 from airflow_segprovider.destinations.errors import (
@@ -266,6 +267,21 @@ class MailchimpClient(HttpDestination):
                     "point config.segment_id at a static segment, or use membership: tags",
                 )
 
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Verify that the audience has a merge field for each name (tags compare case-insensitively).
+
+        :param field_names: merge tags the records' attributes are written to, e.g. ``FNAME``.
+        :raises DestinationConfigError: some tags are not merge fields of the audience.
+        """
+        if not field_names:
+            return
+        tags = self._merge_field_tags()
+        missing = [name for name in field_names if name.upper() not in tags]
+        if missing:
+            raise missing_fields_error(
+                self.name, missing, what=("merge field", "merge fields"), where=f"in audience {self.config.list_id}"
+            )
+
     def upsert(self, records: Sequence[Record]) -> BatchResult:
         """Create or update contacts (status and merge fields) with batch subscribe, 500 per call."""
         result = BatchResult()
@@ -340,6 +356,24 @@ class MailchimpClient(HttpDestination):
         return count
 
     # --- internals --------------------------------------------------------------------------
+
+    def _merge_field_tags(self) -> set[str]:
+        """The audience's merge tags, upper-cased, read with ``count``/``offset`` paging."""
+        tags: set[str] = set()
+        offset = 0
+        while True:
+            page = self.http.request(
+                "GET",
+                f"{self._list_path}/merge-fields",
+                params={"count": MAX_PAGE_SIZE, "offset": offset, "fields": "merge_fields.tag,total_items"},
+                operation=f"read merge fields of audience '{self.config.list_id}'",
+                hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
+            ).json_object()
+            fields = page.get("merge_fields") or []
+            tags.update(str(field.get("tag", "")).upper() for field in fields if isinstance(field, dict))
+            offset += len(fields)
+            if not fields or offset >= int(page.get("total_items") or 0):
+                return tags
 
     def _read_segment(self, segment_id: str, *, fields: str) -> dict[str, Any]:
         return self.http.request(

@@ -267,6 +267,9 @@ class MetaCustomAudienceClient(HttpDestination):
 
     # --- DestinationClient ------------------------------------------------------------------
 
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Accept any mapping: a custom audience holds hashed identities only, no attributes to check."""
+
     def check(self) -> None:
         """Verify the token and that the audience exists, is a customer file audience and is not flagged."""
         audience = self._read_audience("id,name,subtype,operation_status")

@@ -181,6 +181,9 @@ class WebhookClient(HttpDestination):
         """Send a signed ``check`` batch without records; any 2xx passes."""
         self._post("check", [])
 
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Accept any mapping: a webhook's attributes are free-form JSON."""
+
     def upsert(self, records: Sequence[Record]) -> BatchResult:
         """POST the records as ``upsert`` batches."""
         return self._send("upsert", records)

@@ -14,6 +14,10 @@ reference pages):
   **207 Multi-Status** with ``errors`` and ``numErrors`` beside the results.
 * ``POST .../batch/read`` by ``idProperty: "email"`` (or by id); ids not found come back
   as an ``OBJECT_NOT_FOUND`` error in a 207.
+* ``GET /crm/v3/properties/contacts`` answers ``{"results": [{"name", "label", "type",
+  "fieldType", "groupName", ...}]}``, every contact property at once: HubSpot's defaults
+  (the sandbox keeps email, firstname, lastname, phone, country, lifecyclestage) and the
+  account's custom properties, which the sandbox's store seeds.
 * Lists: ``POST /crm/v3/lists`` creates ``{"list": {...}}``; ``GET /crm/v3/lists/{listId}``
   answers ``{"list": {..., "size"}}`` or 404;
   ``PUT .../memberships/add-and-remove`` takes ``recordIdsToAdd`` / ``recordIdsToRemove``
@@ -115,6 +119,7 @@ class HubSpotApi:
         routes.add("POST", _CONTACTS + "/batch/upsert", self._batch_upsert)
         routes.add("POST", _CONTACTS + "/batch/read", self._batch_read)
         routes.add("GET", _CONTACTS + r"/(?P<contact_id>[^/]+)", self._get_contact)
+        routes.add("GET", r"/crm/v3/properties/contacts/?", self._contact_properties)
         routes.add("POST", r"/crm/v3/lists/?", self._create_list)
         routes.add("GET", _LIST, self._get_list)
         routes.add("PUT", _LIST + "/memberships/add-and-remove", self._add_and_remove)
@@ -397,6 +402,32 @@ class HubSpotApi:
                 context={"id": [contact_id]},
             )
         return SandboxResponse.json(200, self._contact_json(row, wanted))
+
+    def _contact_properties(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        # HubSpot answers every property of the object type in one response, without paging.
+        results = [
+            {
+                "name": prop["name"],
+                "label": prop["label"],
+                "type": prop["type"],
+                "fieldType": prop["field_type"],
+                "groupName": prop["group_name"],
+                "description": "",
+                "options": [],
+                "displayOrder": -1,
+                "calculated": False,
+                "externalOptions": False,
+                "hasUniqueValue": False,
+                "hidden": False,
+                "hubspotDefined": prop["hubspot_defined"],
+                "formField": True,
+                "archived": False,
+                "createdAt": _timestamp(prop["created_at"]),
+                "updatedAt": _timestamp(prop["created_at"]),
+            }
+            for prop in self._state.hubspot_contact_properties()
+        ]
+        return SandboxResponse.json(200, {"results": results})
 
     def _create_list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         body = self._json_body(request)

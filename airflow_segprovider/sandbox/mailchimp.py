@@ -20,6 +20,9 @@ https://mailchimp.com/developer/marketing/docs/errors/):
 * ``POST /lists/{list_id}/segments/{segment_id}`` adds and removes up to 500 addresses
   each (``members_to_add``, ``members_to_remove``); addresses not on the list change
   nothing and are reported in ``errors[].email_addresses``.
+* ``GET /lists/{list_id}/merge-fields`` lists the audience's merge fields (``merge_fields``
+  of ``merge_id``, ``tag``, ``name``, ``type``…; ``total_items``). Every audience has
+  FNAME, LNAME, ADDRESS, PHONE and BIRTHDAY; the sandbox's store seeds more.
 * Collections page with ``count`` (default 10, at most 1000) and ``offset`` and report
   ``total_items``; ``fields`` and ``exclude_fields`` (dot notation) trim responses.
 * At most 10 simultaneous connections per API key; the 11th gets a 429.
@@ -192,6 +195,7 @@ class MailchimpApi:
         routes.add("PUT", _MEMBER, self._put_member)
         routes.add("GET", _MEMBER + "/tags", self._get_member_tags)
         routes.add("POST", _MEMBER + "/tags", self._post_member_tags)
+        routes.add("GET", _LIST + "/merge-fields", self._list_merge_fields)
         routes.add("GET", _LIST + "/tag-search", self._tag_search)
         routes.add("GET", _LIST + "/segments", self._list_segments)
         routes.add("POST", _LIST + "/segments", self._create_segment)
@@ -625,6 +629,33 @@ class MailchimpApi:
                 (list_id, escaped + "%"),
             ).fetchall()
         return _ok(request, {"tags": [{"id": tag_id, "name": name} for tag_id, name in rows], "total_items": len(rows)})
+
+    def _list_merge_fields(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        list_id = params["list_id"]
+        count, offset = _page(request)
+        with self._state.read() as cursor:
+            self._require_list(cursor, list_id)
+        fields = self._state.mailchimp_merge_fields(list_id)
+        merge_fields = [
+            {
+                "merge_id": field["merge_id"],
+                "tag": field["tag"],
+                "name": field["name"],
+                "type": field["type"],
+                "required": False,
+                "default_value": "",
+                "public": False,
+                "display_order": position,
+                "options": {"size": 25} if field["type"] == "text" else {},
+                "help_text": "",
+                "list_id": list_id,
+            }
+            for position, field in enumerate(fields, start=1)
+        ]
+        return _ok(
+            request,
+            {"merge_fields": merge_fields[offset : offset + count], "list_id": list_id, "total_items": len(fields)},
+        )
 
     def _list_segments(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         list_id = params["list_id"]

@@ -40,6 +40,15 @@ CREATE TABLE IF NOT EXISTS mailchimp_lists (
     name TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mailchimp_merge_fields (
+    merge_id INTEGER NOT NULL,
+    list_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    PRIMARY KEY (list_id, merge_id),
+    UNIQUE (list_id, tag)
+);
 CREATE TABLE IF NOT EXISTS mailchimp_members (
     list_id TEXT NOT NULL,
     subscriber_hash TEXT NOT NULL,
@@ -71,6 +80,14 @@ CREATE TABLE IF NOT EXISTS hubspot_contacts (
     properties TEXT NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hubspot_properties (
+    name TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    type TEXT NOT NULL,
+    field_type TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS hubspot_lists (
     list_id INTEGER PRIMARY KEY,
@@ -112,6 +129,25 @@ CREATE TABLE IF NOT EXISTS webhook_batches (
 """
 
 
+# Every Mailchimp audience starts with these merge fields: (merge_id, tag, name, type).
+DEFAULT_MAILCHIMP_MERGE_FIELDS = (
+    (1, "FNAME", "First Name", "text"),
+    (2, "LNAME", "Last Name", "text"),
+    (3, "ADDRESS", "Address", "address"),
+    (4, "PHONE", "Phone Number", "phone"),
+    (5, "BIRTHDAY", "Birthday", "birthday"),
+)
+# A subset of HubSpot's default contact properties: (name, label, type, fieldType, groupName).
+DEFAULT_HUBSPOT_CONTACT_PROPERTIES = (
+    ("email", "Email", "string", "text", "contactinformation"),
+    ("firstname", "First Name", "string", "text", "contactinformation"),
+    ("lastname", "Last Name", "string", "text", "contactinformation"),
+    ("phone", "Phone Number", "string", "phonenumber", "contactinformation"),
+    ("country", "Country/Region", "string", "text", "contactinformation"),
+    ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "contactinformation"),
+)
+
+
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: the MD5 hex digest of the lower-cased email address.
 
@@ -151,7 +187,8 @@ class LoggedRequest:
 class DemoFixtures:
     """Ids of the fixtures :meth:`SandboxState.seed_demo_fixtures` creates.
 
-    They match ``dags/segments_project/destinations.yml``.
+    They match ``dags/segments_project/destinations.yml``, including the custom merge fields
+    (tag, name, type) and contact properties (name, label, type) its ``field_mapping`` names.
     """
 
     mailchimp_list_id: str = "a1b2c3d4e5"
@@ -162,6 +199,8 @@ class DemoFixtures:
     meta_ad_account_id: str = "1234567890"
     meta_audience_id: str = "23850000000000001"
     meta_audience_name: str = "win_back"
+    mailchimp_merge_fields: tuple[tuple[str, str, str], ...] = (("COUNTRY", "Country", "text"),)
+    hubspot_contact_properties: tuple[tuple[str, str, str], ...] = (("lifetime_value", "Lifetime value", "number"),)
 
 
 class SandboxState:
@@ -318,6 +357,39 @@ class SandboxState:
             )
             return {row[0] for row in rows}
 
+    def mailchimp_merge_fields(self, list_id: str) -> list[dict[str, Any]]:
+        """An audience's merge fields (``merge_id``, ``tag``, ``name``, ``type``), by ``merge_id``.
+
+        :param list_id: the audience.
+        """
+        with self.read() as cursor:
+            rows = cursor.execute(
+                "SELECT merge_id, tag, name, type FROM mailchimp_merge_fields WHERE list_id = ? ORDER BY merge_id",
+                (list_id,),
+            ).fetchall()
+        return [{"merge_id": row[0], "tag": row[1], "name": row[2], "type": row[3]} for row in rows]
+
+    def hubspot_contact_properties(self) -> list[dict[str, Any]]:
+        """The contact properties (``name``, ``label``, ``type``, ``field_type``, ``group_name``,
+        ``hubspot_defined``, ``created_at``): HubSpot's defaults first, then custom ones as created."""
+        with self.read() as cursor:
+            rows = cursor.execute(
+                "SELECT name, label, type, field_type, group_name, created_at FROM hubspot_properties ORDER BY rowid"
+            ).fetchall()
+        defined = {row[0] for row in rows}
+        defaults = [
+            {"name": name, "label": label, "type": kind, "field_type": field_type, "group_name": group,
+             "hubspot_defined": True, "created_at": 0.0}
+            for name, label, kind, field_type, group in DEFAULT_HUBSPOT_CONTACT_PROPERTIES
+            if name not in defined
+        ]
+        stored = [
+            {"name": row[0], "label": row[1], "type": row[2], "field_type": row[3], "group_name": row[4],
+             "hubspot_defined": False, "created_at": row[5]}
+            for row in rows
+        ]
+        return defaults + stored
+
     def hubspot_contact(self, email: str) -> dict[str, Any] | None:
         """A contact (``id`` and ``properties``) by email, or None.
 
@@ -373,6 +445,49 @@ class SandboxState:
                 "INSERT OR IGNORE INTO mailchimp_lists (list_id, name, created_at) VALUES (?, ?, ?)",
                 (list_id, name, time.time()),
             )
+            cursor.executemany(
+                "INSERT OR IGNORE INTO mailchimp_merge_fields (merge_id, list_id, tag, name, type)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(merge_id, list_id, tag, label, kind)
+                 for merge_id, tag, label, kind in DEFAULT_MAILCHIMP_MERGE_FIELDS],
+            )
+
+    def seed_mailchimp_merge_field(self, list_id: str, tag: str, name: str, field_type: str = "text") -> None:
+        """Add a merge field to an existing audience; a no-op when the tag exists.
+
+        :param list_id: the audience.
+        :param tag: the merge tag, e.g. ``COUNTRY`` (upper-cased, as Mailchimp stores tags).
+        :param name: its display name.
+        :param field_type: ``text``, ``number``, ``date``… as Mailchimp names the types.
+        """
+        with self.write() as cursor:
+            if cursor.execute("SELECT 1 FROM mailchimp_lists WHERE list_id = ?", (list_id,)).fetchone() is None:
+                raise ValueError(f"no Mailchimp audience '{list_id}': seed it with seed_mailchimp_list first")
+            (next_id,) = cursor.execute(
+                "SELECT COALESCE(MAX(merge_id), 0) + 1 FROM mailchimp_merge_fields WHERE list_id = ?", (list_id,)
+            ).fetchone()
+            cursor.execute(
+                "INSERT OR IGNORE INTO mailchimp_merge_fields (merge_id, list_id, tag, name, type)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (next_id, list_id, tag.upper(), name, field_type),
+            )
+
+    def seed_hubspot_contact_property(self, name: str, label: str, property_type: str = "string") -> None:
+        """Create a custom contact property; a no-op when one of that name exists.
+
+        :param name: the internal name, e.g. ``lifetime_value``.
+        :param label: its label.
+        :param property_type: ``string``, ``number``, ``date``, ``datetime``, ``enumeration`` or ``bool``.
+        """
+        field_types = {"number": "number", "date": "date", "datetime": "date", "bool": "booleancheckbox"}
+        if name in {default[0] for default in DEFAULT_HUBSPOT_CONTACT_PROPERTIES}:
+            return
+        with self.write() as cursor:
+            cursor.execute(
+                "INSERT OR IGNORE INTO hubspot_properties (name, label, type, field_type, group_name, created_at)"
+                " VALUES (?, ?, ?, ?, 'contactinformation', ?)",
+                (name, label, property_type, field_types.get(property_type, "text"), time.time()),
+            )
 
     def seed_mailchimp_static_segment(self, list_id: str, segment_id: int, name: str) -> None:
         """Create an empty static segment with a known id in an existing audience; a no-op when it exists.
@@ -423,7 +538,8 @@ class SandboxState:
             )
 
     def seed_demo_fixtures(self, fixtures: DemoFixtures | None = None) -> DemoFixtures:
-        """Create the demo's audience, static segment, HubSpot list and Meta audience.
+        """Create the demo's audience (with its custom merge fields), static segment, HubSpot list (and custom
+        contact properties) and Meta audience.
 
         :param fixtures: the ids to use; :class:`DemoFixtures` defaults when None.
         :returns: the ids created.
@@ -433,6 +549,10 @@ class SandboxState:
         self.seed_mailchimp_static_segment(
             fixtures.mailchimp_list_id, fixtures.mailchimp_segment_id, fixtures.mailchimp_segment_name
         )
+        for tag, name, field_type in fixtures.mailchimp_merge_fields:
+            self.seed_mailchimp_merge_field(fixtures.mailchimp_list_id, tag, name, field_type)
         self.seed_hubspot_list(fixtures.hubspot_list_id, fixtures.hubspot_list_name)
+        for name, label, property_type in fixtures.hubspot_contact_properties:
+            self.seed_hubspot_contact_property(name, label, property_type)
         self.seed_meta_audience(fixtures.meta_audience_id, fixtures.meta_ad_account_id, fixtures.meta_audience_name)
         return fixtures

@@ -346,3 +346,43 @@ def test_daily_429_gives_up_at_once_as_transient(server):
         client.member_count()
     assert time.monotonic() - started < 1.0
     assert len(server.requests) == 1
+
+
+# --- check_fields -----------------------------------------------------------------------------
+
+
+def properties_route(server, names):
+    R = server.Reply
+    server.route(
+        "GET",
+        "/crm/v3/properties/contacts",
+        lambda seen, match: R(200, {"results": [{"name": n, "label": n.title(), "type": "string"} for n in names]}),
+    )
+
+
+def test_check_fields_passes_when_every_property_exists(server):
+    properties_route(server, ["email", "firstname", "country", "lifetime_value"])
+    with make(server) as client:
+        client.check_fields(["country", "firstname", "lifetime_value"])
+    assert [s.path for s in server.requests] == ["/crm/v3/properties/contacts"]
+
+
+def test_check_fields_names_the_missing_properties_and_the_fix(server):
+    properties_route(server, ["email", "firstname", "country"])
+    with make(server) as client, pytest.raises(DestinationConfigError) as caught:
+        client.check_fields(["country", "favourite_colour", "lifetime_value"])
+    message = str(caught.value)
+    assert "hubspot_crm" in message
+    assert "create contact properties favourite_colour, lifetime_value" in message
+    assert "change field_mapping of destination 'hubspot_crm' in destinations.yml" in message
+
+
+def test_check_fields_follows_paging_when_hubspot_pages(server):
+    R = server.Reply
+    server.queue(
+        R(200, {"results": [{"name": "email"}], "paging": {"next": {"after": "p2"}}}),
+        R(200, {"results": [{"name": "lifetime_value"}]}),
+    )
+    with make(server) as client:
+        client.check_fields(["lifetime_value"])
+    assert [s.query.get("after") for s in server.requests] == [None, ["p2"]]

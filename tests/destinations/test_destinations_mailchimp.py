@@ -392,3 +392,42 @@ def test_check_refuses_a_saved_segment(server):
     server.route("GET", rf"/3.0/lists/{LIST}/segments/77", lambda seen, match: R(200, {"id": 77, "type": "saved"}))
     with make(server) as client, pytest.raises(TerminalDestinationError, match="not a static one"):
         client.check()
+
+
+# --- check_fields -----------------------------------------------------------------------------
+
+
+def merge_fields_route(server, tags, page_size=2):
+    """Answer the merge-fields collection ``page_size`` at a time, whatever ``count`` asked for."""
+    R = server.Reply
+    fields = [{"merge_id": i, "tag": tag, "name": tag.title(), "type": "text"} for i, tag in enumerate(tags, 1)]
+
+    def page(seen, match):
+        offset = int(seen.query["offset"][0])
+        return R(200, {"merge_fields": fields[offset : offset + page_size], "total_items": len(fields)})
+
+    server.route("GET", rf"/3.0/lists/{LIST}/merge-fields", page)
+
+
+def test_check_fields_reads_every_page_of_merge_fields(server):
+    merge_fields_route(server, ["FNAME", "LNAME", "ADDRESS", "PHONE", "BIRTHDAY", "COUNTRY"])
+    with make(server) as client:
+        client.check_fields(["COUNTRY", "FNAME"])
+    assert [s.query["offset"][0] for s in server.requests] == ["0", "2", "4"]
+
+
+def test_check_fields_names_the_missing_merge_field_and_the_fix(server):
+    merge_fields_route(server, ["FNAME", "LNAME", "ADDRESS", "PHONE", "BIRTHDAY"])
+    with make(server) as client, pytest.raises(DestinationConfigError) as caught:
+        client.check_fields(["COUNTRY", "FNAME"])
+    message = str(caught.value)
+    assert "mailchimp_newsletter" in message
+    assert "create merge field COUNTRY in audience a1b2c3d4e5" in message
+    assert "change field_mapping of destination 'mailchimp_newsletter' in destinations.yml" in message
+    assert "FNAME" not in message.split("fix:")[0]
+
+
+def test_check_fields_without_a_mapping_sends_nothing(server):
+    with make(server) as client:
+        client.check_fields([])
+    assert server.requests == []

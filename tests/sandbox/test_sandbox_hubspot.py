@@ -146,3 +146,16 @@ def test_rate_limit_headers_then_429_with_retry_after(sandbox, http, configure):
     body = limited.json()
     assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
     assert sandbox.state.requests("hubspot")[-1].fault == "rate_limited"
+
+
+def test_contact_properties_are_the_defaults_plus_seeded_custom_ones(sandbox, http):
+    sandbox.state.seed_hubspot_contact_property("favourite_colour", "Favourite colour")
+    response = http.get(f"{sandbox.url}/crm/v3/properties/contacts", headers=HEADERS)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    names = [p["name"] for p in results]
+    assert names[:6] == ["email", "firstname", "lastname", "phone", "country", "lifecyclestage"]
+    assert names[6:] == ["lifetime_value", "favourite_colour"]
+    by_name = {p["name"]: p for p in results}
+    assert by_name["lifetime_value"]["type"] == "number" and by_name["lifetime_value"]["hubspotDefined"] is False
+    assert {"label", "fieldType", "groupName"} <= set(by_name["email"])

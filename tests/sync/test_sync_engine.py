@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,7 @@ from sync_constants import DAY_1, DAY_2
 
 from airflow_segprovider.core.membership import MembershipStore
 from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions, build_client
-from airflow_segprovider.destinations.errors import DestinationAuthError
+from airflow_segprovider.destinations.errors import DestinationAuthError, DestinationConfigError
 from airflow_segprovider.destinations.meta import normalize_and_hash
 
 pytestmark = pytest.mark.integration
@@ -200,3 +201,22 @@ def test_a_destination_that_answers_401_fails_clearly_and_changes_no_state(proje
         run(project, warehouse, {"hubspot_crm": bad}, sync, DAY_2)
     assert warehouse.query("SELECT COUNT(*) FROM segprovider_sync_state")[0][0] == 0
     assert warehouse.query("SELECT status FROM segprovider_sync_runs")[-1][0] == "failed"
+
+
+def test_a_mapping_to_a_field_the_destination_lacks_fails_before_sending_and_changes_no_state(
+        project, warehouse, sandbox, connections):
+    hubspot = project.destinations["hubspot_crm"]
+    mapping = {**hubspot.field_mapping, "favourite_colour": "first_name"}
+    edited = dataclasses.replace(project, destinations={
+        **project.destinations, "hubspot_crm": dataclasses.replace(hubspot, field_mapping=mapping)})
+    sync = sync_of(edited, "vip", "hubspot_crm")
+    with pytest.raises(DestinationConfigError) as caught:
+        run(edited, warehouse, connections, sync, DAY_2)
+    assert "hubspot_crm" in str(caught.value) and "favourite_colour" in str(caught.value)
+    assert "lifetime_value" not in str(caught.value)  # the example's custom property exists in the sandbox
+    assert write_requests(sandbox, "hubspot") == []
+    assert warehouse.query("SELECT COUNT(*) FROM segprovider_sync_state")[0][0] == 0
+    assert warehouse.query("SELECT status FROM segprovider_sync_runs")[-1][0] == "failed"
+
+    run(project, warehouse, connections, sync_of(project, "vip", "hubspot_crm"), DAY_2)  # the example mapping passes
+    assert warehouse.query("SELECT COUNT(*) FROM segprovider_sync_state")[0][0] > 0

@@ -232,10 +232,13 @@ def test_a_transient_failure_mid_run_keeps_acknowledged_batches_and_the_rerun_se
         end_of_run_1 = last_request_id(sandbox)
         acknowledged = {k for (k,) in warehouse.query(
             f"SELECT customer_key FROM segprovider_sync_state WHERE {sid} AND in_destination")}
-        assert len(acknowledged) == acknowledged_batches * BATCH_SIZE
+        # three batches got through before the outage; a batch acknowledges fewer than BATCH_SIZE keys
+        # when it holds identities the destination (or the connector) refuses
+        assert 0 < len(acknowledged) <= acknowledged_batches * BATCH_SIZE
         accepted_in_run_1 = set().union(*(identity_tokens(r) for r in write_requests(sandbox, vendor_name)
                                           if r.status is not None and r.status < 300))
-        assert {vendor.identity(expected.intended[k]) for k in acknowledged} <= accepted_in_run_1
+        # the state holds exactly what the destination accepted: nothing more, nothing less
+        assert {key_of[t] for t in accepted_in_run_1 if t in key_of} == acknowledged
         failed_run = warehouse.query_records(f"SELECT * FROM segprovider_sync_runs WHERE {sid}")
         assert [(r["status"], r["succeeded_add"]) for r in failed_run] == [("failed", len(acknowledged))]
         assert failed_run[0]["error"].startswith("TransientDestinationError")
