@@ -75,6 +75,18 @@ def filtered_aggregate(dialect: str, func: type[exp.AggFunc], arg: exp.Expressio
     return func(this=exp.Case(ifs=[exp.If(this=condition, true=value)]))
 
 
+def quote_identifier(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def quoted_table(name: str, schema: str | None) -> str:
+    """``"schema"."table"`` as SQL text for the core's own statements (a qualified name keeps its schema)."""
+    parts = name.split(".")
+    if len(parts) == 1 and schema:
+        parts = [schema, name]
+    return ".".join(quote_identifier(part) for part in parts)
+
+
 def render(duckdb_sql: str, dialect: str) -> str:
     """The core's own statements are written once, in DuckDB's dialect, and transpiled for the others."""
     if dialect == "duckdb":

@@ -150,12 +150,11 @@ def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
 
     :raises EvaluationError: naming the table, the column and sample offending keys.
     """
-    from airflow_segprovider.core.dialects import render
+    from airflow_segprovider.core.dialects import quote_identifier, quoted_table, render
 
     customer = project.model.customer
-    table = ".".join(f'"{p}"' for p in ([warehouse.schema] if warehouse.schema and "." not in customer.table else [])
-                     + customer.table.split("."))
-    key = f'"{customer.key}"'
+    table = quoted_table(customer.table, warehouse.schema)
+    key = quote_identifier(customer.key)
     missing = warehouse.query(render(f"SELECT COUNT(*) FROM {table} WHERE {key} IS NULL", warehouse.dialect))[0][0]
     duplicates = warehouse.query(render(
         f"SELECT CAST({key} AS VARCHAR), COUNT(*) FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} "

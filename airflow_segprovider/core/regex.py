@@ -14,10 +14,8 @@ from __future__ import annotations
 import re
 
 try:  # Python 3.11+
-    from re import _constants as sre_constants  # type: ignore[attr-defined]
     from re import _parser as sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
-    import sre_constants  # type: ignore[no-redef]
     import sre_parse  # type: ignore[no-redef]
 
 _REJECTED_OPCODES = {
@@ -79,32 +77,4 @@ def _children(argument):
                 yield from _children(item)
 
 
-def portable_search(pattern: str, text: str) -> bool:
-    """Python evaluation with warehouse semantics: ``$`` matches only at the very end of the text."""
-    return re.search(_end_anchored(pattern), text) is not None
-
-
-def _end_anchored(pattern: str) -> str:
-    # Python's '$' also matches before a trailing newline; '\Z' is the warehouses' '$'.
-    out, escaped, in_class = [], False, False
-    for char in pattern:
-        if escaped:
-            out.append(char)
-            escaped = False
-        elif char == "\\":
-            out.append(char)
-            escaped = True
-        elif char == "[":
-            in_class = True
-            out.append(char)
-        elif char == "]":
-            in_class = False
-            out.append(char)
-        elif char == "$" and not in_class:
-            out.append(r"\Z")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-__all__ = ["check_portable_regex", "portable_search", "sre_constants"]
+__all__ = ["check_portable_regex"]

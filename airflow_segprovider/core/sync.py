@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from airflow_segprovider.core.dialects import render
+from airflow_segprovider.core.dialects import quoted_table, render
 from airflow_segprovider.core.errors import SegproviderError
 from airflow_segprovider.core.membership import MEMBERSHIPS, in_list, text_literal, ts_literal
 from airflow_segprovider.destinations.base import BatchResult, Record
@@ -144,8 +144,7 @@ class SyncRunRecord:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        return out
+        return asdict(self)
 
 
 def _jsonable(value: Any) -> Any:
@@ -200,7 +199,7 @@ class SyncEngine:
             consent_join = (
                 f"LEFT JOIN (SELECT CAST(\"{consent.customer_key}\" AS VARCHAR) AS k, \"{consent.opted_in_column}\" AS opted_in, "
                 f"ROW_NUMBER() OVER (PARTITION BY \"{consent.customer_key}\" ORDER BY \"{consent.updated_at_column}\" DESC, "
-                f"\"{consent.opted_in_column}\" ASC) AS rn FROM {_table(consent.table, self.warehouse.schema)} "
+                f"\"{consent.opted_in_column}\" ASC) AS rn FROM {quoted_table(consent.table, self.warehouse.schema)} "
                 f"WHERE \"{consent.channel_column}\" = {text_literal(destination.channel)}) AS consent "
                 f"ON consent.k = m.customer_key AND consent.rn = 1")
             consent_ok = f"COALESCE(consent.opted_in, {'FALSE' if require else 'TRUE'})"
@@ -208,7 +207,7 @@ class SyncEngine:
             f"SELECT m.customer_key, CAST(c.\"{identity_col}\" AS VARCHAR) AS identity, "
             + "".join(p + ", " for p in projections)
             + f"MD5({hash_input}) AS row_hash, {consent_ok} AS consent_ok "
-            f"FROM {MEMBERSHIPS} AS m JOIN {_table(customer.table, self.warehouse.schema)} AS c "
+            f"FROM {MEMBERSHIPS} AS m JOIN {quoted_table(customer.table, self.warehouse.schema)} AS c "
             f"ON CAST(c.\"{customer.key}\" AS VARCHAR) = m.customer_key {consent_join} "
             f"WHERE m.segment = {text_literal(sync.segment)} AND m.as_of = {ts_literal(as_of)}{arm}"
         )
@@ -334,26 +333,26 @@ class SyncEngine:
             identities[member.identity.strip().lower()] = member.destination_id
         if not identities:
             return 0
-        now = _now()
-        matched = pa.table({"identity_norm": list(identities), "destination_id": list(identities.values())})
-        rows: list[dict[str, Any]] = []
+        names = list(identities)
+        keys: list[str] = []
+        found: list[str] = []
         # matched in chunks: the read-back list has the destination's size, not the customer table's
-        for start in range(0, matched.num_rows, 5000):
-            chunk = matched.slice(start, 5000)
-            values = ", ".join(text_literal(i) for i in chunk.column("identity_norm").to_pylist())
+        for start in range(0, len(names), 5000):
+            values = ", ".join(text_literal(i) for i in names[start:start + 5000])
             for key, identity in self.warehouse.query(self._sql(
                     f"SELECT CAST(\"{customer.key}\" AS VARCHAR), CAST(\"{identity_col}\" AS VARCHAR) "
-                    f"FROM {_table(customer.table, self.warehouse.schema)} "
+                    f"FROM {quoted_table(customer.table, self.warehouse.schema)} "
                     f"WHERE LOWER(TRIM(CAST(\"{identity_col}\" AS VARCHAR))) IN ({values})")):
-                rows.append({"sync_id": sync.id, "customer_key": key, "identity": identity, "row_hash": None,
-                             "destination_id": identities.get(identity.strip().lower()), "in_destination": True,
-                             "origin": "baseline", "synced_at": now, "run_id": run_id})
-        if rows:
+                keys.append(key)
+                found.append(identity)
+        if keys:
             with self.warehouse.transaction():
-                self.warehouse.upsert(STATE, ["sync_id", "customer_key"], _state_table(rows))
+                self.warehouse.upsert(STATE, ["sync_id", "customer_key"], _state_rows(
+                    sync.id, keys, found, [None] * len(keys),
+                    [identities.get(i.strip().lower()) for i in found], True, "baseline", run_id))
         log.info("sync %s: baselined %d existing members of %s (%d matched customers)", sync.id, len(identities),
-                 sync.destination, len(rows))
-        return len(rows)
+                 sync.destination, len(keys))
+        return len(keys)
 
     def _check_safety(self, sync: Sync, plan: SyncPlan, options: SyncOptions) -> None:
         if sync.mode != "mirror" or not plan.remove:
@@ -430,12 +429,12 @@ class SyncEngine:
                 if not records:
                     continue
                 while len(pending) >= options.concurrency * 2:  # bounded: never the whole plan in memory
-                    self._collect(sync, operation, pending, record, progress, block=True)
+                    self._collect(sync, operation, pending, record, progress)
                 future = pool.submit(self._send_isolating, send, records, ids, operation)
                 future.meta = (records, hashes)  # type: ignore[attr-defined]
                 pending.add(future)
             while pending:
-                self._collect(sync, operation, pending, record, progress, block=True)
+                self._collect(sync, operation, pending, record, progress)
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -446,8 +445,7 @@ class SyncEngine:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _collect(self, sync: Sync, operation: str, pending: set, record: SyncRunRecord, progress: _Progress,
-                 block: bool) -> None:
+    def _collect(self, sync: Sync, operation: str, pending: set, record: SyncRunRecord, progress: _Progress) -> None:
         done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
         for future in done:
             pending.discard(future)
@@ -484,18 +482,9 @@ class SyncEngine:
                 if operation != "add":  # keep the vendor id learned at add time
                     known = self._destination_ids(sync, keys)
                     ids = [vendor_id or known.get(key) for key, vendor_id in zip(keys, ids)]
-                now = _now()
-                self.warehouse.upsert(STATE, ["sync_id", "customer_key"], pa.table({
-                    "sync_id": pa.array([sync.id] * len(keys)),
-                    "customer_key": pa.array(keys, pa.string()),
-                    "identity": pa.array([identities[key] for key in keys], pa.string()),
-                    "row_hash": pa.array([hashes.get(key) for key in keys], pa.string()),
-                    "destination_id": pa.array(ids, pa.string()),
-                    "in_destination": pa.array([operation != "remove"] * len(keys), pa.bool_()),
-                    "origin": pa.array(["segprovider"] * len(keys)),
-                    "synced_at": pa.array([now] * len(keys), pa.timestamp("us")),
-                    "run_id": pa.array([record.run_id] * len(keys)),
-                }))
+                self.warehouse.upsert(STATE, ["sync_id", "customer_key"], _state_rows(
+                    sync.id, keys, [identities[key] for key in keys], [hashes.get(key) for key in keys], ids,
+                    operation != "remove", "segprovider", record.run_id))
                 resolved = self._previously_rejected[operation].intersection(keys)
                 if resolved:  # accepted now: no longer a rejected record
                     self.warehouse.execute(self._sql(
@@ -564,25 +553,21 @@ class SyncEngine:
             f"WHERE sync_id = {text_literal(sync.id)} ORDER BY customer_key"))
 
 
-def _state_table(rows: list[dict[str, Any]]) -> pa.Table:
+def _state_rows(sync_id: str, keys: list[str], identities: list[str | None], hashes: list[str | None],
+                destination_ids: list[str | None], in_destination: bool, origin: str, run_id: str) -> pa.Table:
+    """Rows of ``segprovider_sync_state`` for ``keys``, built column-wise (batches hold thousands of keys)."""
+    count = len(keys)
     return pa.table({
-        "sync_id": [r["sync_id"] for r in rows],
-        "customer_key": [r["customer_key"] for r in rows],
-        "identity": [r["identity"] for r in rows],
-        "row_hash": pa.array([r["row_hash"] for r in rows], pa.string()),
-        "destination_id": pa.array([r["destination_id"] for r in rows], pa.string()),
-        "in_destination": [r["in_destination"] for r in rows],
-        "origin": [r["origin"] for r in rows],
-        "synced_at": pa.array([r["synced_at"] for r in rows], pa.timestamp("us")),
-        "run_id": [r["run_id"] for r in rows],
+        "sync_id": pa.array([sync_id] * count, pa.string()),
+        "customer_key": pa.array(keys, pa.string()),
+        "identity": pa.array(identities, pa.string()),
+        "row_hash": pa.array(hashes, pa.string()),
+        "destination_id": pa.array(destination_ids, pa.string()),
+        "in_destination": pa.array([in_destination] * count, pa.bool_()),
+        "origin": pa.array([origin] * count, pa.string()),
+        "synced_at": pa.array([_now()] * count, pa.timestamp("us")),
+        "run_id": pa.array([run_id] * count, pa.string()),
     })
-
-
-def _table(name: str, schema: str | None) -> str:
-    parts = name.split(".")
-    if len(parts) == 1 and schema:
-        parts = [schema, name]
-    return ".".join(f'"{p}"' for p in parts)
 
 
 class _Progress:

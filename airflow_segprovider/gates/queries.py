@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airflow_segprovider.core.dialects import quote_identifier as quote
+from airflow_segprovider.core.dialects import quoted_table as table_ref
 from airflow_segprovider.core.dialects import render
 from airflow_segprovider.core.membership import MEMBERSHIPS, SNAPSHOTS, text_literal, ts_literal
 from airflow_segprovider.core.spec import AttributeCondition, iter_conditions
@@ -54,18 +56,6 @@ class _SqlTarget:
 
     dialect: str = "duckdb"
     schema: str | None = None
-
-
-def table_ref(name: str, schema: str | None) -> str:
-    """``"schema"."table"`` (a name that already holds a schema keeps it)."""
-    parts = name.split(".")
-    if len(parts) == 1 and schema:
-        parts = [schema, name]
-    return ".".join(quote(part) for part in parts)
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def gate_syncs(project: Project, gate: str, selectors: Sequence[str] | None = None) -> list[Sync]:
