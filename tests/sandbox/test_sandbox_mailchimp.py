@@ -73,6 +73,13 @@ def test_existing_member_without_update_existing_is_error_contact_exists(sandbox
     assert updated["total_updated"] == 1 and updated["updated_members"][0]["status"] == "unsubscribed"
 
 
+def test_a_full_batch_of_500_members_is_stored_whole(sandbox, http, fixtures):
+    emails = [f"full{i}@example.org" for i in range(500)]
+    body = subscribe(http, sandbox, fixtures.mailchimp_list_id, emails).json()
+    assert body["total_created"] == 500 and body["error_count"] == 0
+    assert sandbox.state.mailchimp_list_emails(fixtures.mailchimp_list_id) == set(emails)
+
+
 def test_more_than_500_members_is_rejected_whole(sandbox, http, fixtures):
     emails = [f"m{i}@example.org" for i in range(501)]
     response = subscribe(http, sandbox, fixtures.mailchimp_list_id, emails)

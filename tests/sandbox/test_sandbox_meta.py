@@ -68,6 +68,13 @@ def test_multi_key_schema_and_json_body_and_delete(sandbox, http, fixtures):
     assert sandbox.state.meta_audience_hashes(audience) == {rows[2][0], rows[3][0]}
 
 
+def test_a_full_batch_of_10000_rows_is_stored_whole(sandbox, http, fixtures):
+    data = [sha256(f"full{i}@example.org") for i in range(10_000)]
+    body = send(http, sandbox, fixtures.meta_audience_id, data).json()
+    assert body["num_received"] == 10_000 and body["num_invalid_entries"] == 0
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) == set(data)
+
+
 def test_more_than_10000_rows_is_rejected_whole(sandbox, http, fixtures):
     data = [sha256(f"r{i}@example.org") for i in range(10_001)]
     response = send(http, sandbox, fixtures.meta_audience_id, data)

@@ -1,33 +1,39 @@
-"""Throughput: at least 20,000 member-records/s for Mailchimp batches of 500 and Meta batches of 10,000.
+"""Benchmark: how many member-records per second the sandbox accepts.
 
-The sandbox runs in its own process, as ``segprovider sandbox`` does, so the client
-here does not compete with it for the interpreter lock.
+Run: ``uv run python benchmarks/sandbox_throughput.py``. Posts Mailchimp batches of 500
+and Meta batches of 10,000 to a sandbox started in its own process (as ``segprovider
+sandbox`` runs it, so the client does not compete with it for the interpreter lock) and
+prints one JSON object on its last line: ``mailchimp_records_per_s``, ``meta_records_per_s``
+(best of three rounds; the goal is at least 20,000 each, so the sandbox is never what
+limits a sync benchmark) and ``goal_met``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import requests
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
 from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY, DEFAULT_META_ACCESS_TOKEN, DemoFixtures
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 REQUIRED_RECORDS_PER_SECOND = 20_000
-pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def sandbox_process(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_segprovider.sandbox", "--port", "0", "--db", str(tmp_path / "t.db"), "--seed"],
@@ -88,15 +94,23 @@ def meta_batch(url: str, audience_id: str, tag: str) -> tuple[str, dict]:
     )
 
 
-def test_mailchimp_and_meta_sustain_20000_records_per_second(sandbox_process: str) -> None:
+def main() -> None:
     fixtures = DemoFixtures()
-    mailchimp = [
-        [mailchimp_batch(sandbox_process, fixtures.mailchimp_list_id, f"{r}.{b}") for b in range(60)] for r in range(2)
-    ]
-    meta = [[meta_batch(sandbox_process, fixtures.meta_audience_id, f"{r}.{b}") for b in range(5)] for r in range(2)]
-    with requests.Session() as session:
-        mailchimp_rate = best_rate(mailchimp, 60 * 500, session)
-        meta_rate = best_rate(meta, 5 * 10_000, session)
-    print(f"\nMailchimp {mailchimp_rate:,.0f} records/s, Meta {meta_rate:,.0f} records/s")
-    assert mailchimp_rate >= REQUIRED_RECORDS_PER_SECOND
-    assert meta_rate >= REQUIRED_RECORDS_PER_SECOND
+    with tempfile.TemporaryDirectory(prefix="segprovider-sandbox-bench-") as tmp, sandbox_process(Path(tmp)) as url:
+        mailchimp = [[mailchimp_batch(url, fixtures.mailchimp_list_id, f"{r}.{b}") for b in range(60)]
+                     for r in range(3)]
+        meta = [[meta_batch(url, fixtures.meta_audience_id, f"{r}.{b}") for b in range(5)] for r in range(3)]
+        with requests.Session() as session:
+            mailchimp_rate = best_rate(mailchimp, 60 * 500, session)
+            meta_rate = best_rate(meta, 5 * 10_000, session)
+    print(f"Mailchimp {mailchimp_rate:,.0f} records/s, Meta {meta_rate:,.0f} records/s", file=sys.stderr)
+    print(json.dumps({
+        "mailchimp_records_per_s": round(mailchimp_rate),
+        "meta_records_per_s": round(meta_rate),
+        "goal_records_per_s": REQUIRED_RECORDS_PER_SECOND,
+        "goal_met": min(mailchimp_rate, meta_rate) >= REQUIRED_RECORDS_PER_SECOND,
+    }))
+
+
+if __name__ == "__main__":
+    main()
