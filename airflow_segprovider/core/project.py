@@ -27,6 +27,7 @@ import jsonschema
 
 from airflow_segprovider.core.durations import parse_duration
 from airflow_segprovider.core.errors import Location, ProjectValidationError, SpecIssue
+from airflow_segprovider.core.reconcile_spec import reconcile_policies
 from airflow_segprovider.core.regex import check_portable_regex
 from airflow_segprovider.core.spec import (
     LIST_OPS,
@@ -579,6 +580,8 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
     }
     _check_cycles(segments, segment_items, issues)
     sources = _sources(source_items, model, issues)
+    reconcile = reconcile_policies(_collect("reconcile", docs), segment_items, [s for s, _ in syncs], destinations,
+                                   issues, _did_you_mean)
     if issues.items:
         return None
     settings = project_item.data.get("warehouse", {})
@@ -589,7 +592,7 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
         destinations={d.name: d for d in destinations.values()},
         syncs=tuple(sync for sync, _ in syncs),
         warehouse=WarehouseSettings(**settings), description=project_item.data.get("description", ""),
-        sources=sources,
+        sources=sources, reconcile=reconcile,
     )
 
 
