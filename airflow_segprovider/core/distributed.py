@@ -476,11 +476,19 @@ class Reconciler:
         """
         plan = self.load_plan(run_id)
         offenders = []
+        syncs = {(s.segment, s.destination): s for s in self.project.syncs}
         for change_set in plan.change_sets:
             limit = self.project.reconcile[change_set.segment].max_change_fraction
-            if change_set.changes and change_set.fraction > limit:
+            # the sync engine's own guard would stop the removals halfway through the apply: stop here instead
+            remove_limit = syncs[(change_set.segment, change_set.system)].max_remove_fraction
+            too_many = change_set.changes and change_set.fraction > limit
+            too_many_removals = (change_set.size_before and
+                                 change_set.remove > remove_limit * change_set.size_before)
+            if too_many or too_many_removals:
                 offenders.append({**asdict(change_set), "changes": change_set.changes,
-                                  "fraction": round(change_set.fraction, 4), "max_change_fraction": limit})
+                                  "fraction": round(change_set.fraction, 4), "max_change_fraction": limit,
+                                  "max_remove_fraction": remove_limit,
+                                  "limit": "max_change_fraction" if too_many else "max_remove_fraction"})
         if offenders and not allow_large_change:
             with self.warehouse.transaction():
                 for segment in sorted({o["segment"] for o in offenders}):
@@ -489,7 +497,9 @@ class Reconciler:
                         f"WHERE run_id = {text_literal(run_id)} AND segment = {text_literal(segment)}"))
             lines = [f"{o['segment']} in {o['system']}: {o['changes']} changes (+{o['add']} -{o['remove']}) to a "
                      f"list of {o['size_before']} = {o['fraction']:.0%} > max_change_fraction "
-                     f"{o['max_change_fraction']:.0%}" for o in offenders]
+                     f"{o['max_change_fraction']:.0%}" if o["limit"] == "max_change_fraction" else
+                     f"{o['segment']} in {o['system']}: {o['remove']} removals from a list of {o['size_before']} "
+                     f"> the sync's max_remove_fraction {o['max_remove_fraction']:.0%}" for o in offenders]
             raise ChangeSetTooLargeError(
                 f"reconcile {run_id} stopped before changing anything: " + "; ".join(lines)
                 + ". Check the lists (a bulk edit, an import, a wrong policy?), then rerun with "
