@@ -531,8 +531,14 @@ class Reconciler:
             engine = ReconcileSyncEngine(self.project, self.warehouse, run_id)
             applied: dict[str, Any] = {}
             error: str | None = None
+            pending = {system for (system,) in self.warehouse.query(self._sql(
+                f"SELECT DISTINCT system FROM {PLAN} WHERE run_id = {text_literal(run_id)} "
+                f"AND segment = {text_literal(policy.segment)}"))}
             try:
                 for sync in self.syncs_of(policy):
+                    if sync.destination not in pending:  # nothing planned for this list: nothing to send
+                        applied[sync.destination] = {"added": 0, "removed": 0, "rejected": 0, "status": "unchanged"}
+                        continue
                     client = self.clients(sync)
                     try:
                         record = engine.run(sync, client, as_of, options=options,
@@ -668,6 +674,8 @@ class Reconciler:
         """Pull, plan, gate and (unless ``dry_run``) apply; returns the plan and what was applied."""
         run_id = run_id or new_run_id()
         as_of = as_of or _now()
+        if allow_large_change:  # the gate's override also lifts the engine's own remove-fraction guard
+            options = SyncOptions(**{**asdict(options or SyncOptions()), "allow_mass_removal": True})
         self.pull(run_id, as_of, segments)
         self.plan(run_id, segments)
         plan = self.check_change_set(run_id, allow_large_change=allow_large_change)

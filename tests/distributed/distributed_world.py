@@ -145,3 +145,18 @@ def membership_writes(sandbox: Any, since_id: int = 0) -> dict[str, list[tuple[s
 def last_request_id(sandbox: Any) -> int:
     requests = sandbox.state.requests()
     return requests[-1].id if requests else 0
+
+
+RECONCILE_TABLES = ("segprovider_reconcile_pulls", "segprovider_reconcile_counts", "segprovider_reconcile_decisions",
+                    "segprovider_reconcile_plan", "segprovider_reconcile_audit", "segprovider_reconcile_state",
+                    "segprovider_reconcile_runs", "segprovider_reconcile_drift", "segprovider_sync_state",
+                    "segprovider_rejected_records", "segprovider_sync_runs")
+
+
+def reset(warehouse: Any, systems: Systems) -> None:
+    """Forget every reconcile and empty the three lists (between property-test examples)."""
+    for table in RECONCILE_TABLES:
+        warehouse.execute(f"DROP TABLE IF EXISTS {table}")
+    with systems.sandbox.state.write() as cursor:
+        cursor.execute("DELETE FROM mailchimp_segment_members")
+        cursor.execute("DELETE FROM hubspot_list_members")
