@@ -32,14 +32,22 @@ class _Issues(Protocol):
 
 def reconcile_policies(items: Iterable[_Item], segments: Iterable[str], syncs: Iterable[Sync],
                        destinations: Mapping[str, Destination], issues: _Issues,
-                       did_you_mean: Callable[[str, Any, str], str]) -> dict[str, ReconcilePolicy]:
+                       did_you_mean: Callable[[str, Any, str], str], *, incomplete: bool = False,
+                       declared_syncs: Iterable[str] = ()) -> dict[str, ReconcilePolicy]:
     """Valid reconcile policies by segment.
 
     :param items: the ``reconcile:`` entries of every project file.
     :param segments: every declared segment name.
     :param syncs: the valid syncs.
     :param destinations: the valid destinations.
+    :param incomplete: a file that may declare segments, destinations or syncs was already reported
+        as unusable: what depends on them is not checked (one mistake, one error).
+    :param declared_syncs: the segment of every declared sync, valid or not: a segment with an invalid
+        sync (reported where it is) is not checked again here.
     """
+    declared = list(declared_syncs)
+    if incomplete:
+        return {}
     out: dict[str, ReconcilePolicy] = {}
     seen: dict[str, _Item] = {}
     segment_names = set(segments)
@@ -57,6 +65,8 @@ def reconcile_policies(items: Iterable[_Item], segments: Iterable[str], syncs: I
             continue
         seen[segment] = item
         own = [s for s in sync_list if s.segment == segment]
+        if declared.count(segment) != len(own):
+            continue  # a sync of the segment (or its destination) is invalid and already reported
         synced = {s.destination for s in own}
         readable = sorted(d for d in synced if destinations[d].kind in MEMBERSHIP_TIMES)
         ok = True
