@@ -1,8 +1,9 @@
 """The distributed model's steps as Airflow tasks: pull, plan, change-set gate, apply, drift report.
 
 Thin wrappers over :class:`~airflow_segprovider.core.distributed.Reconciler`: every step reads
-and writes the warehouse, so a retried task resumes from what the previous try committed. All
-steps of one DAG run share one reconcile run id (default: the Airflow run id).
+and writes the warehouse, so a retried task resumes from what the previous try committed. The
+pull names the reconcile run (the Airflow run id and the pull's try) and pushes it to XCom; the
+later steps read it from there, so a cleared and rerun DAG run reconciles afresh.
 """
 
 from __future__ import annotations
@@ -21,17 +22,22 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.warehouse import Warehouse
 
 
+RUN_ID_KEY = "reconcile_run_id"
+PULLED_RUN_ID = "{{ ti.xcom_pull(task_ids='pull', key='reconcile_run_id') }}"
+
+
 class ReconcileBaseOperator(SegmentsBaseOperator):
     """Base of the reconcile steps.
 
-    :param reconcile_run_id: the reconcile run this step belongs to (templated; default the DAG run id).
+    :param reconcile_run_id: the reconcile run this step belongs to (templated; default the one the
+        ``pull`` task started).
     :param segments: reconciled segments to work on; all when empty.
     """
 
     template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "reconcile_run_id")
     ui_color = "#f3e8fd"
 
-    def __init__(self, *, reconcile_run_id: str = "{{ run_id }}", segments: Sequence[str] = (),
+    def __init__(self, *, reconcile_run_id: str | None = PULLED_RUN_ID, segments: Sequence[str] = (),
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reconcile_run_id = reconcile_run_id
@@ -88,13 +94,20 @@ def distributed_historical_reason(context: Context, reconciler: Reconciler, segm
 class ReconcilePullOperator(ReconcileBaseOperator):
     """Read every system's list of each reconciled segment and stage it in the warehouse.
 
-    Skipped for backfills and for runs older than the newest reconcile (the skip propagates: nothing
-    downstream runs).
+    Starts the reconcile run (``<airflow run id>__pull<try>`` unless ``reconcile_run_id`` is given)
+    and pushes its id to XCom under ``reconcile_run_id``. Skipped for backfills and for runs older
+    than the newest reconcile (the skip propagates: nothing downstream runs).
     """
+
+    def __init__(self, *, reconcile_run_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(reconcile_run_id=reconcile_run_id, **kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        if not self.reconcile_run_id:
+            self.reconcile_run_id = f"{context['run_id']}__pull{context['ti'].try_number}"
+        context["ti"].xcom_push(key=RUN_ID_KEY, value=self.reconcile_run_id)
         as_of = self.as_of_value()
         with self.warehouse() as warehouse, self.fail_on_core_errors("pull"):
             reconciler = self.reconciler(warehouse)

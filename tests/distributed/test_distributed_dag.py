@@ -127,12 +127,12 @@ def test_segments_distributed_reconciles_gates_and_never_pushes_history(world) -
     assert held["hubspot_crm"] == held["mailchimp_newsletter"] == set(emails[1:11])
     writes = membership_writes(sandbox, before)
     audit = _query(world, "SELECT system, customer_key, member_before, member_after, rule FROM "
-                          f"segprovider_reconcile_audit WHERE run_id = '{run.run_id}' ORDER BY system")
+                          f"segprovider_reconcile_audit WHERE run_id = '{run.run_id}__pull1' ORDER BY system")
     assert [(s, after, rule) for s, _, _, after, rule in audit] == [
         ("hubspot_crm", False, "most_recent"), ("mailchimp_newsletter", True, "most_recent")]
     assert len(writes["hubspot_crm"]) == len(writes["mailchimp_newsletter"]) == 1
     drift = _query(world, "SELECT system, reported_after, resolved_members, drift FROM segprovider_reconcile_drift "
-                          f"WHERE run_id = '{run.run_id}' ORDER BY system")
+                          f"WHERE run_id = '{run.run_id}__pull1' ORDER BY system")
     assert drift == [("hubspot_crm", 10, 10, 0), ("mailchimp_newsletter", 10, 10, 0)]
 
     # day 3: half the CRM list is emptied: the gate stops the run before anything is sent, and alerts
