@@ -142,3 +142,32 @@ def test_the_change_set_gate_stops_before_anything_is_sent_and_apply_refuses_the
     assert {(a["system"], a["rule"]) for a in reconciler.audit(result["run_id"])} == {
         ("mailchimp_newsletter", "authoritative:hubspot_crm")}
     assert systems.held()["mailchimp_newsletter"] == set(emails[4:])
+
+
+def test_a_list_that_cannot_be_read_back_receives_the_resolved_list_and_reports_its_count(
+        warehouse, customers, sandbox, systems, module_tmp) -> None:
+    from airflow_segprovider.destinations.meta import normalize_and_hash
+
+    root = make_project(module_tmp / "with_meta", "reconcile:\n  - {segment: vip, policy: union, "
+                        "max_change_fraction: 1.0}\n", third_system=False)
+    (root / "meta_sync.yml").write_text(
+        "syncs:\n  - {segment: vip, destination: meta_ads, mode: mirror, max_remove_fraction: 1.0,\n"
+        "     target: {audience_id: \"23850000000000003\"}}\n")
+    project = load_project(root)
+    assert project.reconcile["vip"].systems == TWO_SYSTEMS  # Meta has no say, it only receives
+    sandbox.state.seed_meta_audience("23850000000000003", "1234567890", "vip_ads")
+    emails = list(customers.values())[:6]
+    for email in emails[:3]:
+        systems.edit("hubspot_crm", email, True)
+    for email in emails[3:]:
+        systems.edit("mailchimp_newsletter", email, True)
+    reconciler = Reconciler(project, warehouse, client_factory(project, sandbox))
+    result = reconciler.reconcile(allow_large_change=True)
+    audience = sandbox.state.meta_audience_hashes("23850000000000003")
+    sent = {a["customer_key"] for a in reconciler.audit(result["run_id"]) if a["system"] == "meta_ads"}
+    assert audience == {normalize_and_hash(customers[key]) for key in sent} and sent  # ads consent may drop some
+    counts = warehouse.query("SELECT system, readable, reported_count, pulled_members FROM "
+                             f"segprovider_reconcile_counts WHERE run_id = '{result['run_id']}' ORDER BY system")
+    assert counts[-1][:2] == ("meta_ads", False) and counts[-1][3] is None and counts[-1][2] is not None
+    again = reconciler.reconcile(allow_large_change=True)
+    assert again["plan"]["total_changes"] == 0
