@@ -97,10 +97,14 @@ class Claim:
     effective: bool  # the value that counts for resolution (the written one for a stale edit)
     at: dt.datetime | None  # the time of the value that counts
     kind: ClaimKind
+    origin: str = ""  # who put the value there, for an unchanged one: ``segprovider`` = our own write
 
     def describe(self) -> str:
         when = f" at {self.at.isoformat(timespec='seconds')}" if self.at else ""
-        verb = {"first": "holds" if self.present else "lacks", "unchanged": "unchanged,",
+        if self.kind == "unchanged":
+            what = "holds our own write" if self.origin == "segprovider" else "is unchanged"
+            return f"{self.system} {what}" + (f" of {self.at.isoformat(timespec='seconds')}" if self.at else "")
+        verb = {"first": "holds" if self.present else "lacks",
                 "edit": "added it" if self.present else "removed it",
                 "stale": "stale " + ("add" if self.present else "removal")}[self.kind]
         return f"{self.system} {verb}{when}"
@@ -135,7 +139,7 @@ def classify(system: str, observed: Observation, written: Written | None, pulled
         return Claim(system, observed.present, observed.present,
                      observed.changed_at if observed.present else None, "first")
     if observed.present == written.present:  # includes our own writes coming back: not an edit
-        return Claim(system, observed.present, observed.present, written.at, "unchanged")
+        return Claim(system, observed.present, observed.present, written.at, "unchanged", written.origin)
     reported = observed.changed_at if observed.present else None
     if reported is not None and reported > written.at:
         return Claim(system, observed.present, observed.present, reported, "edit")
