@@ -192,6 +192,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from airflow_segprovider.reconcile_cli import run
+
+    return run(args)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from airflow_segprovider.sandbox.server import main as sandbox_main
 
@@ -267,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="also print the run records as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log plans and progress")
     p.add_argument("--db", help=db_help)
+    p = command("reconcile", cmd_reconcile, "The distributed model: pull every tool's list of each reconciled "
+                "segment, resolve disagreements by the segment's policy, push the fixes and log each change.")
+    from airflow_segprovider.reconcile_cli import add_arguments as add_reconcile_arguments
+
+    add_reconcile_arguments(p)
     p = command("sandbox", cmd_sandbox, "Run the local destination sandbox (Mailchimp, HubSpot, Meta, webhook); "
                 "options: --host, --port, --db, --config, --seed (see segprovider sandbox --help).")
     p.add_argument("sandbox_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

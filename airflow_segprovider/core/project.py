@@ -27,6 +27,7 @@ import jsonschema
 
 from airflow_segprovider.core.durations import parse_duration
 from airflow_segprovider.core.errors import Location, ProjectValidationError, SpecIssue
+from airflow_segprovider.core.reconcile_spec import reconcile_policies
 from airflow_segprovider.core.regex import check_portable_regex
 from airflow_segprovider.core.spec import (
     LIST_OPS,
@@ -483,8 +484,10 @@ class _Unusable:
     def __init__(self) -> None:
         self.unreadable = False
         self.names: dict[str, set[str]] = {section: set() for section in (*SINGLE_SECTIONS, *LIST_SECTIONS)}
+        self.sections: set[str] = set()
 
     def add(self, doc: SourceDocument) -> None:
+        self.sections.update(section for section in doc.data if isinstance(section, str))
         for section, value in doc.data.items():
             if section in SINGLE_SECTIONS:
                 self.names[section].add(section)
@@ -579,6 +582,11 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
     }
     _check_cycles(segments, segment_items, issues)
     sources = _sources(source_items, model, issues)
+    # a file left out (already reported) may declare the syncs a reconcile entry is checked against
+    incomplete = unusable.unreadable or bool({"segments", "destinations", "syncs"} & unusable.sections)
+    reconcile = reconcile_policies(_collect("reconcile", docs), segment_items, [s for s, _ in syncs], destinations,
+                                   issues, _did_you_mean, incomplete=incomplete,
+                                   declared_syncs=[item.data["segment"] for item in sync_items])
     if issues.items:
         return None
     settings = project_item.data.get("warehouse", {})
@@ -589,7 +597,7 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
         destinations={d.name: d for d in destinations.values()},
         syncs=tuple(sync for sync, _ in syncs),
         warehouse=WarehouseSettings(**settings), description=project_item.data.get("description", ""),
-        sources=sources,
+        sources=sources, reconcile=reconcile,
     )
 
 

@@ -247,6 +247,28 @@ class Sync:
 
 
 @dataclass(frozen=True)
+class ReconcilePolicy:
+    """How the distributed model reconciles one segment's lists across the tools that keep it.
+
+    :param segment: the segment whose lists are reconciled.
+    :param policy: ``authoritative``, ``most_recent``, ``union`` or ``intersection``.
+    :param systems: the destinations whose lists are compared (readable ones); others only receive.
+    :param authority: the system that is the source of truth (``authoritative``).
+    :param tie_break: ``add``, ``remove`` or a system name: who wins equal times (``most_recent``).
+    :param max_change_fraction: a reconcile changing more than this fraction of a list stops and alerts.
+    """
+
+    segment: str
+    policy: Literal["authoritative", "most_recent", "union", "intersection"]
+    systems: tuple[str, ...]
+    authority: str | None = None
+    tie_break: str = "remove"
+    max_change_fraction: float = 0.2
+    description: str = ""
+    loc: Location = field(compare=False, default=Location(""))
+
+
+@dataclass(frozen=True)
 class Pagination:
     """How a REST source walks through pages.
 
@@ -330,6 +352,7 @@ class Project:
     warehouse: WarehouseSettings = WarehouseSettings()
     description: str = ""
     sources: dict[str, Source] = field(default_factory=dict)
+    reconcile: dict[str, ReconcilePolicy] = field(default_factory=dict)
 
     def evaluation_order(self) -> list[str]:
         """Segment names so that each comes after every segment it depends on."""

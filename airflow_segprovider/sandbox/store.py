@@ -537,6 +537,56 @@ class SandboxState:
                 (int(audience_id), ad_account_id.removeprefix("act_"), name, now, now),
             )
 
+    def edit_mailchimp_segment(self, list_id: str, segment_id: int | str, email: str, present: bool, *,
+                               at: float | None = None) -> None:
+        """A person adds or removes a member of a static segment (or tag) in Mailchimp's UI: not logged as a request.
+
+        The member is created (subscribed) when the audience lacks it. Mailchimp reports the member's
+        ``last_changed`` on segment reads, so ``at`` sets that, as an edit of the member made then.
+
+        :param at: epoch seconds of the edit; now when None (a past value gives a stale timestamp).
+        """
+        when = time.time() if at is None else at
+        member_hash = subscriber_hash(email)
+        with self.write() as cursor:
+            cursor.execute(
+                "INSERT INTO mailchimp_members (list_id, subscriber_hash, email_address, status, merge_fields,"
+                " created_at, updated_at) VALUES (?, ?, ?, 'subscribed', '{}', ?, ?)"
+                " ON CONFLICT (list_id, subscriber_hash) DO UPDATE SET updated_at = excluded.updated_at",
+                (list_id, member_hash, email, when, when),
+            )
+            if present:
+                cursor.execute(
+                    "INSERT OR IGNORE INTO mailchimp_segment_members (segment_id, subscriber_hash, added_at)"
+                    " VALUES (?, ?, ?)", (int(segment_id), member_hash, when))
+            else:
+                cursor.execute("DELETE FROM mailchimp_segment_members WHERE segment_id = ? AND subscriber_hash = ?",
+                               (int(segment_id), member_hash))
+
+    def edit_hubspot_list(self, list_id: int | str, email: str, present: bool, *, at: float | None = None) -> None:
+        """A person adds or removes a contact of a MANUAL list in HubSpot's UI: not logged as a request.
+
+        The contact is created when HubSpot lacks it.
+
+        :param at: epoch seconds of the membership (its ``membershipTimestamp``); now when None.
+        """
+        when = time.time() if at is None else at
+        with self.write() as cursor:
+            row = cursor.execute("SELECT id FROM hubspot_contacts WHERE email = ?", (email.lower(),)).fetchone()
+            if row is None:
+                cursor.execute("INSERT INTO hubspot_contacts (email, properties, created_at, updated_at)"
+                               " VALUES (?, ?, ?, ?)", (email.lower(), json.dumps({"email": email.lower()}), when, when))
+                contact_id = cursor.lastrowid
+            else:
+                contact_id = row[0]
+            if present:
+                cursor.execute("INSERT INTO hubspot_list_members (list_id, contact_id, added_at) VALUES (?, ?, ?)"
+                               " ON CONFLICT (list_id, contact_id) DO UPDATE SET added_at = excluded.added_at",
+                               (int(list_id), contact_id, when))
+            else:
+                cursor.execute("DELETE FROM hubspot_list_members WHERE list_id = ? AND contact_id = ?",
+                               (int(list_id), contact_id))
+
     def seed_demo_fixtures(self, fixtures: DemoFixtures | None = None) -> DemoFixtures:
         """Create the demo's audience (with its custom merge fields), static segment, HubSpot list (and custom
         contact properties) and Meta audience.
