@@ -43,13 +43,25 @@ DEFAULT_HUB_TABLE = "segprovider_hub_profiles"
 DEFAULT_DRIFT_TOLERANCE = 0.01
 #: Destination kinds whose API evaluates rule-based segments on stored attributes.
 SPOKE_KINDS = ("mailchimp", "hubspot")
-#: Operators a spoke can evaluate, per attribute type (Mailchimp merge conditions, HubSpot filters).
-SPOKE_OPERATORS: dict[str, frozenset[str]] = {
-    "string": frozenset({"eq", "ne", "contains", "starts_with", "is_null", "is_not_null"}),
-    "number": frozenset({"eq", "ne", "gt", "lt", "gte", "lte", "is_null", "is_not_null"}),
-    "date": frozenset({"eq", "ne", "gt", "lt", "is_null", "is_not_null"}),
-    "timestamp": frozenset({"gt", "lt", "is_null", "is_not_null"}),
-    "boolean": frozenset({"eq", "ne", "is_null", "is_not_null"}),
+#: Operators each spoke evaluates, per attribute type: Mailchimp merge-field conditions (TextMerge for
+#: text and number fields: is, not, contains, starts, greater, less, blank, blank_not; DateMerge: is,
+#: not, greater, less, blank, blank_not) and HubSpot list filters (NUMBER, STRING, BOOL, TIME_POINT
+#: and ALL_PROPERTY operations).
+SPOKE_OPERATORS: dict[str, dict[str, frozenset[str]]] = {
+    "mailchimp": {
+        "string": frozenset({"eq", "ne", "contains", "starts_with", "is_null", "is_not_null"}),
+        "number": frozenset({"eq", "ne", "gt", "lt", "is_null", "is_not_null"}),
+        "date": frozenset({"eq", "ne", "gt", "lt", "is_null", "is_not_null"}),
+        "timestamp": frozenset(),
+        "boolean": frozenset({"eq", "ne"}),
+    },
+    "hubspot": {
+        "string": frozenset({"eq", "ne", "contains", "starts_with", "is_null", "is_not_null"}),
+        "number": frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "is_null", "is_not_null"}),
+        "date": frozenset({"gt", "lt", "is_null", "is_not_null"}),
+        "timestamp": frozenset({"gt", "lt", "is_null", "is_not_null"}),
+        "boolean": frozenset({"eq", "ne", "is_null", "is_not_null"}),
+    },
 }
 
 
@@ -313,11 +325,11 @@ def _spoke_segment(builder: Any, item: Any, hub: Hub, destinations: dict[str, De
             ok = False
             continue
         value_type = hub.attributes[node.attribute].type
-        if node.predicate.op not in SPOKE_OPERATORS[value_type]:
-            issues.add("SEG083", f"spoke segment {name!r}: {destination!r} cannot evaluate op "
-                       f"{node.predicate.op!r} on a {value_type} attribute", node.loc,
-                       f"operators a spoke evaluates on {value_type}: "
-                       f"{', '.join(sorted(SPOKE_OPERATORS[value_type]))}")
+        allowed = SPOKE_OPERATORS[kind][value_type]
+        if node.predicate.op not in allowed:
+            issues.add("SEG083", f"spoke segment {name!r}: {kind} cannot evaluate op {node.predicate.op!r} on a "
+                       f"{value_type} attribute", node.loc,
+                       f"operators {kind} evaluates on {value_type}: {', '.join(sorted(allowed)) or 'none'}")
             ok = False
     if not ok:
         return None

@@ -226,6 +226,9 @@ class SandboxState:
         self._connection.execute("PRAGMA cache_size=-65536")
         self._connection.execute("PRAGMA busy_timeout=10000")
         self._connection.executescript(_SCHEMA)
+        from airflow_segprovider.sandbox.dynamic import SCHEMA as DYNAMIC_SCHEMA  # rule-based segments
+
+        self._connection.executescript(DYNAMIC_SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""
