@@ -332,21 +332,22 @@ class FieldType:
     date_format: str | None = None
 
 
-#: Hub attribute type -> destination field types that can hold it without losing meaning.
+#: Hub attribute type -> destination field types that hold it with its meaning: numbers only in number
+#: fields (a number in a text field is compared as text by the tool's own segments), dates in date fields.
 COMPATIBLE: dict[str, dict[str, frozenset[str]]] = {
     "mailchimp": {
         "string": frozenset({"text", "dropdown", "radio", "phone", "url", "imageurl", "zip"}),
-        "number": frozenset({"number", "text"}),
-        "date": frozenset({"date", "text"}),
-        "timestamp": frozenset({"date", "text"}),
+        "number": frozenset({"number"}),
+        "date": frozenset({"date"}),
+        "timestamp": frozenset({"date"}),
         "boolean": frozenset({"text", "dropdown", "radio"}),
     },
     "hubspot": {
         "string": frozenset({"string", "enumeration", "phone_number"}),
-        "number": frozenset({"number", "string"}),
-        "date": frozenset({"date", "datetime", "string"}),
-        "timestamp": frozenset({"datetime", "string"}),
-        "boolean": frozenset({"bool", "enumeration", "string"}),
+        "number": frozenset({"number"}),
+        "date": frozenset({"date", "datetime"}),
+        "timestamp": frozenset({"datetime"}),
+        "boolean": frozenset({"bool", "enumeration"}),
     },
 }
 
