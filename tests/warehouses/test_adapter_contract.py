@@ -17,7 +17,7 @@ from warehouse_matrix import open_warehouse
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("duckdb", "postgres")
+KINDS = ("duckdb", "postgres", "snowflake")
 
 
 @pytest.fixture(params=KINDS)

@@ -12,11 +12,13 @@ from __future__ import annotations
 from airflow_segprovider.core.warehouse import DuckDBWarehouse, Warehouse
 from airflow_segprovider.core.warehouses.base import DBAPIWarehouse, arrow_table_ddl
 from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
+from airflow_segprovider.core.warehouses.snowflake import SnowflakeWarehouse
 
 __all__ = [
     "DBAPIWarehouse",
     "DuckDBWarehouse",
     "PostgresWarehouse",
+    "SnowflakeWarehouse",
     "Warehouse",
     "arrow_table_ddl",
 ]
