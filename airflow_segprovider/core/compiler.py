@@ -153,7 +153,7 @@ class CompiledEvaluation:
         return query
 
     def sql(self, pretty: bool = True) -> str:
-        return self.flags_query.sql(dialect=self.dialect, pretty=pretty)
+        return dialects.to_sql(self.flags_query, self.dialect, pretty=pretty)
 
 
 class SegmentCompiler:
