@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 MEMBERSHIPS = "segprovider_memberships"
 SNAPSHOTS = "segprovider_snapshots"
 CHANGES = "segprovider_membership_changes"
+_MEMBER_ROWS = "segprovider_member_rows_placeholder"
 
 # Written once in DuckDB's dialect and transpiled: one SQL source for every warehouse. Only
 # constructs every dialect reads alike: no list literals, no FILTER clauses, ``UNION ALL`` of
@@ -100,9 +101,11 @@ class MembershipStore:
         at = ts_literal(as_of)
         self.warehouse.execute(self._sql(
             f"DELETE FROM {MEMBERSHIPS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
-        self.warehouse.execute(self._sql(
+        # member_rows_sql is already in the warehouse's dialect: render around it, then put it in
+        insert = self._sql(
             f"INSERT INTO {MEMBERSHIPS} (segment, customer_key, as_of, run_id, arm) "
-            f"SELECT segment, customer_key, {at}, {text_literal(run_id)}, arm FROM ({member_rows_sql}) AS m"))
+            f"SELECT segment, customer_key, {at}, {text_literal(run_id)}, arm FROM {_MEMBER_ROWS} AS m")
+        self.warehouse.execute(insert.replace(_MEMBER_ROWS, f"({member_rows_sql})", 1))
         if self.warehouse.dialect == "postgres":
             # PostgreSQL plans the diff's anti-joins from table statistics; without fresh ones it
             # assumes a few rows and runs nested loops (seconds instead of milliseconds)

@@ -153,7 +153,7 @@ class DuckDBWarehouse:
             if create and self.columns(table) is None:
                 from airflow_segprovider.core.warehouses.base import arrow_table_ddl
 
-                self.connection.execute(arrow_table_ddl(table, rows.schema, self.dialect))
+                self.execute(arrow_table_ddl(table, rows.schema, self.dialect))
             if rows.num_rows == 0:
                 return
             columns = ", ".join(f'"{name}"' for name in rows.column_names)

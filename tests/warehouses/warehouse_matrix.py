@@ -19,6 +19,44 @@ from airflow_segprovider.core.warehouse import DuckDBWarehouse
 
 PG_DSN = os.environ.get("SEGPROVIDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 KINDS = ("duckdb", "postgres", "snowflake")
+#: where the differential tests compare members: the three engines above, and BigQuery's SQL on DuckDB
+DIFFERENTIAL_KINDS = ("duckdb", "postgres", "snowflake", "bigquery_sql")
+
+
+class BigQuerySQLOnDuckDB(DuckDBWarehouse):
+    """Runs the SQL the core writes for BigQuery: each statement is parsed as BigQuery by sqlglot
+    (a syntax error fails the test) and executed after transpiling to DuckDB.
+
+    It checks that the BigQuery SQL means the same as the DuckDB SQL wherever sqlglot models
+    BigQuery's semantics (functions, literals, casts, hashing); what only a BigQuery server could
+    show (type checks between DATETIME and TIMESTAMP columns, quotas, sessions) it cannot.
+    """
+
+    dialect = "bigquery"
+
+    @staticmethod
+    def to_duckdb(sql: str) -> str:
+        import sqlglot
+
+        statements = sqlglot.parse(sql, read="bigquery", error_level=sqlglot.ErrorLevel.RAISE)
+        return ";\n".join(s.sql(dialect="duckdb") for s in statements if s is not None)
+
+    def execute(self, sql: str) -> None:
+        super().execute(self.to_duckdb(sql))
+
+    def query(self, sql: str):
+        return super().query(self.to_duckdb(sql))
+
+    def query_records(self, sql: str):
+        return super().query_records(self.to_duckdb(sql))
+
+    def iter_batches(self, sql: str, batch_size: int = 50_000):
+        return super().iter_batches(self.to_duckdb(sql), batch_size)
+
+    def columns(self, table: str):
+        # the adapter's own catalogue query is DuckDB SQL, not SQL the core writes for BigQuery
+        plain = DuckDBWarehouse(connection=self.connection, schema=self.schema)
+        return plain.columns(table)
 
 
 def pg_connect():
@@ -58,6 +96,12 @@ def open_warehouse(kind: str) -> Iterator:
                 yield warehouse
             finally:
                 warehouse.close()
+    elif kind == "bigquery_sql":
+        warehouse = BigQuerySQLOnDuckDB(":memory:")
+        try:
+            yield warehouse
+        finally:
+            warehouse.close()
     elif kind == "snowflake":
         import fakesnow
         import snowflake.connector
@@ -73,6 +117,22 @@ def open_warehouse(kind: str) -> Iterator:
                 warehouse.close()
     else:
         raise ValueError(kind)
+
+
+def load_rows(warehouse, tables: dict, column_types: dict[str, dict[str, str]]) -> None:
+    """Create each table with exactly ``column_types`` (DuckDB names, rendered per dialect) and load the
+    rows through the warehouse's own ``load``."""
+    from airflow_segprovider.core.dialects import render
+
+    arrow_types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "DATE": pa.date32(),
+                   "TIMESTAMP": pa.timestamp("us"), "BIGINT": pa.int64()}
+    for table, columns in column_types.items():
+        ddl = f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
+        warehouse.execute(render(ddl, warehouse.dialect))
+        rows = tables.get(table, [])
+        if rows:
+            warehouse.load(table, pa.table({c: pa.array([row.get(c) for row in rows], type=arrow_types[t])
+                                            for c, t in columns.items()}))
 
 
 def copy_tables(source, target, tables: list[str]) -> None:

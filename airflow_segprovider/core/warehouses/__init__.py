@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from airflow_segprovider.core.warehouse import DuckDBWarehouse, Warehouse
 from airflow_segprovider.core.warehouses.base import DBAPIWarehouse, arrow_table_ddl
+from airflow_segprovider.core.warehouses.bigquery import BigQueryWarehouse
 from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
 from airflow_segprovider.core.warehouses.snowflake import SnowflakeWarehouse
 
 __all__ = [
+    "BigQueryWarehouse",
     "DBAPIWarehouse",
     "DuckDBWarehouse",
     "PostgresWarehouse",
