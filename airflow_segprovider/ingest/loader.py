@@ -197,6 +197,17 @@ class _Load:
         """Run a statement written in DuckDB's dialect in the target warehouse."""
         self.warehouse.execute(render(duckdb_sql, self.dialect))
 
+    def target_table(self, table: str) -> str:
+        """A table reference as the target spells it (Snowflake: simple names folded to upper case)."""
+        if self.dialect == "duckdb":
+            return table
+        import sqlglot
+        from sqlglot import exp
+
+        from airflow_segprovider.core.dialects import to_sql
+
+        return to_sql(sqlglot.parse_one(table, into=exp.Table, read="duckdb"), self.dialect)
+
     def transfer(self, select: str, table: str, columns: list[str]) -> None:
         """Append the rows of ``select`` (an engine query) to ``table`` of the target warehouse."""
         names = ", ".join(_quote(c) for c in columns)
@@ -205,7 +216,8 @@ class _Load:
             return
         from airflow_segprovider.ingest.transfer import load_batches
 
-        load_batches(self.warehouse, table, columns, self.engine.iter_batches(select, TRANSFER_BATCH_ROWS))
+        load_batches(self.warehouse, self.target_table(table), columns,
+                     self.engine.iter_batches(select, TRANSFER_BATCH_ROWS))
 
     # table ---------------------------------------------------------------------------------------
     def _prepare(self, native: Mapping[str, str]) -> dict[str, str]:
@@ -236,10 +248,16 @@ class _Load:
             for column, sql_type in wanted.items():
                 if column.lower() not in existing:
                     self.target_sql(f"ALTER TABLE {self.target} ADD COLUMN {_quote(column)} {sql_type}")
-        if self.source.mode == "replace":
-            self.target_sql(f"DELETE FROM {self.target}")
-            self.target_sql(f"DELETE FROM {self.quarantine} WHERE source = {text(self.source.name)}")
         return types
+
+    def prepare_outside_transaction(self) -> None:
+        """Create or widen the table before the load's transaction, where DDL would end it (Snowflake).
+
+        Columns the model does not type (keys) take the customer key's type, else VARCHAR, since
+        no unit has been read yet. An empty table may remain when the load then fails; no rows do.
+        """
+        if self.dialect == "snowflake":
+            self.types = self._prepare({})
 
     # one unit --------------------------------------------------------------------------------------
     def apply(self, unit: _Unit) -> None:
@@ -263,6 +281,9 @@ class _Load:
                                           hint="fix incremental.column in the source definition")
         if self.types is None:
             self.types = self._prepare({column: sql_type for column, (_, sql_type) in fields.items()})
+        if self.units == 0 and self.source.mode == "replace":
+            self.target_sql(f"DELETE FROM {self.target}")
+            self.target_sql(f"DELETE FROM {self.quarantine} WHERE source = {text(self.source.name)}")
         types = self.types
         columns = list(fields)  # the columns this unit provides, in model order
 
@@ -334,6 +355,15 @@ class _Load:
             return
         keys = [f"v_{columns.index(k)}" for k in self.source.key]
         latest = f"SELECT {values} {valid} QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY __row DESC) = 1"
+        if self.dialect == "snowflake":
+            # Snowflake commits any open transaction before DDL, so no staging table: the adapter's
+            # upsert (UPDATE + INSERT from typed rows, inside the load's transaction), batch by batch
+            import pyarrow as pa
+
+            for batch in self.engine.iter_batches(latest, TRANSFER_BATCH_ROWS):
+                self.warehouse.upsert(self.target_table(self.target), list(self.source.key),
+                                      pa.Table.from_batches([batch]))
+            return
         if self.local:
             stage = f"{self.temp}_latest"
             self.engine.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {latest}")
@@ -569,6 +599,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
             from airflow_segprovider.destinations.connection import connection_from_env
 
             connection = connection_from_env(source.connection_id, destination=source.name)
+        load.prepare_outside_transaction()
         with warehouse.transaction():
             if source.kind == "file":
                 units: Iterator[_Unit] | list[_Unit] = _file_units(source, layout, Path(files_root or project.root))
