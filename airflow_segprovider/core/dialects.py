@@ -80,6 +80,21 @@ def filtered_aggregate(dialect: str, func: type[exp.AggFunc], arg: exp.Expressio
     return func(this=exp.Case(ifs=[exp.If(this=condition, true=value)]))
 
 
+def byte_order(dialect: str, value: exp.Expression) -> exp.Expression:
+    """Text compared by code point, whatever the column's collation.
+
+    DuckDB, Snowflake (without a collation set) and BigQuery compare text byte by byte, so
+    ``'B' < 'a'``. PostgreSQL compares by the column's collation, which is usually the
+    database's linguistic one (``en_US.UTF-8``: ``'a' < 'B'``), and refuses ``LIKE`` and
+    regular expressions on nondeterministic (ICU case-insensitive) collations: ``COLLATE "C"``
+    gives every predicate the byte order and plain equality the other warehouses use.
+    """
+    if dialect == "postgres":
+        # parenthesised: POSITION(x IN y) does not accept a bare COLLATE clause
+        return exp.Paren(this=exp.Collate(this=value, expression=exp.Identifier(this="C", quoted=True)))
+    return value
+
+
 def quote_identifier(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 

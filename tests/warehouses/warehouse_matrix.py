@@ -59,10 +59,10 @@ class BigQuerySQLOnDuckDB(DuckDBWarehouse):
         return plain.columns(table)
 
 
-def pg_connect():
+def pg_connect(**options):
     import psycopg2
 
-    return psycopg2.connect(PG_DSN)
+    return psycopg2.connect(PG_DSN, **options)
 
 
 @contextlib.contextmanager
@@ -80,7 +80,8 @@ def postgres_schema() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def open_warehouse(kind: str) -> Iterator:
+def open_warehouse(kind: str, **pg_options) -> Iterator:
+    """A fresh, empty warehouse of ``kind``; ``pg_options`` go to ``psycopg2.connect`` (e.g. ``options``)."""
     if kind == "duckdb":
         warehouse = DuckDBWarehouse(":memory:")
         try:
@@ -91,7 +92,7 @@ def open_warehouse(kind: str) -> Iterator:
         from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
 
         with postgres_schema() as schema:
-            warehouse = PostgresWarehouse(pg_connect(), schema=schema)
+            warehouse = PostgresWarehouse(pg_connect(**pg_options), schema=schema)
             try:
                 yield warehouse
             finally:
