@@ -1,7 +1,7 @@
 """The warehouse contract, checked on every adapter against a real server or emulator.
 
-The same test body runs on DuckDB, the real PostgreSQL server and Snowflake through
-fakesnow: statements, small results, Arrow batches that stay bounded, bulk load, upsert
+The same test body runs on DuckDB, the real PostgreSQL server (through psycopg2 and through
+psycopg 3, both of which ``PostgresHook`` may hand out) and Snowflake through fakesnow: statements, small results, Arrow batches that stay bounded, bulk load, upsert
 by key, rollback on error, column types.
 """
 
@@ -17,7 +17,7 @@ from warehouse_matrix import open_warehouse
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("duckdb", "postgres", "snowflake")
+KINDS = ("duckdb", "postgres", "postgres_psycopg3", "snowflake")
 
 
 @pytest.fixture(params=KINDS)

@@ -88,11 +88,17 @@ def open_warehouse(kind: str, **pg_options) -> Iterator:
             yield warehouse
         finally:
             warehouse.close()
-    elif kind == "postgres":
+    elif kind in ("postgres", "postgres_psycopg3"):
         from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
 
         with postgres_schema() as schema:
-            warehouse = PostgresWarehouse(pg_connect(**pg_options), schema=schema)
+            if kind == "postgres":
+                connection = pg_connect(**pg_options)
+            else:  # what PostgresHook hands out when SQLAlchemy 2 is installed
+                import psycopg
+
+                connection = psycopg.connect(PG_DSN, **pg_options)
+            warehouse = PostgresWarehouse(connection, schema=schema)
             try:
                 yield warehouse
             finally:

@@ -1,4 +1,5 @@
-"""PostgreSQL: the connection ``PostgresHook.get_conn()`` hands out (psycopg2).
+"""PostgreSQL: the connection ``PostgresHook.get_conn()`` hands out (psycopg2, or psycopg 3 when the
+provider uses it: with SQLAlchemy 2 installed it does).
 
 * statements run in autocommit mode; :meth:`transaction` issues ``BEGIN`` / ``COMMIT``
   / ``ROLLBACK`` itself, so a transaction is real and everything outside one is committed
@@ -49,7 +50,7 @@ def _arrow_type_of_oid(oid: int, precision: int | None, scale: int | None) -> pa
 class PostgresWarehouse(DBAPIWarehouse):
     """A PostgreSQL database as the project's warehouse.
 
-    :param connection: a psycopg2 connection, e.g. ``PostgresHook(postgres_conn_id=...).get_conn()``;
+    :param connection: a psycopg2 or psycopg 3 connection, e.g. ``PostgresHook(postgres_conn_id=...).get_conn()``;
         it is switched to autocommit and used for the warehouse's lifetime.
     :param schema: schema of the project's tables and the core's own tables (created when missing).
     """
@@ -58,8 +59,12 @@ class PostgresWarehouse(DBAPIWarehouse):
 
     def __init__(self, connection: Any, *, schema: str | None = "public") -> None:
         super().__init__(connection, schema=schema)
-        if getattr(connection, "status", None) is not None and connection.get_transaction_status() != 0:
-            connection.rollback()  # autocommit cannot be switched inside an open transaction
+        # psycopg 3 copies through cursor.copy(); psycopg2 through copy_expert()
+        self._psycopg3 = hasattr(connection, "info") and not hasattr(connection, "get_transaction_status")
+        status = (connection.info.transaction_status if self._psycopg3
+                  else connection.get_transaction_status())
+        if status != 0:  # autocommit cannot be switched inside an open transaction
+            connection.rollback()
         connection.autocommit = True
         self.execute("SET TIME ZONE 'UTC'")
         if schema:
@@ -113,8 +118,12 @@ class PostgresWarehouse(DBAPIWarehouse):
                     buffer = io.BytesIO()
                     # strings are always quoted and NULL is an empty unquoted field, so '' and NULL stay apart
                     pa_csv.write_csv(batch, buffer, options)
-                    buffer.seek(0)
-                    cursor.copy_expert(statement, buffer)
+                    if self._psycopg3:
+                        with cursor.copy(statement) as copy:
+                            copy.write(buffer.getvalue())
+                    else:
+                        buffer.seek(0)
+                        cursor.copy_expert(statement, buffer)
             finally:
                 cursor.close()
 
