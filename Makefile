@@ -35,6 +35,7 @@ test: setup
 bench: setup
 	$(UV) run python benchmarks/evaluation.py
 	$(UV) run python benchmarks/sync_throughput.py
+	$(UV) run python benchmarks/attribute_push.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
