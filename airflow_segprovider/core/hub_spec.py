@@ -144,16 +144,27 @@ class SpokeSegment:
 
 
 def parse_hybrid(builder: Any, hub_item: Any | None, spoke_items: dict[str, Any], model: DataModel,
-                 destinations: dict[str, Destination]) -> tuple[Hub | None, dict[str, SpokeSegment]]:
+                 destinations: dict[str, Destination], declared_destinations: set[str] | None = None,
+                 ) -> tuple[Hub | None, dict[str, SpokeSegment]]:
     """The hub and spoke segments of a project, every problem reported on ``builder.issues``.
 
-    :param builder: the project loader's builder (its ``issues`` and ``condition``).
+    :param builder: the project loader's builder (its ``issues``, ``unusable`` and ``condition``).
     :param hub_item: the ``hub:`` section, or None.
     :param spoke_items: the ``spoke_segments:`` entries by name.
+    :param destinations: the valid destinations.
+    :param declared_destinations: every destination name declared, valid or not: a push to a
+        destination already reported as invalid (or declared in a file that could not be used)
+        is not reported again.
     """
     from airflow_segprovider.core.durations import parse_duration
 
     issues = builder.issues
+    declared = set(declared_destinations or ()) | set(destinations)
+    unusable = getattr(builder, "unusable", None)
+
+    def reported_elsewhere(name: str) -> bool:
+        return name not in destinations and (
+            name in declared or (unusable is not None and unusable.may_declare("destinations", name)))
     if hub_item is None:
         for item in spoke_items.values():
             issues.add("SEG084", f"spoke segment {item.data['name']!r} needs a hub: no 'hub:' section pushes "
@@ -177,6 +188,8 @@ def parse_hybrid(builder: Any, hub_item: Any | None, spoke_items: dict[str, Any]
     for index, push in enumerate(raw.get("push", [])):
         name = push["destination"]
         loc = hub_item.loc("push", index)
+        if reported_elsewhere(name):
+            continue
         if name not in destinations:
             issues.add("SEG081", f"push to unknown destination {name!r}", hub_item.loc("push", index, "destination"),
                        f"destinations: {', '.join(sorted(destinations)) or 'none declared'}")
@@ -201,6 +214,11 @@ def parse_hybrid(builder: Any, hub_item: Any | None, spoke_items: dict[str, Any]
 
     spokes: dict[str, SpokeSegment] = {}
     for name, item in spoke_items.items():
+        if reported_elsewhere(item.data["destination"]):
+            continue
+        if item.data["destination"] not in hub.push and item.data["destination"] in {
+                p["destination"] for p in raw.get("push", [])}:
+            continue  # its push is invalid and already reported
         spoke = _spoke_segment(builder, item, hub, destinations)
         if spoke is not None:
             spokes[name] = spoke

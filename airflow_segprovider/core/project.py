@@ -584,7 +584,8 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
 
     hub_item = next((_Item(doc, ("hub",), doc.data["hub"]) for doc in docs if "hub" in doc.data), None)
     spoke_items = _unique(_collect("spoke_segments", docs), "spoke segment", issues, code="SEG084")
-    hub, spoke_segments = parse_hybrid(builder, hub_item, spoke_items, model, destinations)
+    hub, spoke_segments = parse_hybrid(builder, hub_item, spoke_items, model, destinations,
+                                       declared_destinations=set(destination_items))
     if issues.items:
         return None
     settings = project_item.data.get("warehouse", {})
