@@ -27,7 +27,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -799,9 +799,3 @@ def hub_drift_findings(project: Project, warehouse: Warehouse, as_of: dt.datetim
                 findings.append(DriftFinding("type_mismatch", f"{row['attribute']}->{row['field']}",
                                              row["destination"], status="mismatch", detail=row["problem"]))
     return findings
-
-
-@dataclass
-class PushSummary:
-    destination: str
-    record: dict[str, Any] = field(default_factory=dict)
