@@ -36,6 +36,8 @@ bench: setup
 	$(UV) run python benchmarks/evaluation.py
 	$(UV) run python benchmarks/sync_throughput.py
 	$(UV) run python benchmarks/reconcile.py
+	$(UV) run python benchmarks/attribute_push.py
+	$(UV) run python benchmarks/sandbox_throughput.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

@@ -153,7 +153,7 @@ class CompiledEvaluation:
         return query
 
     def sql(self, pretty: bool = True) -> str:
-        return self.flags_query.sql(dialect=self.dialect, pretty=pretty)
+        return dialects.to_sql(self.flags_query, self.dialect, pretty=pretty)
 
 
 class SegmentCompiler:
@@ -453,6 +453,8 @@ def _predicate_sql(dialect: str, value: exp.Expression, predicate: Predicate, va
         return exp.Is(this=value, expression=exp.null())
     if op == "is_not_null":
         return exp.Not(this=exp.Is(this=value, expression=exp.null()))
+    if value_type == "string":
+        value = dialects.byte_order(dialect, value)
     if op in ("within_last", "more_than_ago"):
         lower: dt.date | dt.datetime = as_of - v
         upper: dt.date | dt.datetime = as_of

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from airflow_segprovider.core.compiler import CompiledEvaluation, SegmentCompiler
+from airflow_segprovider.core.dialects import create_temp_table_as, render, to_sql
 from airflow_segprovider.core.errors import EvaluationError
-from airflow_segprovider.core.membership import MembershipStore, SegmentDiff
+from airflow_segprovider.core.membership import MembershipStore, SegmentDiff, ts_literal
 from airflow_segprovider.core.spec import AttributeCondition, EventCondition, Project, iter_conditions
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 _TYPE_FAMILIES = {
     "string": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|CHARACTER|CHARACTER VARYING|BPCHAR|NVARCHAR)\b"),
     "number": re.compile(r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|"
-                         r"UHUGEINT|INT64|FLOAT|FLOAT64|DOUBLE|DOUBLE PRECISION|REAL|DECIMAL|NUMERIC|NUMBER)\b"),
+                         r"UHUGEINT|INT64|FLOAT|FLOAT64|DOUBLE|DOUBLE PRECISION|REAL|DECIMAL|NUMERIC|BIGNUMERIC|"
+                         r"NUMBER)\b"),
     "boolean": re.compile(r"^(BOOLEAN|BOOL)\b"),
     "date": re.compile(r"^DATE$"),
     "timestamp": re.compile(r"^(TIMESTAMP|DATETIME|TIMESTAMPTZ|TIMESTAMP_NS|TIMESTAMP_MS|TIMESTAMP_S|"
@@ -150,7 +152,7 @@ def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
 
     :raises EvaluationError: naming the table, the column and sample offending keys.
     """
-    from airflow_segprovider.core.dialects import quote_identifier, quoted_table, render
+    from airflow_segprovider.core.dialects import quote_identifier, quoted_table
 
     customer = project.model.customer
     table = quoted_table(customer.table, warehouse.schema)
@@ -189,26 +191,33 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     store = MembershipStore(warehouse)
     store.ensure_tables()
     timings: dict[str, float] = {}
+    dialect = warehouse.dialect
+    drop_flags = render(f"DROP TABLE IF EXISTS {FLAGS_TABLE}", dialect)
     try:
-        with warehouse.transaction():
-            t0 = time.perf_counter()
-            warehouse.execute(f"CREATE OR REPLACE TEMP TABLE {FLAGS_TABLE} AS {compiled.sql(pretty=False)}")
-            timings["flags_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            member_rows = compiled.membership_query(FLAGS_TABLE, names).sql(dialect=warehouse.dialect)
-            store.replace_snapshot(member_rows, names, at, run_id)
-            timings["write_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            diffs = store.write_diff(names, at, run_id, now)
-            # A backfill inserts a snapshot before later ones: their diffs must now be against it.
-            for later_at, later_names in _group(store.next_as_of(names, at)).items():
-                later_run = warehouse.query(
-                    f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = CAST('{later_at.isoformat(sep=' ')}' AS TIMESTAMP)"
-                )[0][0]
-                store.write_diff(later_names, later_at, later_run or run_id, now)
-            timings["diff_s"] = time.perf_counter() - t0
-            warehouse.execute(f"DROP TABLE IF EXISTS {FLAGS_TABLE}")
+        # The flags are a session's temporary table, made before the transaction opens: Snowflake
+        # commits any open transaction before DDL, which would break the all-or-nothing write below.
+        t0 = time.perf_counter()
+        warehouse.execute(drop_flags)
+        warehouse.execute(create_temp_table_as(FLAGS_TABLE, compiled.sql(pretty=False), dialect))
+        timings["flags_s"] = time.perf_counter() - t0
+        try:
+            with warehouse.transaction():
+                t0 = time.perf_counter()
+                member_rows = to_sql(compiled.membership_query(FLAGS_TABLE, names), dialect)
+                store.replace_snapshot(member_rows, names, at, run_id)
+                timings["write_s"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                diffs = store.write_diff(names, at, run_id, now)
+                # A backfill inserts a snapshot before later ones: their diffs must now be against it.
+                for later_at, later_names in _group(store.next_as_of(names, at)).items():
+                    later_run = warehouse.query(render(
+                        f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = {ts_literal(later_at)}", dialect)
+                    )[0][0]
+                    store.write_diff(later_names, later_at, later_run or run_id, now)
+                timings["diff_s"] = time.perf_counter() - t0
+        finally:
+            warehouse.execute(drop_flags)
     except EvaluationError:
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
@@ -245,7 +254,7 @@ def preview(project: Project, warehouse: Warehouse, segment: str, as_of: str | d
     compiled = compile_for(project, warehouse, at, segments=[segment])
     names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
-    rows_sql = compiled.membership_query("flags", [segment]).sql(dialect=warehouse.dialect)
+    rows_sql = to_sql(compiled.membership_query("flags", [segment]), warehouse.dialect)
     query = f"WITH flags AS ({compiled.sql(pretty=False)}), members AS ({rows_sql}) "
     arms = {arm or "": count for arm, count in warehouse.query(
         query + "SELECT arm, COUNT(*) FROM members GROUP BY arm ORDER BY arm")}

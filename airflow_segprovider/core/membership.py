@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 MEMBERSHIPS = "segprovider_memberships"
 SNAPSHOTS = "segprovider_snapshots"
 CHANGES = "segprovider_membership_changes"
+_MEMBER_ROWS = "segprovider_member_rows_placeholder"
 
-# Written once in DuckDB's dialect and transpiled: one SQL source for every warehouse.
+# Written once in DuckDB's dialect and transpiled: one SQL source for every warehouse. Only
+# constructs every dialect reads alike: no list literals, no FILTER clauses, ``UNION ALL`` of
+# literal rows instead of ``UNNEST``, ``COUNT(CASE ...)`` for conditional counts.
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS {MEMBERSHIPS} (
         segment VARCHAR NOT NULL, customer_key VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL,
@@ -98,9 +101,15 @@ class MembershipStore:
         at = ts_literal(as_of)
         self.warehouse.execute(self._sql(
             f"DELETE FROM {MEMBERSHIPS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
-        self.warehouse.execute(self._sql(
+        # member_rows_sql is already in the warehouse's dialect: render around it, then put it in
+        insert = self._sql(
             f"INSERT INTO {MEMBERSHIPS} (segment, customer_key, as_of, run_id, arm) "
-            f"SELECT segment, customer_key, {at}, {text_literal(run_id)}, arm FROM ({member_rows_sql}) AS m"))
+            f"SELECT segment, customer_key, {at}, {text_literal(run_id)}, arm FROM {_MEMBER_ROWS} AS m")
+        self.warehouse.execute(insert.replace(_MEMBER_ROWS, f"({member_rows_sql})", 1))
+        if self.warehouse.dialect == "postgres":
+            # PostgreSQL plans the diff's anti-joins from table statistics; without fresh ones it
+            # assumes a few rows and runs nested loops (seconds instead of milliseconds)
+            self.warehouse.execute(f"ANALYZE {MEMBERSHIPS}")
 
     def previous_as_of(self, segments: Sequence[str], as_of: dt.datetime) -> dict[str, dt.datetime]:
         rows = self.warehouse.query(self._sql(
@@ -150,11 +159,11 @@ class MembershipStore:
             segment: (members, added, removed)
             for segment, members, added, removed in self.warehouse.query(self._sql(
                 f"SELECT s.segment, COALESCE(m.members, 0), COALESCE(c.added, 0), COALESCE(c.removed, 0) "
-                f"FROM (SELECT UNNEST([{', '.join(text_literal(s) for s in segments)}]) AS segment) AS s "
+                f"FROM ({' UNION ALL '.join(f'SELECT {text_literal(s)} AS segment' for s in segments)}) AS s "
                 f"LEFT JOIN (SELECT segment, COUNT(*) AS members FROM {MEMBERSHIPS} WHERE as_of = {at} "
                 f"AND segment IN {in_list(segments)} GROUP BY segment) AS m ON m.segment = s.segment "
-                f"LEFT JOIN (SELECT segment, COUNT(*) FILTER (WHERE change = 'added') AS added, "
-                f"COUNT(*) FILTER (WHERE change = 'removed') AS removed FROM {CHANGES} WHERE as_of = {at} "
+                f"LEFT JOIN (SELECT segment, COUNT(CASE WHEN change = 'added' THEN 1 END) AS added, "
+                f"COUNT(CASE WHEN change = 'removed' THEN 1 END) AS removed FROM {CHANGES} WHERE as_of = {at} "
                 f"AND segment IN {in_list(segments)} GROUP BY segment) AS c ON c.segment = s.segment"))
         }
         self.warehouse.execute(self._sql(

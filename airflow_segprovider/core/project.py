@@ -67,8 +67,8 @@ from airflow_segprovider.core.spec import (
 from airflow_segprovider.core.yaml_source import DocPath, SourceDocument, format_path, load_yaml_file
 
 PROJECT_FILE_SUFFIXES = (".yml", ".yaml")
-LIST_SECTIONS = ("segments", "priority_groups", "destinations", "syncs", "sources")
-SINGLE_SECTIONS = ("project", "model")
+LIST_SECTIONS = ("segments", "priority_groups", "destinations", "syncs", "sources", "spoke_segments")
+SINGLE_SECTIONS = ("project", "model", "hub")
 
 
 @lru_cache(maxsize=1)
@@ -587,6 +587,13 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
     reconcile = reconcile_policies(_collect("reconcile", docs), segment_items, [s for s, _ in syncs], destinations,
                                    issues, _did_you_mean, incomplete=incomplete,
                                    declared_syncs=[item.data["segment"] for item in sync_items])
+    # the hybrid model (hub and spoke segments) is parsed in its own module
+    from airflow_segprovider.core.hub_spec import parse_hybrid
+
+    hub_item = next((_Item(doc, ("hub",), doc.data["hub"]) for doc in docs if "hub" in doc.data), None)
+    spoke_items = _unique(_collect("spoke_segments", docs), "spoke segment", issues, code="SEG084")
+    hub, spoke_segments = parse_hybrid(builder, hub_item, spoke_items, model, destinations,
+                                       declared_destinations=set(destination_items))
     if issues.items:
         return None
     settings = project_item.data.get("warehouse", {})
@@ -597,7 +604,7 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: _Issues, unusable:
         destinations={d.name: d for d in destinations.values()},
         syncs=tuple(sync for sync, _ in syncs),
         warehouse=WarehouseSettings(**settings), description=project_item.data.get("description", ""),
-        sources=sources, reconcile=reconcile,
+        sources=sources, reconcile=reconcile, hub=hub, spoke_segments=spoke_segments,
     )
 
 

@@ -353,6 +353,8 @@ class Project:
     description: str = ""
     sources: dict[str, Source] = field(default_factory=dict)
     reconcile: dict[str, ReconcilePolicy] = field(default_factory=dict)
+    hub: Any = None  # core.hub_spec.Hub: the hybrid model's attribute hub, when declared
+    spoke_segments: dict[str, Any] = field(default_factory=dict)  # core.hub_spec.SpokeSegment by name
 
     def evaluation_order(self) -> list[str]:
         """Segment names so that each comes after every segment it depends on."""

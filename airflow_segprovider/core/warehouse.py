@@ -39,6 +39,10 @@ class Warehouse(Protocol):
 
     def upsert(self, table: str, keys: Sequence[str], rows: pa.Table) -> None: ...
 
+    def load(self, table: str, rows: pa.Table, *, create: bool = False) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class DuckDBWarehouse:
     """The embedded default warehouse.
@@ -139,6 +143,25 @@ class DuckDBWarehouse:
                     f"ON CONFLICT ({conflict}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
             finally:
                 self.connection.unregister("_segprovider_upsert")
+
+    def load(self, table: str, rows: pa.Table, *, create: bool = False) -> None:
+        """Append ``rows`` (columns matched by name) to ``table``.
+
+        :param create: create the table from the Arrow schema first when it does not exist.
+        """
+        with self._lock:
+            if create and self.columns(table) is None:
+                from airflow_segprovider.core.warehouses.base import arrow_table_ddl
+
+                self.execute(arrow_table_ddl(table, rows.schema, self.dialect))
+            if rows.num_rows == 0:
+                return
+            columns = ", ".join(f'"{name}"' for name in rows.column_names)
+            self.connection.register("_segprovider_load", rows)
+            try:
+                self.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _segprovider_load")
+            finally:
+                self.connection.unregister("_segprovider_load")
 
     def close(self) -> None:
         self.connection.close()

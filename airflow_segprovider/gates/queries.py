@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.spec import Attribute, Project, Sync
 
 GATES = ("freshness", "types", "segment_size", "consent", "cross_system_counts")
+#: Gates of the hybrid model's attribute hub (frames built by airflow_segprovider.gates.hub).
+HUB_GATES = ("hub_freshness", "hub_types")
 #: Gates checked per sync (the others check the data model's tables).
 SYNC_GATES = frozenset({"segment_size", "consent", "cross_system_counts"})
 PHASES = ("before", "after")
@@ -67,8 +69,8 @@ def gate_syncs(project: Project, gate: str, selectors: Sequence[str] | None = No
 
 
 def check_gate(gate: str) -> str:
-    if gate not in GATES:
-        raise GateConfigError(f"unknown gate {gate!r}; gates: {', '.join(GATES)}")
+    if gate not in GATES and gate not in HUB_GATES:
+        raise GateConfigError(f"unknown gate {gate!r}; gates: {', '.join(GATES + HUB_GATES)}")
     return gate
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import math
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from airflow_segprovider.core.spec import Project, Sync
     from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.gates.sql_datasource import SqlDatasource
 
 SUITE_DIR_ENV = "SEGPROVIDER_EXPECTATIONS_DIR"
 DOCS_SITE = "segprovider"
@@ -159,11 +161,17 @@ class GateFailed(SegproviderError):
 
 @dataclass(frozen=True)
 class GateBatch:
-    """One frame validated with one set of suite parameters (``label`` names it in results and Data Docs)."""
+    """One frame validated with one set of suite parameters (``label`` names it in results and Data Docs).
+
+    With ``query`` (and no frame) the batch is validated by GX's SQL datasource in the warehouse
+    (see :mod:`.sql_datasource`): ``query`` becomes a GX query asset and ``rows`` is its row count.
+    """
 
     label: str
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    query: str | None = None
+    rows: int | None = None
 
 
 # --- suites -----------------------------------------------------------------------------------
@@ -257,10 +265,12 @@ def run_gate(gate: str, frame: pd.DataFrame, parameters: Mapping[str, Any] | Non
 
 
 def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str | Path | None = None,
-                     docs_dir: str | Path | None = None, as_of: dt.datetime | None = None) -> GateResult:
+                     docs_dir: str | Path | None = None, as_of: dt.datetime | None = None,
+                     datasource: SqlDatasource | None = None) -> GateResult:
     """Validate several frames against one suite, each with its own parameters, as one gate result.
 
     :param as_of: the evaluation time the frames describe, recorded in the result.
+    :param datasource: GX's SQL datasource for batches given as ``query`` (metrics computed in the warehouse).
     """
     if not batches:
         raise GateConfigError(f"gate {gate!r}: nothing to validate (no batch given)")
@@ -279,23 +289,43 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
-    definition = context.data_sources.add_pandas("segprovider").add_dataframe_asset(gate) \
-        .add_batch_definition_whole_dataframe("gate_frame")
     suite = context.suites.add(gx.ExpectationSuite(**suite_json))
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name=gate, data=definition, suite=suite))
+    validation = None
+    if any(batch.query is None for batch in batches):
+        definition = context.data_sources.add_pandas("segprovider").add_dataframe_asset(gate) \
+            .add_batch_definition_whole_dataframe("gate_frame")
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=gate, data=definition, suite=suite))
+    sql_source = None
+    if any(batch.query is not None for batch in batches):
+        if datasource is None:
+            raise GateConfigError(f"gate {gate!r}: a batch is a query but no SQL datasource was given")
+        sql_source = datasource.add_to(context, "segprovider_sql")
 
     failed: list[FailedExpectation] = []
     raw: list[dict[str, Any]] = []
     totals = {"evaluated_expectations": 0, "successful_expectations": 0, "unsuccessful_expectations": 0}
     rows = 0
     run_time = dt.datetime.now(dt.timezone.utc)
-    for batch, parameters in resolved:
-        frame = batch.frame.reset_index(drop=True)  # unexpected indexes become row positions
-        rows += len(frame)
+    for index, (batch, parameters) in enumerate(resolved):
         label = batch.label if len(resolved) > 1 else None
-        outcome = validation.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
-                                 result_format="COMPLETE",
-                                 run_id=RunIdentifier(run_name=batch.label, run_time=run_time))
+        run_id = RunIdentifier(run_name=batch.label, run_time=run_time)
+        if batch.query is not None:
+            # GX runs the metrics as SQL over the query in the warehouse; unexpected rows come back
+            # identified by the suite's row key
+            frame = None
+            rows += int(batch.rows or 0)
+            asset = sql_source.add_query_asset(f"{gate}_{index}", query=batch.query)
+            definition = asset.add_batch_definition_whole_table("gate_query")
+            outcome = context.validation_definitions.add(gx.ValidationDefinition(
+                name=f"{gate}_{index}", data=definition, suite=suite)).run(
+                expectation_parameters=parameters, run_id=run_id,
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": row_key})
+        else:
+            frame = batch.frame.reset_index(drop=True)  # unexpected indexes become row positions
+            rows += len(frame)
+            outcome = validation.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+                                     result_format="COMPLETE", run_id=run_id)
         for key in totals:
             totals[key] += int(outcome.statistics.get(key) or 0)
         failed += [_failure(r, frame, row_key, label) for r in outcome.results if not r.success]
@@ -343,18 +373,25 @@ def _ephemeral_context():
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
-def _failure(outcome: Any, frame: pd.DataFrame, row_key: Sequence[str], label: str | None) -> FailedExpectation:
+def _failure(outcome: Any, frame: pd.DataFrame | None, row_key: Sequence[str],
+             label: str | None) -> FailedExpectation:
     config = outcome.expectation_config
     kwargs = {k: _jsonable(v) for k, v in config.kwargs.items() if k != "batch_id"}
     meta = config.meta or {}
     result = outcome.result or {}
     checked = [kwargs[k] for k in ("column", "column_A", "column_B") if isinstance(kwargs.get(k), str)]
-    shown = [c for c in dict.fromkeys([*row_key, *checked, *(meta.get("show") or [])]) if c in frame.columns]
-    indexes = [i for i in (result.get("unexpected_index_list") or [])[:MAX_SHOWN] if i in frame.index]
-    unexpected_rows = [
-        {column: value for column, value in row.items() if not _is_missing(value) or column in checked}
-        for row in _jsonable(frame.loc[indexes, shown].to_dict("records"))
-    ] if shown else []
+    if frame is None:  # SQL datasource: GX identified the rows by the row key (plus the checked column)
+        found = [row for row in (result.get("unexpected_index_list") or [])[:MAX_SHOWN] if isinstance(row, Mapping)]
+        unexpected_rows = [
+            {column: value for column, value in _jsonable(row).items() if not _is_missing(value) or column in checked}
+            for row in found]
+    else:
+        shown = [c for c in dict.fromkeys([*row_key, *checked, *(meta.get("show") or [])]) if c in frame.columns]
+        indexes = [i for i in (result.get("unexpected_index_list") or [])[:MAX_SHOWN] if i in frame.index]
+        unexpected_rows = [
+            {column: value for column, value in row.items() if not _is_missing(value) or column in checked}
+            for row in _jsonable(frame.loc[indexes, shown].to_dict("records"))
+        ] if shown else []
     return FailedExpectation(
         expectation_type=config.type,
         column=",".join(checked) or None,
@@ -428,8 +465,12 @@ def _short(value: Any) -> str:
 def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str | dt.datetime | dt.date, *,
                   docs_dir: str | Path | None = None, suite_dir: str | Path | None = None, phase: str = "before",
                   syncs: Sequence[str] | None = None, sample_rows: int | None = None,
-                  payloads: Mapping[str, str] | None = None, **parameters: Any) -> GateResult:
+                  payloads: Mapping[str, str] | None = None, gx_path: str = "auto", **parameters: Any) -> GateResult:
     """Build the gate's query for ``project`` at ``as_of``, run it in ``warehouse``, and validate the rows.
+
+    Where Great Expectations' SQL datasource works for the warehouse (PostgreSQL), GX computes the
+    metrics in the warehouse over the gate's query; elsewhere the query's small result is validated
+    as a pandas DataFrame (see :mod:`.sql_datasource`). Both paths give the same :class:`GateResult`.
 
     :param gate: one of ``freshness``, ``types``, ``segment_size``, ``consent``, ``cross_system_counts``.
     :param docs_dir: where to build Data Docs and write the results (see :func:`run_gate`).
@@ -441,25 +482,66 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
     :param sample_rows: ``types`` only: customer rows sampled (default 10,000).
     :param payloads: ``consent`` only: sync id -> a DuckDB query of ``customer_key`` to check instead of
         the sync engine's plan.
+    :param gx_path: ``auto`` (GX's SQL datasource where proven, else pandas), ``sql`` or ``pandas``.
     :param parameters: suite parameters. For ``segment_size`` a sync's own ``min_size``, ``max_size`` and
         ``max_size_change`` win over these, which win over the suite's defaults.
     :raises GateConfigError: unknown gate, phase or parameter, or nothing the gate can check.
     """
+    from airflow_segprovider.core.dialects import quoted_table, render
     from airflow_segprovider.core.engine import parse_as_of
-    from airflow_segprovider.gates import queries
-    from airflow_segprovider.gates.frames import add_ages, profile_types, query_frame
+    from airflow_segprovider.gates.frames import query_frame
+    from airflow_segprovider.gates.sql_datasource import sql_datasource
 
     check_gate(gate)
+    try:
+        datasource = sql_datasource(warehouse, gate, gx_path)
+    except ValueError as exc:
+        raise GateConfigError(str(exc)) from None
     at = parse_as_of(as_of)
+    materialized: list[str] = []
+
+    def batch(label: str, sql: str, batch_parameters: Mapping[str, Any]) -> GateBatch:
+        if datasource is None:
+            return GateBatch(label, query_frame(warehouse, sql), batch_parameters)
+        # The gate query runs once, into a small result table GX then computes every metric on
+        # (in the warehouse); as a subquery it would run again for each of GX's metric queries.
+        # Committed, because GX reads through its own connection; dropped after the validation.
+        table = quoted_table(f"segprovider_gate_{uuid.uuid4().hex[:16]}", schema)
+        warehouse.execute(render(f"CREATE TABLE {table} AS {sql}", dialect))
+        materialized.append(table)
+        count = warehouse.query(f"SELECT COUNT(*) FROM {table}")[0][0]
+        return GateBatch(label, None, batch_parameters, query=f"SELECT * FROM {table}", rows=int(count))
+
     if suite_dir is None and (Path(project.root) / "expectations" / f"{gate}.json").is_file():
         suite_dir = Path(project.root) / "expectations"
+    dialect, schema = warehouse.dialect, warehouse.schema
+    try:
+        batches = _gate_batches(gate, project, warehouse, at, batch, datasource is not None, phase=phase,
+                                syncs=syncs, sample_rows=sample_rows, payloads=payloads, parameters=parameters)
+        return run_gate_batches(gate, batches, suite_dir=suite_dir, docs_dir=docs_dir, as_of=at,
+                                datasource=datasource)
+    finally:
+        for table in materialized:
+            warehouse.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _gate_batches(gate: str, project: Project, warehouse: Warehouse, at: dt.datetime, batch: Any, in_sql: bool, *,
+                  phase: str, syncs: Sequence[str] | None, sample_rows: int | None,
+                  payloads: Mapping[str, str] | None, parameters: Mapping[str, Any]) -> list[GateBatch]:
+    """The gate's batches: frames (pandas path) or warehouse queries (``in_sql``: GX's SQL datasource)."""
+    from airflow_segprovider.gates import queries
+    from airflow_segprovider.gates.frames import add_ages, profile_types, query_frame
+    from airflow_segprovider.gates.sql_datasource import age_hours_sql
+
     dialect, schema = warehouse.dialect, warehouse.schema
     batches: list[GateBatch]
     if gate == "freshness":
         include_loads = bool(project.sources) and warehouse.columns(queries.SOURCE_LOADS) is not None
-        frame = add_ages(query_frame(warehouse, queries.freshness_sql(
-            project, at, dialect=dialect, schema=schema, include_loads=include_loads)), at)
-        batches = [GateBatch(gate, frame, parameters)]
+        sql = queries.freshness_sql(project, at, dialect=dialect, schema=schema, include_loads=include_loads)
+        if not in_sql:
+            batches = [GateBatch(gate, add_ages(query_frame(warehouse, sql), at), parameters)]
+        else:
+            batches = [batch(gate, age_hours_sql(sql, at, dialect), parameters)]
     elif gate == "types":
         attributes = queries.type_attributes(project, _select(project, syncs))
         existing = {c.lower(): c for c in (warehouse.columns(project.model.customer.table) or {})}
@@ -476,17 +558,24 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
         batches = [GateBatch(gate, profile_types(sample, attributes), parameters)]
     elif gate == "segment_size":
         chosen = queries.gate_syncs(project, gate, syncs)
-        frame = query_frame(warehouse, queries.segment_size_sql(project, at, chosen, dialect=dialect, schema=schema))
-        batches = [GateBatch(sync.id, frame[frame["sync_id"] == sync.id], {**parameters, **_size_settings(sync)})
-                   for sync in chosen] or [GateBatch(gate, frame, parameters)]
+        sql = queries.segment_size_sql(project, at, chosen, dialect=dialect, schema=schema)
+        if not in_sql:
+            frame = query_frame(warehouse, sql)
+            batches = [GateBatch(sync.id, frame[frame["sync_id"] == sync.id], {**parameters, **_size_settings(sync)})
+                       for sync in chosen] or [GateBatch(gate, frame, parameters)]
+        else:
+            from airflow_segprovider.core.membership import text_literal
+
+            batches = [batch(sync.id, f"SELECT * FROM ({sql}) AS sizes WHERE sync_id = {text_literal(sync.id)}",
+                             {**parameters, **_size_settings(sync)}) for sync in chosen] or [
+                batch(gate, sql, parameters)]
     elif gate == "consent":
         from airflow_segprovider.core.sync import SyncEngine
 
         SyncEngine(project, warehouse).ensure_tables()  # the plan reads the sync state, empty before a first sync
         chosen = queries.gate_syncs(project, gate, syncs)
-        frame = query_frame(warehouse, queries.consent_sql(project, at, chosen, dialect=dialect, schema=schema,
-                                                           payloads=payloads))
-        batches = [GateBatch(gate, frame, parameters)]
+        batches = [batch(gate, queries.consent_sql(project, at, chosen, dialect=dialect, schema=schema,
+                                                   payloads=payloads), parameters)]
     else:
         from airflow_segprovider.core.sync import SyncEngine
         from airflow_segprovider.gates.staging import ensure_counts_table
@@ -494,10 +583,9 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
         SyncEngine(project, warehouse).ensure_tables()
         ensure_counts_table(warehouse)
         chosen = queries.gate_syncs(project, gate, syncs)
-        frame = query_frame(warehouse, queries.cross_system_counts_sql(project, at, chosen, phase, dialect=dialect,
-                                                                       schema=schema))
-        batches = [GateBatch(gate, frame, parameters)]
-    return run_gate_batches(gate, batches, suite_dir=suite_dir, docs_dir=docs_dir, as_of=at)
+        batches = [batch(gate, queries.cross_system_counts_sql(project, at, chosen, phase, dialect=dialect,
+                                                               schema=schema), parameters)]
+    return batches
 
 
 def _select(project: Project, selectors: Sequence[str] | None) -> list[Sync] | None:

@@ -2,8 +2,19 @@
 
 Users configure the warehouse the standard way, with the connection type of
 Airflow's own provider for it; this hook asks that provider's hook for an open
-connection and wraps it in the core's adapter. Only DuckDB
-(``apache-airflow-providers-duckdb``) is supported so far.
+connection and wraps it in the core's adapter:
+
+========================== ============================== ====================================
+connection type            provider hook                  adapter
+========================== ============================== ====================================
+``duckdb``                 ``DuckDBHook``                 ``DuckDBWarehouse``
+``postgres``               ``PostgresHook``               ``PostgresWarehouse``
+``snowflake``              ``SnowflakeHook``              ``SnowflakeWarehouse``
+``google_cloud_platform``  ``BigQueryHook``               ``BigQueryWarehouse``
+========================== ============================== ====================================
+
+The provider packages are imported only when a connection of their type is opened
+(``pip install airflow-segprovider[postgres]``, ``[snowflake]``, ``[bigquery]``).
 """
 
 from __future__ import annotations
@@ -25,7 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SUPPORTED_CONN_TYPES", "SegproviderWarehouseHook", "UnsupportedWarehouseError"]
 
-DEFAULT_SCHEMA = "main"
+#: schema of the project's tables when neither the caller nor the connection names one
+DEFAULT_SCHEMAS = {"duckdb": "main", "postgres": "public", "snowflake": "PUBLIC"}
+DEFAULT_SCHEMA = DEFAULT_SCHEMAS["duckdb"]
 
 
 class UnsupportedWarehouseError(SegproviderError):
@@ -40,9 +53,8 @@ class UnsupportedWarehouseError(SegproviderError):
         self.conn_type = conn_type
         super().__init__(
             f"warehouse connection '{conn_id}' has conn_type {conn_type!r}, which segprovider cannot use as a "
-            f"warehouse yet; supported: {', '.join(SUPPORTED_CONN_TYPES)} (a DuckDB connection of "
-            "apache-airflow-providers-duckdb: the database file in host). PostgreSQL, Snowflake and BigQuery "
-            "adapters are planned for a later release")
+            f"warehouse; supported: {', '.join(SUPPORTED_CONN_TYPES)} (DuckDB, PostgreSQL, Snowflake, and BigQuery "
+            "through a Google Cloud connection): create the connection with one of these types")
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable with its fields, as Airflow moves exceptions across processes
         return (type(self), (self.conn_id, self.conn_type))
@@ -78,7 +90,9 @@ class SegproviderWarehouseHook(BaseHook):
     def get_warehouse(self, schema: str | None = None) -> Warehouse:
         """A new warehouse on the connection; the caller closes it.
 
-        :param schema: schema of the project's tables (``main`` when not given).
+        :param schema: schema (BigQuery: dataset) of the project's tables. When not given: DuckDB
+            ``main``, PostgreSQL ``public``, Snowflake the connection's schema or ``PUBLIC``, BigQuery
+            the connection extra ``dataset`` (required there).
         :raises UnsupportedWarehouseError: the connection's type has no adapter.
         :raises AirflowNotFoundException: the connection is not defined.
         """
@@ -86,7 +100,7 @@ class SegproviderWarehouseHook(BaseHook):
         opener = _OPENERS.get(conn_type or "")
         if opener is None:
             raise UnsupportedWarehouseError(self.warehouse_conn_id, conn_type)
-        return opener(self, schema or DEFAULT_SCHEMA)
+        return opener(self, schema)
 
     def get_conn(self) -> Warehouse:
         """A new warehouse on the connection, in the default schema (see :meth:`get_warehouse`)."""
@@ -108,7 +122,7 @@ class SegproviderWarehouseHook(BaseHook):
                 close()
         return True, f"warehouse connection '{self.warehouse_conn_id}': {warehouse.dialect} warehouse answers"
 
-    def _open_duckdb(self, schema: str) -> Warehouse:
+    def _open_duckdb(self, schema: str | None) -> Warehouse:
         from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
         from airflow_segprovider.core.warehouse import DuckDBWarehouse
@@ -116,10 +130,82 @@ class SegproviderWarehouseHook(BaseHook):
         duckdb_hook = DuckDBHook(duckdb_conn_id=self.warehouse_conn_id)
         connection = duckdb_hook.get_conn()
         try:
-            return DuckDBWarehouse(_redact_database(duckdb_hook.get_database()), connection=connection, schema=schema)
+            return DuckDBWarehouse(_redact_database(duckdb_hook.get_database()), connection=connection,
+                                   schema=schema or DEFAULT_SCHEMAS["duckdb"])
         except Exception:
             connection.close()
             raise
+
+    def _open_postgres(self, schema: str | None) -> Warehouse:
+        """``PostgresHook.get_conn()`` (psycopg2 or psycopg 3, as the provider chooses)."""
+        postgres_hook_class = _provider_class("postgres", "airflow.providers.postgres.hooks.postgres", "PostgresHook")
+        from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
+
+        connection = postgres_hook_class(postgres_conn_id=self.warehouse_conn_id).get_conn()
+        try:
+            return PostgresWarehouse(connection, schema=schema or DEFAULT_SCHEMAS["postgres"])
+        except Exception:
+            connection.close()
+            raise
+
+    def _open_snowflake(self, schema: str | None) -> Warehouse:
+        """``SnowflakeHook.get_conn()``; the schema defaults to the connection's."""
+        snowflake_hook_class = _provider_class("snowflake", "airflow.providers.snowflake.hooks.snowflake",
+                                               "SnowflakeHook")
+        from airflow_segprovider.core.warehouses.snowflake import SnowflakeWarehouse
+
+        snowflake_hook = snowflake_hook_class(snowflake_conn_id=self.warehouse_conn_id)
+        connection = snowflake_hook.get_conn()
+        try:
+            return SnowflakeWarehouse(
+                connection, schema=schema or self.airflow_connection.schema or DEFAULT_SCHEMAS["snowflake"])
+        except Exception:
+            connection.close()
+            raise
+
+    def bigquery_settings(self, schema: str | None) -> dict[str, str | None]:
+        """Dataset, project and location of a BigQuery warehouse, read without contacting Google.
+
+        Precedence: the ``schema`` argument, then the connection extra ``dataset``; ``project``
+        and ``location`` from the extra (the project otherwise comes from the credentials).
+
+        :raises SegproviderError: no dataset is named anywhere.
+        """
+        extra = self.airflow_connection.extra_dejson
+        dataset = schema or extra.get("dataset")
+        if not dataset:
+            raise SegproviderError(
+                f"warehouse connection '{self.warehouse_conn_id}' is a BigQuery (google_cloud_platform) connection "
+                "but names no dataset: set 'warehouse: {schema: <dataset>}' in the project or add "
+                '{"dataset": "<dataset>"} to the connection extra')
+        project = extra.get("project") or extra.get("project_id")
+        return {"dataset": dataset, "project": project, "location": extra.get("location")}
+
+    def _open_bigquery(self, schema: str | None) -> Warehouse:
+        """``BigQueryHook.get_client()``; every statement runs in one BigQuery session."""
+        settings = self.bigquery_settings(schema)
+        bigquery_hook_class = _provider_class("bigquery", "airflow.providers.google.cloud.hooks.bigquery",
+                                              "BigQueryHook")
+        from airflow_segprovider.core.warehouses.bigquery import BigQueryWarehouse
+
+        bigquery_hook = bigquery_hook_class(gcp_conn_id=self.warehouse_conn_id, location=settings["location"])
+        client = bigquery_hook.get_client(project_id=settings["project"] or bigquery_hook.project_id,
+                                          location=settings["location"])
+        dataset = settings["dataset"] if "." in settings["dataset"] or not settings["project"] else \
+            f"{settings['project']}.{settings['dataset']}"
+        return BigQueryWarehouse(client, dataset=dataset, location=settings["location"])
+
+
+def _provider_class(extra: str, module: str, name: str) -> Any:
+    """The provider's hook class, imported on first use; a clear error when the provider is missing."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise SegproviderError(
+            f"{name} is not installed: install the provider with 'pip install airflow-segprovider[{extra}]' "
+            f"({exc})") from exc
 
 
 def _redact_database(database: str) -> str:
@@ -127,8 +213,11 @@ def _redact_database(database: str) -> str:
     return re.sub(r"motherduck_token=[^&]*", "motherduck_token=***", database)
 
 
-_OPENERS: dict[str, Callable[[SegproviderWarehouseHook, str], Warehouse]] = {
+_OPENERS: dict[str, Callable[[SegproviderWarehouseHook, str | None], Warehouse]] = {
     "duckdb": SegproviderWarehouseHook._open_duckdb,
+    "postgres": SegproviderWarehouseHook._open_postgres,
+    "snowflake": SegproviderWarehouseHook._open_snowflake,
+    "google_cloud_platform": SegproviderWarehouseHook._open_bigquery,
 }
 
 SUPPORTED_CONN_TYPES: tuple[str, ...] = tuple(sorted(_OPENERS))

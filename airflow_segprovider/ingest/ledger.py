@@ -19,19 +19,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.core.dialects import quoted_table, render
+
 if TYPE_CHECKING:
-    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+    from airflow_segprovider.core.warehouse import Warehouse
 
 LOADS_TABLE = "segprovider_source_loads"
 QUARANTINE_TABLE = "segprovider_quarantine"
 
+_LOADS_COLUMNS = ("source", "table_name", "load_id", "mode", "status", "started_at", "finished_at", "rows_read",
+                  "rows_loaded", "rows_quarantined", "units", "watermark", "error")
+#: The quarantine's columns, in table order.
+QUARANTINE_COLUMNS = ("source", "table_name", "load_id", "origin", "page", "row_number", "record_key", "column_name",
+                      "raw_value", "reason", "quarantined_at")
+
 _DDL = (
-    f"""CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
+    """CREATE TABLE IF NOT EXISTS {loads} (
         source VARCHAR NOT NULL, table_name VARCHAR NOT NULL, load_id VARCHAR NOT NULL, mode VARCHAR NOT NULL,
         status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
         rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL,
         units BIGINT NOT NULL, watermark VARCHAR, error VARCHAR)""",
-    f"""CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
+    """CREATE TABLE IF NOT EXISTS {quarantine} (
         source VARCHAR NOT NULL, table_name VARCHAR NOT NULL, load_id VARCHAR NOT NULL, origin VARCHAR NOT NULL,
         page BIGINT, row_number BIGINT, record_key VARCHAR, column_name VARCHAR, raw_value VARCHAR,
         reason VARCHAR NOT NULL, quarantined_at TIMESTAMP NOT NULL)""",
@@ -47,20 +55,31 @@ def timestamp(value: dt.datetime) -> str:
     return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
 
 
-def ensure_tables(warehouse: DuckDBWarehouse) -> None:
+def loads_table(warehouse: Warehouse) -> str:
+    """The ledger's SQL reference in the warehouse's schema."""
+    return quoted_table(LOADS_TABLE, warehouse.schema)
+
+
+def quarantine_table(warehouse: Warehouse) -> str:
+    """The quarantine's SQL reference in the warehouse's schema."""
+    return quoted_table(QUARANTINE_TABLE, warehouse.schema)
+
+
+def ensure_tables(warehouse: Warehouse) -> None:
     for statement in _DDL:
-        warehouse.execute(statement)
+        warehouse.execute(render(statement.format(loads=loads_table(warehouse),
+                                                  quarantine=quarantine_table(warehouse)), warehouse.dialect))
 
 
-def current_watermark(warehouse: DuckDBWarehouse, source: str) -> str | None:
+def current_watermark(warehouse: Warehouse, source: str) -> str | None:
     """The watermark after the source's latest successful load, or None before the first one."""
-    rows = warehouse.query(
-        f"SELECT watermark FROM {LOADS_TABLE} WHERE source = {text(source)} AND status = 'succeeded' "
-        "ORDER BY finished_at DESC, started_at DESC LIMIT 1")
+    rows = warehouse.query(render(
+        f"SELECT watermark FROM {loads_table(warehouse)} WHERE source = {text(source)} AND status = 'succeeded' "
+        "ORDER BY finished_at DESC, started_at DESC LIMIT 1", warehouse.dialect))
     return rows[0][0] if rows else None
 
 
-def record_load(warehouse: DuckDBWarehouse, row: dict[str, Any]) -> None:
+def record_load(warehouse: Warehouse, row: dict[str, Any]) -> None:
     """Append one ledger row (``row`` has every column of the ledger)."""
     values = ", ".join([
         text(row["source"]), text(row["table_name"]), text(row["load_id"]), text(row["mode"]), text(row["status"]),
@@ -68,17 +87,21 @@ def record_load(warehouse: DuckDBWarehouse, row: dict[str, Any]) -> None:
         str(int(row["rows_loaded"])), str(int(row["rows_quarantined"])), str(int(row["units"])),
         text(row["watermark"]), text(row["error"]),
     ])
-    warehouse.execute(f"INSERT INTO {LOADS_TABLE} VALUES ({values})")
+    columns = ", ".join(_LOADS_COLUMNS)
+    warehouse.execute(render(f"INSERT INTO {loads_table(warehouse)} ({columns}) VALUES ({values})",
+                             warehouse.dialect))
 
 
-def last_loads(warehouse: DuckDBWarehouse) -> dict[str, dict[str, Any]]:
+def last_loads(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
     """Each source's latest successful load: ``{source: {table_name, load_id, finished_at, rows_loaded, ...}}``.
 
     Sources never loaded successfully are absent. This is what the freshness gate compares with its threshold.
     """
     if warehouse.columns(LOADS_TABLE) is None:
         return {}
-    records = warehouse.query_records(
-        f"SELECT * EXCLUDE (rank) FROM (SELECT *, row_number() OVER (PARTITION BY source ORDER BY finished_at DESC, "
-        f"started_at DESC) AS rank FROM {LOADS_TABLE} WHERE status = 'succeeded') WHERE rank = 1 ORDER BY source")
+    columns = ", ".join(_LOADS_COLUMNS)
+    records = warehouse.query_records(render(
+        f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY source ORDER BY finished_at DESC, "
+        f"started_at DESC) AS load_rank FROM {loads_table(warehouse)} WHERE status = 'succeeded') AS latest "
+        "WHERE load_rank = 1 ORDER BY source", warehouse.dialect))
     return {record["source"]: record for record in records}

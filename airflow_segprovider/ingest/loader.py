@@ -18,6 +18,16 @@ The ledger row is written in the same transaction. On any failure the transactio
 rolled back (no rows, no quarantine, watermark unchanged) and a ``failed`` ledger row
 is written after it. Every row read ends up loaded or quarantined:
 ``rows_read = rows_loaded + rows_quarantined``.
+
+Where each step runs: reading and typing always run in DuckDB, in-process (the
+*engine*). On the embedded DuckDB warehouse the engine is the warehouse itself, so
+rows never leave it. On PostgreSQL, Snowflake or BigQuery the engine is a private
+in-memory DuckDB: each unit's valid rows (deduplicated by key for upserts) and its
+quarantine rows stream out of it in Arrow batches into the target warehouse
+(:mod:`.transfer`: ``COPY`` on PostgreSQL), and the upsert, the deletes, the
+quarantine, the ledger and the watermark all live in the target, inside one
+transaction of the target. Warehouse-table sources read the target's own table
+or query in Arrow batches.
 """
 
 from __future__ import annotations
@@ -33,18 +43,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.core.dialects import render
 from airflow_segprovider.ingest import ledger
 from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
 from airflow_segprovider.ingest.layout import LOAD_COLUMN, SQL_TYPES, TableLayout, table_layout
 from airflow_segprovider.ingest.ledger import text
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from airflow_segprovider.core.spec import Project, Source
-    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+    from airflow_segprovider.core.warehouse import DuckDBWarehouse, Warehouse
 
 logger = logging.getLogger(__name__)
 
 ROW = "__segprovider_row"
+#: Rows per Arrow batch moved from the engine into another warehouse (and read from its tables).
+TRANSFER_BATCH_ROWS = 100_000
 INVALID = "__segprovider_invalid"
 _REASONS = {"DOUBLE": "not a number", "BOOLEAN": "not a boolean (true or false)", "DATE": "not a date (YYYY-MM-DD)",
             "TIMESTAMP": "not a timestamp (ISO 8601)"}
@@ -123,6 +138,18 @@ def _qualified(name: str, schema: str | None) -> tuple[str, str]:
     return ".".join(_quote(p) for p in parts), ".".join(parts)
 
 
+def _engine_type(target_type: str, dialect: str) -> str:
+    """A type of the target warehouse (as ``Warehouse.columns`` reports it) as the DuckDB type to cast to."""
+    if dialect == "duckdb":
+        return target_type
+    from sqlglot import exp
+
+    try:
+        return exp.DataType.build(target_type, dialect=dialect).sql("duckdb")
+    except Exception:  # a type sqlglot does not know: load it as text, the target converts on insert
+        return "VARCHAR"
+
+
 def _is_text(sql_type: str) -> bool:
     return sql_type.upper().startswith(("VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"))
 
@@ -144,9 +171,15 @@ def _typed(raw: str, raw_type: str, target: str) -> str:
 class _Load:
     """The state of one load while its units are applied inside the transaction."""
 
-    def __init__(self, warehouse: DuckDBWarehouse, source: Source, layout: TableLayout, load_id: str,
-                 customer_table: str, now: dt.datetime) -> None:
+    def __init__(self, warehouse: Warehouse, engine: DuckDBWarehouse, source: Source, layout: TableLayout,
+                 load_id: str, customer_table: str, now: dt.datetime) -> None:
         self.warehouse = warehouse
+        self.engine = engine
+        self.local = engine is warehouse  # the warehouse is the engine: rows never leave DuckDB
+        # In the user's DuckDB the unit's rows live in a temporary table; a private engine uses plain
+        # tables, which the cursors that stream them out (other connections) can see.
+        self.scratch = "TEMP TABLE" if self.local else "TABLE"
+        self.dialect = warehouse.dialect
         self.source = source
         self.layout = layout
         self.load_id = load_id
@@ -157,6 +190,34 @@ class _Load:
         self.rows_read = self.rows_loaded = self.rows_quarantined = self.units = 0
         self.watermarks: list[str] = []
         self.temp = f"__segprovider_rows_{load_id[:12]}"
+        self.quarantine = ledger.quarantine_table(warehouse)
+        self.stage: str | None = None  # the target's staging table of upserted rows (other warehouses)
+
+    def target_sql(self, duckdb_sql: str) -> None:
+        """Run a statement written in DuckDB's dialect in the target warehouse."""
+        self.warehouse.execute(render(duckdb_sql, self.dialect))
+
+    def target_table(self, table: str) -> str:
+        """A table reference as the target spells it (Snowflake: simple names folded to upper case)."""
+        if self.dialect == "duckdb":
+            return table
+        import sqlglot
+        from sqlglot import exp
+
+        from airflow_segprovider.core.dialects import to_sql
+
+        return to_sql(sqlglot.parse_one(table, into=exp.Table, read="duckdb"), self.dialect)
+
+    def transfer(self, select: str, table: str, columns: list[str]) -> None:
+        """Append the rows of ``select`` (an engine query) to ``table`` of the target warehouse."""
+        names = ", ".join(_quote(c) for c in columns)
+        if self.local:
+            self.engine.execute(f"INSERT INTO {table} ({names}) {select}")
+            return
+        from airflow_segprovider.ingest.transfer import load_batches
+
+        load_batches(self.warehouse, self.target_table(table), columns,
+                     self.engine.iter_batches(select, TRANSFER_BATCH_ROWS))
 
     # table ---------------------------------------------------------------------------------------
     def _prepare(self, native: Mapping[str, str]) -> dict[str, str]:
@@ -171,9 +232,9 @@ class _Load:
             if model_type is not None:
                 types[column] = SQL_TYPES[model_type]
             elif column.lower() in existing:
-                types[column] = existing[column.lower()][1]
+                types[column] = _engine_type(existing[column.lower()][1], self.dialect)
             elif column == self.layout.customer_key and customer_key_type:
-                types[column] = customer_key_type  # keys join across tables: keep one type
+                types[column] = _engine_type(customer_key_type, self.dialect)  # keys join across tables: one type
             else:
                 types[column] = native.get(column) or "VARCHAR"
         wanted = dict(types)
@@ -181,21 +242,27 @@ class _Load:
             wanted[LOAD_COLUMN] = "VARCHAR"
         if not existing:
             columns = ", ".join(f"{_quote(c)} {t}" for c, t in wanted.items())
-            self.warehouse.execute(f"CREATE TABLE {self.target} ({columns})")
+            self.target_sql(f"CREATE TABLE {self.target} ({columns})")  # DuckDB's types, rendered for the target
             logger.info("source %s: created table %s", self.source.name, self.target_dotted)
         else:
             for column, sql_type in wanted.items():
                 if column.lower() not in existing:
-                    self.warehouse.execute(f"ALTER TABLE {self.target} ADD COLUMN {_quote(column)} {sql_type}")
-        if self.source.mode == "replace":
-            self.warehouse.execute(f"DELETE FROM {self.target}")
-            self.warehouse.execute(f"DELETE FROM {ledger.QUARANTINE_TABLE} WHERE source = {text(self.source.name)}")
+                    self.target_sql(f"ALTER TABLE {self.target} ADD COLUMN {_quote(column)} {sql_type}")
         return types
+
+    def prepare_outside_transaction(self) -> None:
+        """Create or widen the table before the load's transaction, where DDL would end it (Snowflake).
+
+        Columns the model does not type (keys) take the customer key's type, else VARCHAR, since
+        no unit has been read yet. An empty table may remain when the load then fails; no rows do.
+        """
+        if self.dialect == "snowflake":
+            self.types = self._prepare({})
 
     # one unit --------------------------------------------------------------------------------------
     def apply(self, unit: _Unit) -> None:
         started = time.perf_counter()
-        described = {row[0].lower(): (row[0], row[1]) for row in self.warehouse.query(f"DESCRIBE {unit.relation}")}
+        described = {row[0].lower(): (row[0], row[1]) for row in self.engine.query(f"DESCRIBE {unit.relation}")}
         fields: dict[str, tuple[str, str]] = {}  # model column -> (source field, its type)
         for column in self.layout.columns:
             if column.lower() in described:
@@ -214,6 +281,9 @@ class _Load:
                                           hint="fix incremental.column in the source definition")
         if self.types is None:
             self.types = self._prepare({column: sql_type for column, (_, sql_type) in fields.items()})
+        if self.units == 0 and self.source.mode == "replace":
+            self.target_sql(f"DELETE FROM {self.target}")
+            self.target_sql(f"DELETE FROM {self.quarantine} WHERE source = {text(self.source.name)}")
         types = self.types
         columns = list(fields)  # the columns this unit provides, in model order
 
@@ -236,19 +306,19 @@ class _Load:
         if watermark_field is not None:
             select.append(f"CAST({_quote(watermark_field[0])} AS VARCHAR) AS __w")
         bad = " OR ".join(["__invalid IS NOT NULL", *(f"(__invalid IS NULL AND {c})" for _, _, c, _ in checks)])
-        self.warehouse.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.temp} AS SELECT *, {key} AS __key, ({bad}) AS __bad "
+        self.engine.execute(
+            f"CREATE OR REPLACE {self.scratch} {self.temp} AS SELECT *, {key} AS __key, ({bad}) AS __bad "
             f"FROM (SELECT {', '.join(select)} FROM ({unit.relation}) AS __segprovider_unit)")
         # (no try/finally around the temp tables: on failure the rollback drops them, and a DROP in an
         # aborted transaction would only hide the original error)
-        read, rejected = self.warehouse.query(f"SELECT count(*), count(*) FILTER (WHERE __bad) FROM {self.temp}")[0]
+        read, rejected = self.engine.query(f"SELECT count(*), count(*) FILTER (WHERE __bad) FROM {self.temp}")[0]
         self._quarantine(unit, checks)
         self._write(unit, columns)
         if watermark_field is not None:
-            best = self.warehouse.query(f"SELECT w FROM (SELECT __w AS w FROM {self.temp} WHERE __w IS NOT NULL) "
-                                        f"ORDER BY {_WATERMARK_ORDER} LIMIT 1")
+            best = self.engine.query(f"SELECT w FROM (SELECT __w AS w FROM {self.temp} WHERE __w IS NOT NULL) "
+                                     f"ORDER BY {_WATERMARK_ORDER} LIMIT 1")
             self.watermarks += [best[0][0]] if best else []
-        self.warehouse.execute(f"DROP TABLE {self.temp}")
+        self.engine.execute(f"DROP TABLE {self.temp}")
         self.units += 1
         self.rows_read += read
         self.rows_loaded += read - rejected
@@ -258,44 +328,84 @@ class _Load:
 
     def _quarantine(self, unit: _Unit, checks: list[tuple[str | None, str, str, str]]) -> None:
         if self.source.mode != "replace":  # the origin's earlier rejections are superseded by this load's
-            self.warehouse.execute(f"DELETE FROM {ledger.QUARANTINE_TABLE} WHERE source = {text(self.source.name)} "
-                                   f"AND origin = {text(unit.origin)}")
+            self.target_sql(f"DELETE FROM {self.quarantine} WHERE source = {text(self.source.name)} "
+                            f"AND origin = {text(unit.origin)}")
         branches = ["SELECT __row, __key, NULL AS column_name, __invalid AS raw_value, "
                     f"'record is not a JSON object' AS reason FROM {self.temp} WHERE __invalid IS NOT NULL"]
         branches += [f"SELECT __row, __key, {text(column)}, CAST({raw} AS VARCHAR), {text(reason)} FROM {self.temp} "
                      f"WHERE __invalid IS NULL AND {condition}" for column, raw, condition, reason in checks]
         page = "NULL" if unit.page is None else str(unit.page)
-        self.warehouse.execute(
-            f"INSERT INTO {ledger.QUARANTINE_TABLE} SELECT {text(self.source.name)}, {text(self.layout.table)}, "
-            f"{text(self.load_id)}, {text(unit.origin)}, {page}, __row, __key, column_name, raw_value, reason, "
-            f"{ledger.timestamp(self.now)} FROM ({' UNION ALL '.join(branches)}) ORDER BY __row, column_name")
+        self.transfer(
+            f"SELECT {text(self.source.name)}, {text(self.layout.table)}, {text(self.load_id)}, {text(unit.origin)}, "
+            f"CAST({page} AS BIGINT), CAST(__row AS BIGINT), __key, column_name, raw_value, reason, "
+            f"{ledger.timestamp(self.now)} FROM ({' UNION ALL '.join(branches)}) AS rejected "
+            "ORDER BY __row, column_name", self.quarantine, list(ledger.QUARANTINE_COLUMNS))
 
     def _write(self, unit: _Unit, columns: list[str]) -> None:
-        names = ", ".join(_quote(c) for c in columns)
-        values = ", ".join(f"v_{i}" for i in range(len(columns)))
+        values = ", ".join(f"v_{i} AS {_quote(c)}" for i, c in enumerate(columns))
         valid = f"FROM {self.temp} WHERE NOT __bad"
         if self.source.mode == "append":
             identity = text(f"{self.source.name}:{unit.origin}")
-            self.warehouse.execute(f"DELETE FROM {self.target} WHERE {_quote(LOAD_COLUMN)} = {identity}")
-            self.warehouse.execute(
-                f"INSERT INTO {self.target} ({names}, {_quote(LOAD_COLUMN)}) SELECT {values}, {identity} {valid}")
+            self.target_sql(f"DELETE FROM {self.target} WHERE {_quote(LOAD_COLUMN)} = {identity}")
+            self.transfer(f"SELECT {values}, {identity} AS {_quote(LOAD_COLUMN)} {valid}", self.target,
+                          [*columns, LOAD_COLUMN])
             return
         if self.source.mode == "replace":
-            self.warehouse.execute(f"INSERT INTO {self.target} ({names}) SELECT {values} {valid}")
+            self.transfer(f"SELECT {values} {valid}", self.target, columns)
             return
         keys = [f"v_{columns.index(k)}" for k in self.source.key]
-        latest = f"{self.temp}_latest"
-        self.warehouse.execute(
-            f"CREATE OR REPLACE TEMP TABLE {latest} AS SELECT {values} {valid} "
-            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY __row DESC) = 1")
-        match = " AND ".join(f"t.{_quote(k)} = u.{v}" for k, v in zip(self.source.key, keys))
-        updates = ", ".join(f"{_quote(c)} = u.v_{i}" for i, c in enumerate(columns) if c not in self.source.key)
+        latest = f"SELECT {values} {valid} QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY __row DESC) = 1"
+        if self.dialect == "snowflake":
+            # Snowflake commits any open transaction before DDL, so no staging table: the adapter's
+            # upsert (UPDATE + INSERT from typed rows, inside the load's transaction), batch by batch
+            import pyarrow as pa
+
+            for batch in self.engine.iter_batches(latest, TRANSFER_BATCH_ROWS):
+                self.warehouse.upsert(self.target_table(self.target), list(self.source.key),
+                                      pa.Table.from_batches([batch]))
+            return
+        if self.local:
+            stage = f"{self.temp}_latest"
+            self.engine.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {latest}")
+        else:
+            stage = self._stage()
+            self.target_sql(f"DELETE FROM {stage}")
+            self.transfer(latest, stage, columns)
+        match = " AND ".join(f"t.{_quote(k)} = u.{_quote(k)}" for k in self.source.key)
+        updates = ", ".join(f"{_quote(c)} = u.{_quote(c)}" for c in columns if c not in self.source.key)
         if updates:
-            self.warehouse.execute(f"UPDATE {self.target} AS t SET {updates} FROM {latest} AS u WHERE {match}")
-        self.warehouse.execute(
-            f"INSERT INTO {self.target} ({names}) SELECT {', '.join(f'u.v_{i}' for i in range(len(columns)))} "
-            f"FROM {latest} AS u WHERE NOT EXISTS (SELECT 1 FROM {self.target} AS t WHERE {match})")
-        self.warehouse.execute(f"DROP TABLE {latest}")
+            self.target_sql(f"UPDATE {self.target} AS t SET {updates} FROM {stage} AS u WHERE {match}")
+        self.target_sql(
+            f"INSERT INTO {self.target} ({', '.join(_quote(c) for c in columns)}) "
+            f"SELECT {', '.join(f'u.{_quote(c)}' for c in columns)} "
+            f"FROM {stage} AS u WHERE NOT EXISTS (SELECT 1 FROM {self.target} AS t WHERE {match})")
+        if self.local:
+            self.engine.execute(f"DROP TABLE {stage}")
+
+    def _stage(self) -> str:
+        """The target's staging table for upserted rows, created on first use (dropped by :meth:`close`).
+
+        A temporary table where the warehouse has them inside a session (PostgreSQL, Snowflake); a
+        table of the dataset on BigQuery, where temporary tables live only in multi-statement scripts.
+        """
+        if self.stage is None:
+            assert self.types is not None
+            name = f"__segprovider_stage_{self.load_id[:12]}"
+            # every column of the layout: later units (files) may provide columns the first one lacked
+            definition = ", ".join(f"{_quote(c)} {t}" for c, t in self.types.items())
+            if self.dialect == "bigquery":
+                self.stage = _qualified(name, self.warehouse.schema)[0]
+                self.target_sql(f"CREATE TABLE {self.stage} ({definition})")
+            else:
+                self.stage = _quote(name)
+                self.target_sql(f"CREATE TEMP TABLE {self.stage} ({definition})")
+        return self.stage
+
+    def close(self) -> None:
+        """Drop the staging table (within the transaction: a rollback drops it too where DDL is transactional)."""
+        if self.stage is not None:
+            self.target_sql(f"DROP TABLE {self.stage}")
+            self.stage = None
 
     def final_watermark(self, previous: str | None) -> str | None:
         """The highest watermark seen, never lower than the previous one."""
@@ -303,7 +413,7 @@ class _Load:
         if not candidates:
             return None
         values = ", ".join(f"({text(w)})" for w in candidates)
-        best = self.warehouse.query(f"SELECT w FROM (VALUES {values}) AS v(w) ORDER BY {_WATERMARK_ORDER} LIMIT 1")
+        best = self.engine.query(f"SELECT w FROM (VALUES {values}) AS v(w) ORDER BY {_WATERMARK_ORDER} LIMIT 1")
         return best[0][0]
 
 
@@ -356,7 +466,14 @@ def _csv_header(source: Source, path: str) -> list[str]:
     return header
 
 
-def _warehouse_unit(source: Source, warehouse: DuckDBWarehouse, watermark: str | None) -> _Unit:
+def _warehouse_unit(source: Source, warehouse: Warehouse, engine: DuckDBWarehouse, watermark: str | None,
+                    load_id: str) -> _Unit:
+    """The source's table or query as one unit.
+
+    On DuckDB the engine reads it in place. On other warehouses the query runs there (in the
+    warehouse's own dialect, as the user wrote it) and its result streams into an engine table in
+    Arrow batches, typed from there like any file.
+    """
     if source.query:
         base, origin = source.query, "query"
     else:
@@ -366,10 +483,26 @@ def _warehouse_unit(source: Source, warehouse: DuckDBWarehouse, watermark: str |
         base = (f"SELECT * FROM ({base}) AS __segprovider_all "
                 f"WHERE {_quote(source.incremental.column)} > {text(watermark)}")
         origin += f" where {source.incremental.column} > {watermark}"
-    return _Unit(origin, f"SELECT *, row_number() OVER () AS {ROW} FROM ({base}) AS __segprovider_source")
+    if engine is warehouse:
+        return _Unit(origin, f"SELECT *, row_number() OVER () AS {ROW} FROM ({base}) AS __segprovider_source")
+    copy = f"__segprovider_source_{load_id[:12]}"
+    created = False
+    for batch in warehouse.iter_batches(base, TRANSFER_BATCH_ROWS):
+        engine.connection.register("__segprovider_batch", batch)
+        try:
+            if created:
+                engine.execute(f"INSERT INTO {copy} SELECT * FROM __segprovider_batch")
+            else:
+                engine.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM __segprovider_batch")
+                created = True
+        finally:
+            engine.connection.unregister("__segprovider_batch")
+    if not created:  # no rows and no batch to learn the columns from: an empty unit of the declared fields
+        return _Unit(origin, f"SELECT NULL AS {ROW} WHERE FALSE")
+    return _Unit(origin, f"SELECT *, row_number() OVER () AS {ROW} FROM {copy}")
 
 
-def _rest_units(source: Source, layout: TableLayout, warehouse: DuckDBWarehouse, connection: Mapping[str, Any] | None,
+def _rest_units(source: Source, layout: TableLayout, engine: DuckDBWarehouse, connection: Mapping[str, Any] | None,
                 watermark: str | None, load_id: str) -> Iterator[_Unit]:
     from airflow_segprovider.ingest.rest import iter_pages, open_client, page_table
 
@@ -380,11 +513,11 @@ def _rest_units(source: Source, layout: TableLayout, warehouse: DuckDBWarehouse,
     view = f"__segprovider_page_{load_id[:12]}"
     try:
         for page in iter_pages(source, client, first_path, watermark):
-            warehouse.connection.register(view, page_table(page.records, fields, ROW, INVALID))
+            engine.connection.register(view, page_table(page.records, fields, ROW, INVALID))
             try:
                 yield _Unit(page.origin, f"SELECT * FROM {view}", page.number)
             finally:
-                warehouse.connection.unregister(view)
+                engine.connection.unregister(view)
     finally:
         client.close()
 
@@ -413,13 +546,32 @@ def _wrap(exc: BaseException, source: Source) -> IngestError | None:
         detail = str(exc).split("\nPossible fixes")[0].strip()
         return TerminalIngestError(f"the load failed in the warehouse: {detail}", source=source.name,
                                    hint="fix the file (or the query) and load again; nothing of this load was kept")
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Error" in names and "DatabaseError" in names:  # a DB-API error of the target warehouse's driver
+        if names & {"OperationalError", "InterfaceError"}:  # connection lost, server restarting, ...
+            return TransientIngestError(f"the warehouse failed during the load: {exc}", source=source.name)
+        return TerminalIngestError(f"the warehouse refused the load: {exc}", source=source.name,
+                                   hint="check the table's existing column types against the data model; "
+                                        "nothing of this load was kept")
     return None
 
 
-def ingest_source(project: Project, warehouse: DuckDBWarehouse, source_name: str, *,
+def _engine_for(warehouse: Warehouse) -> DuckDBWarehouse:
+    """The DuckDB that reads and types rows: the warehouse itself when it is DuckDB, else a private one."""
+    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+
+    if warehouse.dialect == "duckdb" and isinstance(warehouse, DuckDBWarehouse):
+        return warehouse
+    return DuckDBWarehouse(":memory:", schema="main")
+
+
+def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                   connection: Mapping[str, Any] | None = None, now: dt.datetime | None = None,
                   files_root: str | Path | None = None) -> LoadResult:
-    """Load one source of ``project`` into its table, in one transaction.
+    """Load one source of ``project`` into its table, in one transaction of ``warehouse``.
+
+    ``warehouse`` is any :class:`~airflow_segprovider.core.warehouse.Warehouse` (DuckDB, PostgreSQL,
+    Snowflake, BigQuery): the table, the quarantine, the ledger and the watermark live there.
 
     :param source_name: a name from the project's ``sources:``.
     :param connection: for REST sources, the connection as a mapping (``host``, ``login``, ``password``,
@@ -440,19 +592,21 @@ def ingest_source(project: Project, warehouse: DuckDBWarehouse, source_name: str
     started_at = now or _utcnow()
     load_id = uuid.uuid4().hex
     previous = ledger.current_watermark(warehouse, source.name)
-    load = _Load(warehouse, source, layout, load_id, project.model.customer.table, started_at)
+    engine = _engine_for(warehouse)
+    load = _Load(warehouse, engine, source, layout, load_id, project.model.customer.table, started_at)
     try:
         if source.kind == "rest_api" and connection is None and source.connection_id:
             from airflow_segprovider.destinations.connection import connection_from_env
 
             connection = connection_from_env(source.connection_id, destination=source.name)
+        load.prepare_outside_transaction()
         with warehouse.transaction():
             if source.kind == "file":
                 units: Iterator[_Unit] | list[_Unit] = _file_units(source, layout, Path(files_root or project.root))
             elif source.kind == "warehouse_table":
-                units = [_warehouse_unit(source, warehouse, previous)]
+                units = [_warehouse_unit(source, warehouse, engine, previous, load_id)]
             else:
-                units = _rest_units(source, layout, warehouse, connection, previous, load_id)
+                units = _rest_units(source, layout, engine, connection, previous, load_id)
             try:
                 for unit in units:
                     load.apply(unit)
@@ -460,6 +614,7 @@ def ingest_source(project: Project, warehouse: DuckDBWarehouse, source_name: str
                 close = getattr(units, "close", None)
                 if close is not None:
                     close()  # unregisters the page and closes the HTTP session now, not at garbage collection
+            load.close()
             watermark = load.final_watermark(previous)
             result = LoadResult(source.name, layout.table, load_id, source.mode, "succeeded", started_at,
                                 now or _utcnow(), load.rows_read, load.rows_loaded, load.rows_quarantined,
@@ -479,11 +634,14 @@ def ingest_source(project: Project, warehouse: DuckDBWarehouse, source_name: str
         if error is exc:
             raise
         raise error from exc
+    finally:
+        if engine is not warehouse:
+            engine.close()
     logger.info("%s", result.summary())
     return result
 
 
-def ingest_all(project: Project, warehouse: DuckDBWarehouse,
+def ingest_all(project: Project, warehouse: Warehouse,
                connections: Mapping[str, Mapping[str, Any]] | None = None, *, sources: Sequence[str] | None = None,
                now: dt.datetime | None = None, files_root: str | Path | None = None) -> list[LoadResult]:
     """Load every source (or ``sources``) in declaration order, each in its own transaction.

@@ -23,6 +23,7 @@ The connection is a plain mapping shaped like an Airflow connection (``host``,
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -218,8 +219,17 @@ def value_text(value: Any) -> str | None:
     """A JSON value as the text the typed cast reads: strings as they are, others as JSON."""
     if value is None:
         return None
-    if isinstance(value, str):
+    kind = type(value)  # exact types first: this runs once per field of every record
+    if kind is str:
         return value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float and math.isfinite(value):
+        return repr(value)  # what json.dumps writes for a finite float
+    if isinstance(value, str):
+        return str(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -228,18 +238,11 @@ def page_table(records: list[Any], fields: list[str], row_column: str, invalid_c
     number and, for a record that is not a JSON object, its JSON text in ``invalid_column``."""
     import pyarrow as pa
 
-    columns: dict[str, list[Any]] = {field: [] for field in fields}
-    invalid: list[str | None] = []
-    for record in records:
-        if isinstance(record, dict):
-            invalid.append(None)
-            for field in fields:
-                columns[field].append(value_text(record.get(field)))
-        else:
-            invalid.append((value_text(record) or "null")[:1000])  # the quarantine's raw value
-            for field in fields:
-                columns[field].append(None)
-    arrays = {field: pa.array(values, type=pa.string()) for field, values in columns.items()}
+    objects = [record if isinstance(record, dict) else {} for record in records]
+    # a record that is not a JSON object keeps its JSON text for the quarantine's raw value
+    invalid = [None if isinstance(record, dict) else (value_text(record) or "null")[:1000] for record in records]
+    arrays = {field: pa.array([value_text(record.get(field)) for record in objects], type=pa.string())
+              for field in fields}
     arrays[row_column] = pa.array(range(1, len(records) + 1), type=pa.int64())
     arrays[invalid_column] = pa.array(invalid, type=pa.string())
     return pa.table(arrays)

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from airflow_segprovider.sandbox import dynamic
 from airflow_segprovider.sandbox.wire import Routes, SandboxResponse, VendorError, is_valid_email
 
 if TYPE_CHECKING:
@@ -120,10 +121,14 @@ class HubSpotApi:
         routes.add("POST", _CONTACTS + "/batch/read", self._batch_read)
         routes.add("GET", _CONTACTS + r"/(?P<contact_id>[^/]+)", self._get_contact)
         routes.add("GET", r"/crm/v3/properties/contacts/?", self._contact_properties)
-        routes.add("POST", r"/crm/v3/lists/?", self._create_list)
-        routes.add("GET", _LIST, self._get_list)
-        routes.add("PUT", _LIST + "/memberships/add-and-remove", self._add_and_remove)
-        routes.add("GET", _LIST + "/memberships", self._memberships)
+        # DYNAMIC (filter-based) lists are served by sandbox.dynamic, which hands static ones back here
+        routes.add("POST", r"/crm/v3/lists/?", lambda r, p: dynamic.hubspot_create_list(self, r, p))
+        routes.add("GET", r"/crm/v3/lists/object-type-id/0-1/name/(?P<name>[^/]+)",
+                   lambda r, p: dynamic.hubspot_list_by_name(self, r, p))
+        routes.add("GET", _LIST, lambda r, p: dynamic.hubspot_get_list(self, r, p))
+        routes.add("PUT", _LIST + "/update-list-filters", lambda r, p: dynamic.hubspot_update_filters(self, r, p))
+        routes.add("PUT", _LIST + "/memberships/add-and-remove", lambda r, p: dynamic.hubspot_add_and_remove(self, r, p))
+        routes.add("GET", _LIST + "/memberships", lambda r, p: dynamic.hubspot_memberships(self, r, p))
         self._routes = routes
 
     # --- VendorApi ------------------------------------------------------------------------
@@ -307,6 +312,7 @@ class HubSpotApi:
             raise _validation("inputs must be a non-empty array.")
         if len(inputs) > MAX_BATCH_INPUTS:
             raise _validation(f"Batch input limit exceeded: at most {MAX_BATCH_INPUTS} inputs are allowed.")
+        dynamic.hubspot_check_inputs(self, inputs)  # a value of the wrong type refuses the call, as HubSpot does
         errors: list[dict[str, Any]] = []
         valid: dict[str, dict[str, str]] = {}
         for item in inputs:

@@ -44,6 +44,7 @@ from functools import lru_cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.sandbox import dynamic
 from airflow_segprovider.sandbox.store import subscriber_hash
 from airflow_segprovider.sandbox.wire import Routes, SandboxResponse, VendorError, is_valid_email
 
@@ -197,11 +198,13 @@ class MailchimpApi:
         routes.add("POST", _MEMBER + "/tags", self._post_member_tags)
         routes.add("GET", _LIST + "/merge-fields", self._list_merge_fields)
         routes.add("GET", _LIST + "/tag-search", self._tag_search)
-        routes.add("GET", _LIST + "/segments", self._list_segments)
-        routes.add("POST", _LIST + "/segments", self._create_segment)
-        routes.add("GET", _SEGMENT, self._get_segment)
+        # saved (rule-based) segments are served by sandbox.dynamic, which hands static ones back here
+        routes.add("GET", _LIST + "/segments", lambda r, p: dynamic.mailchimp_list_segments(self, r, p))
+        routes.add("POST", _LIST + "/segments", lambda r, p: dynamic.mailchimp_create_segment(self, r, p))
+        routes.add("GET", _SEGMENT, lambda r, p: dynamic.mailchimp_get_segment(self, r, p))
+        routes.add("PATCH", _SEGMENT, lambda r, p: dynamic.mailchimp_update_segment(self, r, p))
         routes.add("POST", _SEGMENT, self._change_segment)
-        routes.add("GET", _SEGMENT + "/members", self._segment_members)
+        routes.add("GET", _SEGMENT + "/members", lambda r, p: dynamic.mailchimp_segment_members(self, r, p))
         self._routes = routes
 
     # --- VendorApi ------------------------------------------------------------------------
@@ -419,6 +422,7 @@ class MailchimpApi:
 
         errors: list[dict[str, Any]] = []
         accepted: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        field_specs = dynamic.mailchimp_field_specs(self, list_id)  # merge values are checked against their type
         for member in members:
             if not isinstance(member, dict):
                 errors.append(_member_error("", "Each member must be an object.", "members", "not an object"))
@@ -442,6 +446,8 @@ class MailchimpApi:
                 )
             elif not isinstance(merge_fields, dict):
                 errors.append(_member_error(email, "merge_fields must be an object.", "merge_fields", "Not an object."))
+            elif problem := dynamic.mailchimp_merge_problem(field_specs, merge_fields):
+                errors.append(_member_error(email, "Your merge fields were invalid.", problem[0], problem[1]))
             elif member_hash in accepted:
                 if not skip_duplicates:
                     errors.append(
@@ -646,7 +652,8 @@ class MailchimpApi:
                 "default_value": "",
                 "public": False,
                 "display_order": position,
-                "options": {"size": 25} if field["type"] == "text" else {},
+                "options": {"size": 25} if field["type"] == "text" else
+                {"date_format": dynamic.DEFAULT_DATE_FORMAT} if field["type"] == "date" else {},
                 "help_text": "",
                 "list_id": list_id,
             }

@@ -199,8 +199,10 @@ class DemoFixtures:
     meta_ad_account_id: str = "1234567890"
     meta_audience_id: str = "23850000000000001"
     meta_audience_name: str = "win_back"
-    mailchimp_merge_fields: tuple[tuple[str, str, str], ...] = (("COUNTRY", "Country", "text"),)
-    hubspot_contact_properties: tuple[tuple[str, str, str], ...] = (("lifetime_value", "Lifetime value", "number"),)
+    mailchimp_merge_fields: tuple[tuple[str, str, str], ...] = (
+        ("COUNTRY", "Country", "text"), ("LTV", "Lifetime value", "number"), ("LASTBUY", "Last purchase", "date"))
+    hubspot_contact_properties: tuple[tuple[str, str, str], ...] = (
+        ("lifetime_value", "Lifetime value", "number"), ("last_purchase_date", "Last purchase date", "date"))
 
 
 class SandboxState:
@@ -224,6 +226,9 @@ class SandboxState:
         self._connection.execute("PRAGMA cache_size=-65536")
         self._connection.execute("PRAGMA busy_timeout=10000")
         self._connection.executescript(_SCHEMA)
+        from airflow_segprovider.sandbox.dynamic import SCHEMA as DYNAMIC_SCHEMA  # rule-based segments
+
+        self._connection.executescript(DYNAMIC_SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""

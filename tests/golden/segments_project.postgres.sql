@@ -4,12 +4,16 @@ WITH "agg__orders" AS (
     SUM(CAST("amount" AS DECIMAL(38, 9))) FILTER(WHERE
       "ordered_at" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
       AND COALESCE((
-        "status" = 'completed'
+        (
+          "status" COLLATE "C"
+        ) = 'completed'
       ), FALSE)) AS "agg_0",
     AVG(CAST("amount" AS DECIMAL(38, 9))) FILTER(WHERE
       "ordered_at" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
       AND COALESCE((
-        "status" = 'completed'
+        (
+          "status" COLLATE "C"
+        ) = 'completed'
       ), FALSE)) AS "agg_9"
   FROM "main"."orders"
   WHERE
@@ -182,16 +186,22 @@ WITH "agg__orders" AS (
     (
       (
         COALESCE((
-          "a__plan" = 'pro'
+          (
+            "a__plan" COLLATE "C"
+          ) = 'pro'
         ), FALSE)
         AND COALESCE((
-          "a__country" IN ('DE', 'FR', 'NL', 'IT', 'ES')
+          (
+            "a__country" COLLATE "C"
+          ) IN ('DE', 'FR', 'NL', 'IT', 'ES')
         ), FALSE)
       )
     ) AS "m__pro_plan_eu",
     (
       COALESCE((
-        "a__email" ~ '@gmail\.com$'
+        (
+          "a__email" COLLATE "C"
+        ) ~ '@gmail\.com$'
       ), FALSE)
     ) AS "m__gmail_users"
   FROM "base"

@@ -1,286 +1,304 @@
-WITH "agg__orders" AS (
+WITH "AGG__ORDERS" AS (
   SELECT
-    "customer_id" AS "k",
+    "CUSTOMER_ID" AS "K",
     SUM(
       CASE
-        WHEN "ordered_at" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
+        WHEN "ORDERED_AT" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
         AND COALESCE((
-          "status" = 'completed'
+          "STATUS" = 'completed'
         ), FALSE)
-        THEN CAST("amount" AS DECIMAL(38, 9))
+        THEN CAST("AMOUNT" AS DECIMAL(38, 9))
       END
-    ) AS "agg_0",
+    ) AS "AGG_0",
     AVG(
       CASE
-        WHEN "ordered_at" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
+        WHEN "ORDERED_AT" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
         AND COALESCE((
-          "status" = 'completed'
+          "STATUS" = 'completed'
         ), FALSE)
-        THEN CAST("amount" AS DECIMAL(38, 9))
+        THEN CAST("AMOUNT" AS DECIMAL(38, 9))
       END
-    ) AS "agg_9"
-  FROM "main"."orders"
+    ) AS "AGG_9"
+  FROM "MAIN"."ORDERS"
   WHERE
-    "ordered_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
-    AND "ordered_at" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
+    "ORDERED_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+    AND "ORDERED_AT" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
   GROUP BY
-    "customer_id"
-), "agg__purchase" AS (
+    "CUSTOMER_ID"
+), "AGG__PURCHASE" AS (
   SELECT
-    "customer_id" AS "k",
-    MAX("occurred_at") AS "agg_1",
-    COUNT(*) AS "agg_3",
-    COUNT(CASE WHEN "occurred_at" >= CAST('2026-08-26 00:00:00' AS TIMESTAMP) THEN 1 END) AS "agg_4",
-    COUNT(CASE WHEN "occurred_at" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP) THEN 1 END) AS "agg_8"
-  FROM "main"."events"
+    "CUSTOMER_ID" AS "K",
+    MAX("OCCURRED_AT") AS "AGG_1",
+    COUNT(*) AS "AGG_3",
+    COUNT(CASE WHEN "OCCURRED_AT" >= CAST('2026-08-26 00:00:00' AS TIMESTAMP) THEN 1 END) AS "AGG_4",
+    COUNT(CASE WHEN "OCCURRED_AT" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP) THEN 1 END) AS "AGG_8"
+  FROM "MAIN"."EVENTS"
   WHERE
-    "occurred_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
-    AND "event_type" = 'purchase'
+    "OCCURRED_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+    AND "EVENT_TYPE" = 'purchase'
   GROUP BY
-    "customer_id"
-), "agg__email_open" AS (
+    "CUSTOMER_ID"
+), "AGG__EMAIL_OPEN" AS (
   SELECT
-    "customer_id" AS "k",
-    COUNT(CASE WHEN "occurred_at" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP) THEN 1 END) AS "agg_2",
-    COUNT(CASE WHEN "occurred_at" >= CAST('2026-09-25 00:00:00' AS TIMESTAMP) THEN 1 END) AS "agg_5",
-    COUNT(CASE WHEN "occurred_at" >= CAST('2026-08-26 00:00:00' AS TIMESTAMP) THEN 1 END) AS "agg_6"
-  FROM "main"."events"
+    "CUSTOMER_ID" AS "K",
+    COUNT(CASE WHEN "OCCURRED_AT" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP) THEN 1 END) AS "AGG_2",
+    COUNT(CASE WHEN "OCCURRED_AT" >= CAST('2026-09-25 00:00:00' AS TIMESTAMP) THEN 1 END) AS "AGG_5",
+    COUNT(CASE WHEN "OCCURRED_AT" >= CAST('2026-08-26 00:00:00' AS TIMESTAMP) THEN 1 END) AS "AGG_6"
+  FROM "MAIN"."EVENTS"
   WHERE
-    "occurred_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
-    AND "occurred_at" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
-    AND "event_type" = 'email_open'
+    "OCCURRED_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+    AND "OCCURRED_AT" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
+    AND "EVENT_TYPE" = 'email_open'
   GROUP BY
-    "customer_id"
-), "agg__add_to_cart" AS (
+    "CUSTOMER_ID"
+), "AGG__ADD_TO_CART" AS (
   SELECT
-    "customer_id" AS "k",
-    COUNT(CASE WHEN "occurred_at" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP) THEN 1 END) AS "agg_7"
-  FROM "main"."events"
+    "CUSTOMER_ID" AS "K",
+    COUNT(CASE WHEN "OCCURRED_AT" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP) THEN 1 END) AS "AGG_7"
+  FROM "MAIN"."EVENTS"
   WHERE
-    "occurred_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
-    AND "occurred_at" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
-    AND "event_type" = 'add_to_cart'
+    "OCCURRED_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+    AND "OCCURRED_AT" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
+    AND "EVENT_TYPE" = 'add_to_cart'
   GROUP BY
-    "customer_id"
-), "consent_latest" AS (
+    "CUSTOMER_ID"
+), "CONSENT_LATEST" AS (
   SELECT
-    "k",
-    MAX(CASE WHEN "channel" = 'ads' THEN CAST("opted_in" AS INT) END) AS "c__ads",
-    MAX(CASE WHEN "channel" = 'email' THEN CAST("opted_in" AS INT) END) AS "c__email"
+    "K",
+    MAX(CASE WHEN "CHANNEL" = 'ads' THEN CAST("OPTED_IN" AS INT) END) AS "C__ADS",
+    MAX(CASE WHEN "CHANNEL" = 'email' THEN CAST("OPTED_IN" AS INT) END) AS "C__EMAIL"
   FROM (
     SELECT
-      "customer_id" AS "k",
-      "channel" AS "channel",
-      "opted_in" AS "opted_in",
+      "CUSTOMER_ID" AS "K",
+      "CHANNEL" AS "CHANNEL",
+      "OPTED_IN" AS "OPTED_IN",
       ROW_NUMBER() OVER (
-        PARTITION BY "customer_id", "channel"
-        ORDER BY "updated_at" DESC NULLS LAST, "opted_in" ASC
-      ) AS "rn"
-    FROM "main"."consents"
+        PARTITION BY "CUSTOMER_ID", "CHANNEL"
+        ORDER BY "UPDATED_AT" DESC NULLS LAST, "OPTED_IN" ASC
+      ) AS "RN"
+    FROM "MAIN"."CONSENTS"
     WHERE
-      "updated_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
-      AND "channel" IN ('ads', 'email')
-  ) AS "ranked"
+      "UPDATED_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+      AND "CHANNEL" IN ('ads', 'email')
+  ) AS "RANKED"
   WHERE
-    "rn" = 1
+    "RN" = 1
   GROUP BY
-    "k"
-), "base" AS (
+    "K"
+), "BASE" AS (
   SELECT
-    "c"."customer_id" AS "k",
-    "c"."country" AS "a__country",
-    "c"."email" AS "a__email",
-    "c"."is_employee" AS "a__is_employee",
-    "c"."last_seen_at" AS "a__last_seen_at",
-    "c"."lifetime_value" AS "a__lifetime_value",
-    "c"."plan" AS "a__plan",
-    "c"."signup_at" AS "a__signup_at",
-    COALESCE("agg__orders"."agg_0", 0) AS "agg_0",
-    "agg__orders"."agg_9" AS "agg_9",
-    "agg__purchase"."agg_1" AS "agg_1",
-    COALESCE("agg__purchase"."agg_3", 0) AS "agg_3",
-    COALESCE("agg__purchase"."agg_4", 0) AS "agg_4",
-    COALESCE("agg__purchase"."agg_8", 0) AS "agg_8",
-    COALESCE("agg__email_open"."agg_2", 0) AS "agg_2",
-    COALESCE("agg__email_open"."agg_5", 0) AS "agg_5",
-    COALESCE("agg__email_open"."agg_6", 0) AS "agg_6",
-    COALESCE("agg__add_to_cart"."agg_7", 0) AS "agg_7",
-    "consent_latest"."c__ads" AS "c__ads",
-    "consent_latest"."c__email" AS "c__email"
-  FROM "main"."customers" AS "c"
-  LEFT JOIN "agg__orders"
-    ON "agg__orders"."k" = "c"."customer_id"
-  LEFT JOIN "agg__purchase"
-    ON "agg__purchase"."k" = "c"."customer_id"
-  LEFT JOIN "agg__email_open"
-    ON "agg__email_open"."k" = "c"."customer_id"
-  LEFT JOIN "agg__add_to_cart"
-    ON "agg__add_to_cart"."k" = "c"."customer_id"
-  LEFT JOIN "consent_latest"
-    ON "consent_latest"."k" = "c"."customer_id"
-), "level_0" AS (
+    "C"."CUSTOMER_ID" AS "K",
+    "C"."COUNTRY" AS "A__COUNTRY",
+    "C"."EMAIL" AS "A__EMAIL",
+    "C"."IS_EMPLOYEE" AS "A__IS_EMPLOYEE",
+    "C"."LAST_SEEN_AT" AS "A__LAST_SEEN_AT",
+    "C"."LIFETIME_VALUE" AS "A__LIFETIME_VALUE",
+    "C"."PLAN" AS "A__PLAN",
+    "C"."SIGNUP_AT" AS "A__SIGNUP_AT",
+    COALESCE("AGG__ORDERS"."AGG_0", 0) AS "AGG_0",
+    "AGG__ORDERS"."AGG_9" AS "AGG_9",
+    "AGG__PURCHASE"."AGG_1" AS "AGG_1",
+    COALESCE("AGG__PURCHASE"."AGG_3", 0) AS "AGG_3",
+    COALESCE("AGG__PURCHASE"."AGG_4", 0) AS "AGG_4",
+    COALESCE("AGG__PURCHASE"."AGG_8", 0) AS "AGG_8",
+    COALESCE("AGG__EMAIL_OPEN"."AGG_2", 0) AS "AGG_2",
+    COALESCE("AGG__EMAIL_OPEN"."AGG_5", 0) AS "AGG_5",
+    COALESCE("AGG__EMAIL_OPEN"."AGG_6", 0) AS "AGG_6",
+    COALESCE("AGG__ADD_TO_CART"."AGG_7", 0) AS "AGG_7",
+    "CONSENT_LATEST"."C__ADS" AS "C__ADS",
+    "CONSENT_LATEST"."C__EMAIL" AS "C__EMAIL"
+  FROM "MAIN"."CUSTOMERS" AS "C"
+  LEFT JOIN "AGG__ORDERS"
+    ON "AGG__ORDERS"."K" = "C"."CUSTOMER_ID"
+  LEFT JOIN "AGG__PURCHASE"
+    ON "AGG__PURCHASE"."K" = "C"."CUSTOMER_ID"
+  LEFT JOIN "AGG__EMAIL_OPEN"
+    ON "AGG__EMAIL_OPEN"."K" = "C"."CUSTOMER_ID"
+  LEFT JOIN "AGG__ADD_TO_CART"
+    ON "AGG__ADD_TO_CART"."K" = "C"."CUSTOMER_ID"
+  LEFT JOIN "CONSENT_LATEST"
+    ON "CONSENT_LATEST"."K" = "C"."CUSTOMER_ID"
+), "LEVEL_0" AS (
   SELECT
     *,
     (
       (
         (
           COALESCE((
-            "a__lifetime_value" >= 2000
+            "A__LIFETIME_VALUE" >= 2000
           ), FALSE)
           OR COALESCE((
-            "agg_0" > 500
+            "AGG_0" > 500
           ), FALSE)
         )
         AND NOT COALESCE((
-          "a__is_employee" = TRUE
+          "A__IS_EMPLOYEE" = TRUE
         ), FALSE)
       )
     )
-    AND COALESCE("c__email", 0) = 1 AS "m__vip",
+    AND COALESCE("C__EMAIL", 0) = 1 AS "M__VIP",
     (
       (
         COALESCE((
-          "agg_1" < CAST('2025-11-24 00:00:00' AS TIMESTAMP)
+          "AGG_1" < CAST('2025-11-24 00:00:00' AS TIMESTAMP)
         ), FALSE)
         AND COALESCE((
-          "a__last_seen_at" < CAST('2026-05-28 00:00:00' AS TIMESTAMP)
+          "A__LAST_SEEN_AT" < CAST('2026-05-28 00:00:00' AS TIMESTAMP)
         ), FALSE)
       )
-    ) AS "m__churned",
+    ) AS "M__CHURNED",
     (
       COALESCE(
         (
-          "a__last_seen_at" >= CAST('2026-10-25 00:00:00' AS TIMESTAMP)
-          AND "a__last_seen_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+          "A__LAST_SEEN_AT" >= CAST('2026-10-25 00:00:00' AS TIMESTAMP)
+          AND "A__LAST_SEEN_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
         ),
         FALSE
       )
-    ) AS "m__active_30d",
+    ) AS "M__ACTIVE_30D",
     (
       COALESCE((
-        "agg_6" >= 3
+        "AGG_6" >= 3
       ), FALSE)
-    ) AS "m__engaged_email",
+    ) AS "M__ENGAGED_EMAIL",
     (
       COALESCE((
-        "agg_4" >= 2
+        "AGG_4" >= 2
       ), FALSE)
-    ) AS "m__repeat_buyers",
+    ) AS "M__REPEAT_BUYERS",
     (
       (
         COALESCE((
-          "agg_7" >= 1
+          "AGG_7" >= 1
         ), FALSE) AND COALESCE((
-          "agg_8" = 0
+          "AGG_8" = 0
         ), FALSE)
       )
     )
-    AND COALESCE("c__ads", 1) = 1 AS "m__high_intent",
+    AND COALESCE("C__ADS", 1) = 1 AS "M__HIGH_INTENT",
     (
       COALESCE((
-        "agg_9" > 150
+        "AGG_9" > 150
       ), FALSE)
-    ) AS "m__big_basket",
+    ) AS "M__BIG_BASKET",
     (
       (
         COALESCE((
-          "a__plan" = 'pro'
+          "A__PLAN" = 'pro'
         ), FALSE)
         AND COALESCE((
-          "a__country" IN ('DE', 'FR', 'NL', 'IT', 'ES')
+          "A__COUNTRY" IN ('DE', 'FR', 'NL', 'IT', 'ES')
         ), FALSE)
       )
-    ) AS "m__pro_plan_eu",
+    ) AS "M__PRO_PLAN_EU",
     (
       COALESCE((
-        REGEXP_INSTR("a__email", '@gmail\\.com$') > 0
+        REGEXP_INSTR("A__EMAIL", '@gmail\\.com$') > 0
       ), FALSE)
-    ) AS "m__gmail_users"
-  FROM "base"
-), "level_1" AS (
+    ) AS "M__GMAIL_USERS"
+  FROM "BASE"
+), "LEVEL_1" AS (
   SELECT
     *,
     (
       (
-        "m__churned" AND COALESCE((
-          "agg_2" >= 1
+        "M__CHURNED" AND COALESCE((
+          "AGG_2" >= 1
         ), FALSE)
       )
     )
-    AND COALESCE("c__ads", 1) = 1
-    AND NOT "m__vip" AS "m__win_back",
+    AND COALESCE("C__ADS", 1) = 1
+    AND NOT "M__VIP" AS "M__WIN_BACK",
     (
       (
-        "m__active_30d" AND NOT "m__vip"
+        "M__ACTIVE_30D" AND NOT "M__VIP"
       )
-    ) AND COALESCE("c__email", 0) = 1 AS "m__spring_promo",
+    ) AND COALESCE("C__EMAIL", 0) = 1 AS "M__SPRING_PROMO",
     CASE
       WHEN (
         (
-          "m__active_30d" AND NOT "m__vip"
+          "M__ACTIVE_30D" AND NOT "M__VIP"
         )
-      ) AND COALESCE("c__email", 0) = 1
-      THEN TO_NUMBER(SUBSTRING(MD5('spring-2026:' || CAST("k" AS VARCHAR)), 1, 8), 'XXXXXXXX') % 10000
-    END AS "bucket__spring_promo"
-  FROM "level_0"
-), "level_2" AS (
+      ) AND COALESCE("C__EMAIL", 0) = 1
+      THEN (
+        (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 1, 1), '0123456789abcdef') - 1
+        ) * 268435456 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 2, 1), '0123456789abcdef') - 1
+        ) * 16777216 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 3, 1), '0123456789abcdef') - 1
+        ) * 1048576 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 4, 1), '0123456789abcdef') - 1
+        ) * 65536 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 5, 1), '0123456789abcdef') - 1
+        ) * 4096 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 6, 1), '0123456789abcdef') - 1
+        ) * 256 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 7, 1), '0123456789abcdef') - 1
+        ) * 16 + (
+          CHARINDEX(SUBSTRING(MD5('spring-2026:' || CAST("K" AS VARCHAR)), 8, 1), '0123456789abcdef') - 1
+        ) * 1
+      ) % 10000
+    END AS "BUCKET__SPRING_PROMO"
+  FROM "LEVEL_0"
+), "LEVEL_2" AS (
   SELECT
     *,
     CASE
-      WHEN "bucket__spring_promo" < 9000
+      WHEN "BUCKET__SPRING_PROMO" < 9000
       THEN 'treatment'
-      WHEN "bucket__spring_promo" < 10000
+      WHEN "BUCKET__SPRING_PROMO" < 10000
       THEN 'holdout'
-    END AS "arm__spring_promo",
+    END AS "ARM__SPRING_PROMO",
     (
       (
         COALESCE((
-          "agg_3" >= 1
+          "AGG_3" >= 1
         ), FALSE)
         AND COALESCE((
-          "agg_4" = 0
+          "AGG_4" = 0
         ), FALSE)
         AND COALESCE((
-          "agg_5" = 0
+          "AGG_5" = 0
         ), FALSE)
       )
     )
-    AND COALESCE("c__email", 0) = 1
-    AND NOT "m__vip"
-    AND NOT "m__win_back" AS "m__at_risk"
-  FROM "level_1"
-), "level_3" AS (
+    AND COALESCE("C__EMAIL", 0) = 1
+    AND NOT "M__VIP"
+    AND NOT "M__WIN_BACK" AS "M__AT_RISK"
+  FROM "LEVEL_1"
+), "LEVEL_3" AS (
   SELECT
     *,
     (
       COALESCE(
         (
-          "a__signup_at" >= CAST('2026-10-25 00:00:00' AS TIMESTAMP)
-          AND "a__signup_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+          "A__SIGNUP_AT" >= CAST('2026-10-25 00:00:00' AS TIMESTAMP)
+          AND "A__SIGNUP_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
         ),
         FALSE
       )
     )
-    AND NOT "m__vip"
-    AND NOT "m__win_back"
-    AND NOT "m__at_risk" AS "m__new_customers"
-  FROM "level_2"
+    AND NOT "M__VIP"
+    AND NOT "M__WIN_BACK"
+    AND NOT "M__AT_RISK" AS "M__NEW_CUSTOMERS"
+  FROM "LEVEL_2"
 )
 SELECT
-  "k",
-  CAST("k" AS VARCHAR) AS "k_text",
-  "m__vip",
-  "m__churned",
-  "m__win_back",
-  "m__at_risk",
-  "m__new_customers",
-  "m__active_30d",
-  "m__engaged_email",
-  "m__repeat_buyers",
-  "m__high_intent",
-  "m__big_basket",
-  "m__pro_plan_eu",
-  "m__gmail_users",
-  "m__spring_promo",
-  "arm__spring_promo"
-FROM "level_3";
+  "K",
+  CAST("K" AS VARCHAR) AS "K_TEXT",
+  "M__VIP",
+  "M__CHURNED",
+  "M__WIN_BACK",
+  "M__AT_RISK",
+  "M__NEW_CUSTOMERS",
+  "M__ACTIVE_30D",
+  "M__ENGAGED_EMAIL",
+  "M__REPEAT_BUYERS",
+  "M__HIGH_INTENT",
+  "M__BIG_BASKET",
+  "M__PRO_PLAN_EU",
+  "M__GMAIL_USERS",
+  "M__SPRING_PROMO",
+  "ARM__SPRING_PROMO"
+FROM "LEVEL_3";

@@ -58,20 +58,19 @@ def test_default_schema_and_connection(tmp_path: Path, define_connection: Callab
 
 def test_unsupported_connection_type_names_the_connection_and_the_supported_types(
         define_connection: Callable[..., Connection]) -> None:
-    define_connection("wh_pg", "postgres", host="db.example", login="u", password="p4ssw0rd-x")
+    define_connection("wh_my", "mysql", host="db.example", login="u", password="p4ssw0rd-x")
 
     with pytest.raises(UnsupportedWarehouseError) as failure:
-        SegproviderWarehouseHook("wh_pg").get_warehouse()
+        SegproviderWarehouseHook("wh_my").get_warehouse()
 
     message = str(failure.value)
-    assert "'wh_pg'" in message and "'postgres'" in message
-    assert "supported: duckdb" in message
-    assert "later release" in message
+    assert "'wh_my'" in message and "'mysql'" in message
+    assert "supported: duckdb, google_cloud_platform, postgres, snowflake" in message
     assert "p4ssw0rd-x" not in message
     copy = pickle.loads(pickle.dumps(failure.value))
-    assert (str(copy), copy.conn_id, copy.conn_type) == (message, "wh_pg", "postgres")
-    ok, why = SegproviderWarehouseHook("wh_pg").test_connection()
-    assert not ok and "'wh_pg'" in why
+    assert (str(copy), copy.conn_id, copy.conn_type) == (message, "wh_my", "mysql")
+    ok, why = SegproviderWarehouseHook("wh_my").test_connection()
+    assert not ok and "'wh_my'" in why
 
 
 def test_the_connection_is_read_on_first_use_only(monkeypatch: pytest.MonkeyPatch) -> None:

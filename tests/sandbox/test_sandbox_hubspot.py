@@ -155,7 +155,7 @@ def test_contact_properties_are_the_defaults_plus_seeded_custom_ones(sandbox, ht
     results = response.json()["results"]
     names = [p["name"] for p in results]
     assert names[:6] == ["email", "firstname", "lastname", "phone", "country", "lifecyclestage"]
-    assert names[6:] == ["lifetime_value", "favourite_colour"]
+    assert names[6:] == ["lifetime_value", "last_purchase_date", "favourite_colour"]
     by_name = {p["name"]: p for p in results}
     assert by_name["lifetime_value"]["type"] == "number" and by_name["lifetime_value"]["hubspotDefined"] is False
     assert {"label", "fieldType", "groupName"} <= set(by_name["email"])

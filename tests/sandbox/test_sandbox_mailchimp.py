@@ -205,9 +205,10 @@ def test_the_eleventh_simultaneous_request_gets_429(tmp_path):
 def test_merge_fields_are_the_defaults_plus_seeded_ones_and_page(sandbox, http, fixtures):
     url = f"{sandbox.url}/3.0/lists/{fixtures.mailchimp_list_id}/merge-fields"
     body = http.get(url, auth=AUTH, params={"count": 1000}).json()
-    assert [f["tag"] for f in body["merge_fields"]] == ["FNAME", "LNAME", "ADDRESS", "PHONE", "BIRTHDAY", "COUNTRY"]
-    assert body["total_items"] == 6
+    assert [f["tag"] for f in body["merge_fields"]] == ["FNAME", "LNAME", "ADDRESS", "PHONE", "BIRTHDAY", "COUNTRY",
+                                                        "LTV", "LASTBUY"]
+    assert body["total_items"] == 8
     assert {"merge_id", "tag", "name", "type", "list_id"} <= set(body["merge_fields"][0])
     second = http.get(url, auth=AUTH, params={"count": 4, "offset": 4}).json()
-    assert [f["tag"] for f in second["merge_fields"]] == ["BIRTHDAY", "COUNTRY"]
+    assert [f["tag"] for f in second["merge_fields"]] == ["BIRTHDAY", "COUNTRY", "LTV", "LASTBUY"]
     assert http.get(f"{sandbox.url}/3.0/lists/nope/merge-fields", auth=AUTH).status_code == 404

@@ -1,0 +1,19 @@
+"""The hybrid model: a central attribute hub pushes attributes to the tools, and each tool segments for itself.
+
+Built from the example segments project next to this file (its ``hub.yml``). Connections used
+(nothing is looked up when this file is parsed):
+
+* ``segprovider_warehouse``: the warehouse (``duckdb`` connection, host = database file path);
+* ``segprovider_mailchimp``, ``segprovider_hubspot``: the spokes the hub pushes to;
+* ``segprovider_alerts``: where failed gates, pushes and drift are reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_segprovider.dag_factory_hybrid import build_hybrid_dag
+
+PROJECT = Path(__file__).resolve().parent / "segments_project"
+
+dag = build_hybrid_dag(PROJECT, dag_id="segments_hybrid")
