@@ -13,8 +13,9 @@ PostgreSQL      GX's PostgreSQL datasource (``context.data_sources.add_postgres`
 DuckDB          pandas: GX's SQL datasource through duckdb-engine returns empty metrics
                 (see :mod:`.frames`); the gate query's small result is validated as a
                 DataFrame.
-Snowflake       pandas on the query result (GX's Snowflake datasource needs a real
-                account URL; it was not proven here, see ``docs/warehouses.md``).
+Snowflake       pandas on the query result: GX's Snowflake datasource cannot create its
+                engine here (snowflake-sqlalchemy 1.11 against SQLAlchemy 2.1), see
+                ``docs/warehouses.md``.
 BigQuery        pandas on the query result (no emulator to prove GX's BigQuery datasource).
 ==============  ===========================================================================
 
