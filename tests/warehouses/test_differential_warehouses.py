@@ -34,7 +34,7 @@ DAY_1 = dt.datetime(2026, 11, 23)
 DAY_2 = dt.datetime(2026, 11, 24)
 EXAMPLE_TABLES = ["customers", "events", "orders", "consents"]
 #: random examples per run (every example runs on all four warehouses); raise it to hunt
-RANDOM_EXAMPLES = int(os.environ.get("SEGPROVIDER_WAREHOUSE_FUZZ_EXAMPLES", "12"))
+RANDOM_EXAMPLES = int(os.environ.get("SEGPROVIDER_WAREHOUSE_FUZZ_EXAMPLES", "8"))
 
 
 def stored(warehouse, as_of: dt.datetime) -> dict[str, dict[str, str | None]]:
@@ -60,7 +60,7 @@ def _render(sql: str, dialect: str) -> str:
 def example_data():
     """The example project's tables (generated once) in a DuckDB source every warehouse copies from."""
     with open_warehouse("duckdb") as source:
-        generate(source, 1500, seed=11)
+        generate(source, 1000, seed=11)
         yield source
 
 

@@ -36,7 +36,7 @@ def project():
 @pytest.fixture(scope="module")
 def source():
     with open_warehouse("duckdb") as duck:
-        generate(duck, 800, seed=5)
+        generate(duck, 500, seed=5)
         yield duck
 
 
