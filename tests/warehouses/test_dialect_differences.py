@@ -276,3 +276,29 @@ def test_bigquery_reads_timestamp_columns_as_utc_datetime():
         # sqlglot reads BigQuery's DATETIME as its naive TIMESTAMP type (and BigQuery's TIMESTAMP as TIMESTAMPTZ)
         assert isinstance(column.parent, exp.Cast), column.parent.sql(dialect="bigquery")
         assert column.parent.sql(dialect="bigquery").endswith("AS DATETIME)"), column.parent.sql(dialect="bigquery")
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "", "it's", "back\\slash", "two\nlines", "tab\there", "quote \" and ' both", "ünï ✓", 0, -17,
+    2.5, True, False, None, decimal.Decimal("1234.500000001"), dt.date(2026, 2, 28),
+    dt.datetime(2026, 3, 15, 12, 0, 0, 1)])
+def test_bigquery_adapter_literals_mean_their_value(value):
+    """The BigQuery adapter writes rows as literals inside transactions: each reads back as itself
+    (parsed as BigQuery, executed transpiled to DuckDB)."""
+    from airflow_segprovider.core.warehouses.bigquery import bigquery_literal
+    from warehouse_matrix import BigQuerySQLOnDuckDB
+
+    warehouse = BigQuerySQLOnDuckDB(":memory:")
+    try:
+        (got,), = warehouse.query(f"SELECT {bigquery_literal(value)}")
+    finally:
+        warehouse.close()
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("value", ["it's", "back\\slash", "two\nlines", "\\'", "ünï ✓"])
+def test_snowflake_adapter_literals_mean_their_value(value):
+    from airflow_segprovider.core.warehouses.snowflake import snowflake_literal
+
+    with open_warehouse("snowflake") as warehouse:
+        assert warehouse.query(f"SELECT {snowflake_literal(value)}") == [(value,)]
