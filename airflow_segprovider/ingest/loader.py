@@ -376,7 +376,7 @@ class _Load:
             self.target_sql(f"DELETE FROM {stage}")
             self.transfer(latest, stage, columns)
             if self.dialect == "postgres":
-                self._analyze(stage)
+                self.warehouse.execute(f"ANALYZE {stage}")
         match = " AND ".join(f"t.{_quote(k)} = u.{_quote(k)}" for k in self.source.key)
         updates = ", ".join(f"{_quote(c)} = u.{_quote(c)}" for c in columns if c not in self.source.key)
         if updates:
@@ -387,16 +387,18 @@ class _Load:
             f"FROM {stage} AS u WHERE NOT EXISTS (SELECT 1 FROM {self.target} AS t WHERE {match})")
         if self.local:
             self.engine.execute(f"DROP TABLE {stage}")
+        elif self.dialect == "postgres":
+            self._analyze_target()
 
-    def _analyze(self, stage: str) -> None:
-        """Statistics for PostgreSQL's planner, inside the load's transaction.
+    def _analyze_target(self) -> None:
+        """Table statistics for PostgreSQL's planner, inside the load's transaction.
 
         Without them the planner takes the staged rows and the growing table (whose new rows no
         autovacuum can see before the commit) for tiny, and joins them by nested loops: quadratic
-        in the rows loaded. The stage is analyzed for every unit (a few thousand rows), the table
-        after units 1, 2, 4, 8, ... so its estimate stays within a factor of two.
+        in the rows loaded. The stage is analyzed for every unit; the table *after* writing units
+        1, 2, 4, 8, ... so its estimate stays within a factor of two (analyzed while still empty,
+        it would be planned as empty while the statement fills it).
         """
-        self.warehouse.execute(f"ANALYZE {stage}")
         done = self.units + 1
         if done & (done - 1) == 0:
             self.warehouse.execute(f"ANALYZE {self.target}")
