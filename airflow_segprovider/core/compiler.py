@@ -262,16 +262,20 @@ class SegmentCompiler:
                        customers: Sequence[str] | None) -> exp.Select:
         sources = [self.project.model.events[key.source] for key, _ in keys]
         first = sources[0]
-        ts = col(first.timestamp)
+        ts = dialects.wall_clock(self.dialect, col(first.timestamp), "timestamp")
         projections: list[exp.Expression] = [exp.alias_(col(first.customer_key), KEY, quoted=True)]
         for (key, column), source in zip(keys, sources):
             conditions: list[exp.Expression] = []  # the event type is filtered once, in WHERE
             if key.within is not None:
                 conditions.append(exp.GTE(this=ts.copy(), expression=literal(state.as_of - key.within)))
             for flt in key.where:
-                conditions.append(false_if_null(_predicate_sql(self.dialect, col(flt.property), flt.predicate,
-                                                               source.properties[flt.property], state.as_of)))
-            arg = None if key.aggregate == "count" else (ts.copy() if key.property is None else col(key.property))
+                value_type = source.properties[flt.property]
+                conditions.append(false_if_null(_predicate_sql(
+                    self.dialect, dialects.wall_clock(self.dialect, col(flt.property), value_type), flt.predicate,
+                    value_type, state.as_of)))
+            arg = None if key.aggregate == "count" else (
+                ts.copy() if key.property is None
+                else dialects.wall_clock(self.dialect, col(key.property), source.properties[key.property]))
             if key.aggregate in ("sum", "avg"):
                 # exact decimal arithmetic: a floating-point sum depends on the (parallel) order of
                 # its terms, and a customer right at a threshold would flip between runs
@@ -294,7 +298,8 @@ class SegmentCompiler:
     def _consent_cte(self, channels: list[str], as_of: dt.datetime, customers: Sequence[str] | None) -> exp.Select:
         consent = self.project.model.consent
         assert consent is not None  # validation requires a consent model for channels
-        ranked_where = [exp.LTE(this=col(consent.updated_at_column), expression=literal(as_of)),
+        updated_at = dialects.wall_clock(self.dialect, col(consent.updated_at_column), "timestamp")
+        ranked_where = [exp.LTE(this=updated_at, expression=literal(as_of)),
                         exp.In(this=col(consent.channel_column), expressions=[literal(c) for c in channels])]
         only = self._customer_filter(col(consent.customer_key), customers)
         if only is not None:
@@ -303,7 +308,7 @@ class SegmentCompiler:
         rank = exp.Window(
             this=exp.RowNumber(),
             partition_by=[col(consent.customer_key), col(consent.channel_column)],
-            order=exp.Order(expressions=[exp.Ordered(this=col(consent.updated_at_column), desc=True),
+            order=exp.Order(expressions=[exp.Ordered(this=updated_at.copy(), desc=True),
                                          exp.Ordered(this=col(consent.opted_in_column), desc=False)]),
         )
         ranked = exp.select(
@@ -325,7 +330,9 @@ class SegmentCompiler:
         customer = self.project.model.customer
         projections: list[exp.Expression] = [exp.alias_(col(customer.key, "c"), KEY, quoted=True)]
         for name in sorted(state.attributes):
-            projections.append(exp.alias_(col(customer.attributes[name].column, "c"), f"a__{name}", quoted=True))
+            attribute = customer.attributes[name]
+            projections.append(exp.alias_(dialects.wall_clock(self.dialect, col(attribute.column, "c"), attribute.type),
+                                          f"a__{name}", quoted=True))
         for cte in agg_ctes:
             for key, column in state.aggregates.items():
                 if f"agg__{state.table_of[key.source]}" == cte:

@@ -95,6 +95,20 @@ def byte_order(dialect: str, value: exp.Expression) -> exp.Expression:
     return value
 
 
+def wall_clock(dialect: str, value: exp.Expression, value_type: str) -> exp.Expression:
+    """A timestamp column as UTC wall-clock time, the type the compiler's bounds are written in.
+
+    Bounds are naive UTC literals (``CAST('...' AS TIMESTAMP)``; BigQuery: ``DATETIME``). BigQuery
+    refuses to compare its zoned ``TIMESTAMP`` with ``DATETIME``, and tables there mostly use
+    ``TIMESTAMP``: the column is read as ``CAST(col AS DATETIME)``, which is UTC wall-clock time for a
+    ``TIMESTAMP`` and the value itself for a ``DATETIME``. Elsewhere a zoned column compares with a
+    naive literal in the session's time zone, which every adapter sets to UTC.
+    """
+    if dialect == "bigquery" and value_type == "timestamp":
+        return exp.cast(value, exp.DataType.build("DATETIME", dialect="bigquery"))
+    return value
+
+
 def quote_identifier(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 

@@ -8,6 +8,7 @@ warehouse, and renders the rule tree annotated with them.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,9 @@ def _show(value: Any) -> str:
         return value.isoformat(sep=" ")
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, decimal.Decimal):
+        # warehouses return the same exact sum with different scales (0E-9, 0, 0.000): show the number
+        return format(value.normalize(), "f")
     return repr(value)
 
 

@@ -1,9 +1,10 @@
 """The warehouse interface the core runs on, and its embedded default: DuckDB.
 
 The engine needs little from a warehouse: run statements inside a transaction,
-read small results, stream large ones in Arrow batches, and describe tables.
-Adapters for PostgreSQL, Snowflake and BigQuery wrap the connections that
-Airflow's own hooks hand out; the core never imports Airflow.
+read small results, stream large ones in Arrow batches, load and upsert Arrow
+rows, and describe tables. The adapters for PostgreSQL, Snowflake and BigQuery
+(:mod:`airflow_segprovider.core.warehouses`) wrap the connections that Airflow's
+own hooks hand out; the core never imports Airflow.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ PostgreSQL      GX's PostgreSQL datasource (``context.data_sources.add_postgres`
 DuckDB          pandas: GX's SQL datasource through duckdb-engine returns empty metrics
                 (see :mod:`.frames`); the gate query's small result is validated as a
                 DataFrame.
-Snowflake       pandas on the query result (GX's Snowflake datasource needs a real
-                account URL; it was not proven here, see ``docs/warehouses.md``).
+Snowflake       pandas on the query result: GX's Snowflake datasource cannot create its
+                engine here (snowflake-sqlalchemy 1.11 against SQLAlchemy 2.1), see
+                ``docs/warehouses.md``.
 BigQuery        pandas on the query result (no emulator to prove GX's BigQuery datasource).
 ==============  ===========================================================================
 
@@ -57,7 +58,7 @@ class SqlDatasource:
 
 
 def postgres_url(connection: Any, schema: str | None = None) -> str | None:
-    """The SQLAlchemy URL of an open psycopg2 (or psycopg 3) connection, password included.
+    """The SQLAlchemy URL (psycopg2 driver) of an open psycopg2 or psycopg 3 connection, password included.
 
     :param schema: put first on GX's ``search_path``, as the adapter does on its own session (the
         core's statements name some of its tables unqualified).
@@ -70,7 +71,9 @@ def postgres_url(connection: Any, schema: str | None = None) -> str | None:
     user = getattr(info, "user", None) or ""
     dbname = getattr(info, "dbname", None) or ""
     password = getattr(info, "password", None) or ""
-    driver = "psycopg2" if type(connection).__module__.startswith("psycopg2") else "psycopg"
+    # GX's PostgreSQL datasource accepts the psycopg2 SQLAlchemy driver (not psycopg 3's), whichever
+    # driver the adapter's own connection uses
+    driver = "psycopg2"
     credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     query = []
     if host.startswith("/"):  # a Unix socket directory

@@ -4,9 +4,12 @@ Pure library code (no Airflow import): the Airflow operator and the CLI call
 :func:`ingest_source` / :func:`ingest_all`. Every load is typed by the data model,
 quarantines what it cannot type, and is recorded in the load ledger.
 
-Loads run on the embedded DuckDB warehouse: its file readers do the parsing and
-its ``TRY_CAST`` the typing, so rows stream from file to table without passing
-through Python (API pages, already in memory, are handed over as Arrow tables).
+Reading and typing run in DuckDB: its file readers do the parsing and its
+``TRY_CAST`` the typing. On the embedded DuckDB warehouse rows stream from file to
+table without passing through Python; on PostgreSQL, Snowflake or BigQuery the typed
+rows stream into the warehouse in Arrow batches (:mod:`.transfer`), where the table,
+the quarantine, the ledger and the watermarks live. API pages, already in memory,
+are handed over as Arrow tables.
 """
 
 from __future__ import annotations

@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 ROW = "__segprovider_row"
 #: Rows per Arrow batch moved from the engine into another warehouse (and read from its tables).
 TRANSFER_BATCH_ROWS = 100_000
+#: Warehouses where DDL cannot run inside the load's transaction (Snowflake commits before it,
+#: BigQuery refuses it): the table is prepared before, and upserts go through the adapter.
+_DDL_OUTSIDE_TRANSACTION = frozenset({"snowflake", "bigquery"})
 INVALID = "__segprovider_invalid"
 _REASONS = {"DOUBLE": "not a number", "BOOLEAN": "not a boolean (true or false)", "DATE": "not a date (YYYY-MM-DD)",
             "TIMESTAMP": "not a timestamp (ISO 8601)"}
@@ -251,12 +254,13 @@ class _Load:
         return types
 
     def prepare_outside_transaction(self) -> None:
-        """Create or widen the table before the load's transaction, where DDL would end it (Snowflake).
+        """Create or widen the table before the load's transaction where DDL cannot run inside one
+        (Snowflake commits before DDL, BigQuery refuses DDL in a transaction).
 
         Columns the model does not type (keys) take the customer key's type, else VARCHAR, since
         no unit has been read yet. An empty table may remain when the load then fails; no rows do.
         """
-        if self.dialect == "snowflake":
+        if self.dialect in _DDL_OUTSIDE_TRANSACTION:
             self.types = self._prepare({})
 
     # one unit --------------------------------------------------------------------------------------
@@ -355,9 +359,9 @@ class _Load:
             return
         keys = [f"v_{columns.index(k)}" for k in self.source.key]
         latest = f"SELECT {values} {valid} QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY __row DESC) = 1"
-        if self.dialect == "snowflake":
-            # Snowflake commits any open transaction before DDL, so no staging table: the adapter's
-            # upsert (UPDATE + INSERT from typed rows, inside the load's transaction), batch by batch
+        if self.dialect in _DDL_OUTSIDE_TRANSACTION:
+            # no staging table (DDL): the adapter's upsert (Snowflake: UPDATE + INSERT, BigQuery: MERGE,
+            # from typed rows inside the load's transaction), batch by batch
             import pyarrow as pa
 
             for batch in self.engine.iter_batches(latest, TRANSFER_BATCH_ROWS):
@@ -371,6 +375,8 @@ class _Load:
             stage = self._stage()
             self.target_sql(f"DELETE FROM {stage}")
             self.transfer(latest, stage, columns)
+            if self.dialect == "postgres":
+                self.warehouse.execute(f"ANALYZE {stage}")
         match = " AND ".join(f"t.{_quote(k)} = u.{_quote(k)}" for k in self.source.key)
         updates = ", ".join(f"{_quote(c)} = u.{_quote(c)}" for c in columns if c not in self.source.key)
         if updates:
@@ -381,24 +387,30 @@ class _Load:
             f"FROM {stage} AS u WHERE NOT EXISTS (SELECT 1 FROM {self.target} AS t WHERE {match})")
         if self.local:
             self.engine.execute(f"DROP TABLE {stage}")
+        elif self.dialect == "postgres":
+            self._analyze_target()
+
+    def _analyze_target(self) -> None:
+        """Table statistics for PostgreSQL's planner, inside the load's transaction.
+
+        Without them the planner takes the staged rows and the growing table (whose new rows no
+        autovacuum can see before the commit) for tiny, and joins them by nested loops: quadratic
+        in the rows loaded. The stage is analyzed for every unit; the table *after* writing units
+        1, 2, 4, 8, ... so its estimate stays within a factor of two (analyzed while still empty,
+        it would be planned as empty while the statement fills it).
+        """
+        done = self.units + 1
+        if done & (done - 1) == 0:
+            self.warehouse.execute(f"ANALYZE {self.target}")
 
     def _stage(self) -> str:
-        """The target's staging table for upserted rows, created on first use (dropped by :meth:`close`).
-
-        A temporary table where the warehouse has them inside a session (PostgreSQL, Snowflake); a
-        table of the dataset on BigQuery, where temporary tables live only in multi-statement scripts.
-        """
+        """The target's temporary staging table for upserted rows, created on first use (dropped by :meth:`close`)."""
         if self.stage is None:
             assert self.types is not None
-            name = f"__segprovider_stage_{self.load_id[:12]}"
             # every column of the layout: later units (files) may provide columns the first one lacked
             definition = ", ".join(f"{_quote(c)} {t}" for c, t in self.types.items())
-            if self.dialect == "bigquery":
-                self.stage = _qualified(name, self.warehouse.schema)[0]
-                self.target_sql(f"CREATE TABLE {self.stage} ({definition})")
-            else:
-                self.stage = _quote(name)
-                self.target_sql(f"CREATE TEMP TABLE {self.stage} ({definition})")
+            self.stage = _quote(f"__segprovider_stage_{self.load_id[:12]}")
+            self.target_sql(f"CREATE TEMP TABLE {self.stage} ({definition})")
         return self.stage
 
     def close(self) -> None:

@@ -3,7 +3,7 @@ WITH `agg__orders` AS (
     `customer_id` AS `k`,
     SUM(
       CASE
-        WHEN `ordered_at` >= CAST('2025-11-24 00:00:00' AS DATETIME)
+        WHEN CAST(`ordered_at` AS DATETIME) >= CAST('2025-11-24 00:00:00' AS DATETIME)
         AND COALESCE((
           `status` = 'completed'
         ), FALSE)
@@ -12,7 +12,7 @@ WITH `agg__orders` AS (
     ) AS `agg_0`,
     AVG(
       CASE
-        WHEN `ordered_at` >= CAST('2026-05-28 00:00:00' AS DATETIME)
+        WHEN CAST(`ordered_at` AS DATETIME) >= CAST('2026-05-28 00:00:00' AS DATETIME)
         AND COALESCE((
           `status` = 'completed'
         ), FALSE)
@@ -21,44 +21,74 @@ WITH `agg__orders` AS (
     ) AS `agg_9`
   FROM `main`.`orders`
   WHERE
-    `ordered_at` <= CAST('2026-11-24 00:00:00' AS DATETIME)
-    AND `ordered_at` >= CAST('2025-11-24 00:00:00' AS DATETIME)
+    CAST(`ordered_at` AS DATETIME) <= CAST('2026-11-24 00:00:00' AS DATETIME)
+    AND CAST(`ordered_at` AS DATETIME) >= CAST('2025-11-24 00:00:00' AS DATETIME)
   GROUP BY
     `customer_id`
 ), `agg__purchase` AS (
   SELECT
     `customer_id` AS `k`,
-    MAX(`occurred_at`) AS `agg_1`,
+    MAX(CAST(`occurred_at` AS DATETIME)) AS `agg_1`,
     COUNT(*) AS `agg_3`,
-    COUNT(CASE WHEN `occurred_at` >= CAST('2026-08-26 00:00:00' AS DATETIME) THEN 1 END) AS `agg_4`,
-    COUNT(CASE WHEN `occurred_at` >= CAST('2026-11-17 00:00:00' AS DATETIME) THEN 1 END) AS `agg_8`
+    COUNT(
+      CASE
+        WHEN CAST(`occurred_at` AS DATETIME) >= CAST('2026-08-26 00:00:00' AS DATETIME)
+        THEN 1
+      END
+    ) AS `agg_4`,
+    COUNT(
+      CASE
+        WHEN CAST(`occurred_at` AS DATETIME) >= CAST('2026-11-17 00:00:00' AS DATETIME)
+        THEN 1
+      END
+    ) AS `agg_8`
   FROM `main`.`events`
   WHERE
-    `occurred_at` <= CAST('2026-11-24 00:00:00' AS DATETIME)
+    CAST(`occurred_at` AS DATETIME) <= CAST('2026-11-24 00:00:00' AS DATETIME)
     AND `event_type` = 'purchase'
   GROUP BY
     `customer_id`
 ), `agg__email_open` AS (
   SELECT
     `customer_id` AS `k`,
-    COUNT(CASE WHEN `occurred_at` >= CAST('2026-05-28 00:00:00' AS DATETIME) THEN 1 END) AS `agg_2`,
-    COUNT(CASE WHEN `occurred_at` >= CAST('2026-09-25 00:00:00' AS DATETIME) THEN 1 END) AS `agg_5`,
-    COUNT(CASE WHEN `occurred_at` >= CAST('2026-08-26 00:00:00' AS DATETIME) THEN 1 END) AS `agg_6`
+    COUNT(
+      CASE
+        WHEN CAST(`occurred_at` AS DATETIME) >= CAST('2026-05-28 00:00:00' AS DATETIME)
+        THEN 1
+      END
+    ) AS `agg_2`,
+    COUNT(
+      CASE
+        WHEN CAST(`occurred_at` AS DATETIME) >= CAST('2026-09-25 00:00:00' AS DATETIME)
+        THEN 1
+      END
+    ) AS `agg_5`,
+    COUNT(
+      CASE
+        WHEN CAST(`occurred_at` AS DATETIME) >= CAST('2026-08-26 00:00:00' AS DATETIME)
+        THEN 1
+      END
+    ) AS `agg_6`
   FROM `main`.`events`
   WHERE
-    `occurred_at` <= CAST('2026-11-24 00:00:00' AS DATETIME)
-    AND `occurred_at` >= CAST('2026-05-28 00:00:00' AS DATETIME)
+    CAST(`occurred_at` AS DATETIME) <= CAST('2026-11-24 00:00:00' AS DATETIME)
+    AND CAST(`occurred_at` AS DATETIME) >= CAST('2026-05-28 00:00:00' AS DATETIME)
     AND `event_type` = 'email_open'
   GROUP BY
     `customer_id`
 ), `agg__add_to_cart` AS (
   SELECT
     `customer_id` AS `k`,
-    COUNT(CASE WHEN `occurred_at` >= CAST('2026-11-17 00:00:00' AS DATETIME) THEN 1 END) AS `agg_7`
+    COUNT(
+      CASE
+        WHEN CAST(`occurred_at` AS DATETIME) >= CAST('2026-11-17 00:00:00' AS DATETIME)
+        THEN 1
+      END
+    ) AS `agg_7`
   FROM `main`.`events`
   WHERE
-    `occurred_at` <= CAST('2026-11-24 00:00:00' AS DATETIME)
-    AND `occurred_at` >= CAST('2026-11-17 00:00:00' AS DATETIME)
+    CAST(`occurred_at` AS DATETIME) <= CAST('2026-11-24 00:00:00' AS DATETIME)
+    AND CAST(`occurred_at` AS DATETIME) >= CAST('2026-11-17 00:00:00' AS DATETIME)
     AND `event_type` = 'add_to_cart'
   GROUP BY
     `customer_id`
@@ -74,11 +104,11 @@ WITH `agg__orders` AS (
       `opted_in` AS `opted_in`,
       ROW_NUMBER() OVER (
         PARTITION BY `customer_id`, `channel`
-        ORDER BY `updated_at` DESC, `opted_in` ASC NULLS LAST
+        ORDER BY CAST(`updated_at` AS DATETIME) DESC, `opted_in` ASC NULLS LAST
       ) AS `rn`
     FROM `main`.`consents`
     WHERE
-      `updated_at` <= CAST('2026-11-24 00:00:00' AS DATETIME)
+      CAST(`updated_at` AS DATETIME) <= CAST('2026-11-24 00:00:00' AS DATETIME)
       AND `channel` IN ('ads', 'email')
   ) AS `ranked`
   WHERE
@@ -91,10 +121,10 @@ WITH `agg__orders` AS (
     `c`.`country` AS `a__country`,
     `c`.`email` AS `a__email`,
     `c`.`is_employee` AS `a__is_employee`,
-    `c`.`last_seen_at` AS `a__last_seen_at`,
+    CAST(`c`.`last_seen_at` AS DATETIME) AS `a__last_seen_at`,
     `c`.`lifetime_value` AS `a__lifetime_value`,
     `c`.`plan` AS `a__plan`,
-    `c`.`signup_at` AS `a__signup_at`,
+    CAST(`c`.`signup_at` AS DATETIME) AS `a__signup_at`,
     COALESCE(`agg__orders`.`agg_0`, 0) AS `agg_0`,
     `agg__orders`.`agg_9` AS `agg_9`,
     `agg__purchase`.`agg_1` AS `agg_1`,

@@ -22,6 +22,7 @@ import pytest
 from airflow_segprovider.core.dialects import hash_bucket, python_hash_bucket, split_input, to_sql
 from airflow_segprovider.core.engine import evaluate
 from airflow_segprovider.core.compiler import SegmentCompiler
+from airflow_segprovider.core.project import load_project
 from engine_harness import COLUMN_TYPES, MODEL, write_project
 from reference_evaluator import reference_members, split_arm
 from test_differential_warehouses import stored
@@ -252,3 +253,52 @@ def test_snowflake_names_are_folded_like_unquoted_identifiers(project):
     from airflow_segprovider.core.dialects import render
 
     assert render('SELECT "Mixed Case" FROM t', "snowflake") == 'SELECT "Mixed Case" FROM t'
+
+
+def test_bigquery_reads_timestamp_columns_as_utc_datetime():
+    """BigQuery refuses ``TIMESTAMP >= DATETIME``: every timestamp column is cast to DATETIME (UTC wall
+    clock; a no-op on a DATETIME column), so the bounds compare whichever of the two the table uses."""
+    import sqlglot
+    from sqlglot import exp
+
+    example = load_project(Path(__file__).resolve().parents[2] / "dags" / "segments_project")
+    model = example.model
+    timestamp_columns = {source.timestamp for source in model.events.values()}
+    timestamp_columns |= {prop for source in model.events.values() for prop, kind in source.properties.items()
+                          if kind == "timestamp"}
+    timestamp_columns |= {a.column for a in model.customer.attributes.values() if a.type == "timestamp"}
+    timestamp_columns.add(model.consent.updated_at_column)
+    sql = SegmentCompiler(example, "bigquery", "main").compile(AS_OF).sql()
+    tree = sqlglot.parse_one(sql, read="bigquery")
+    found = [column for column in tree.find_all(exp.Column) if column.name in timestamp_columns]
+    assert found
+    for column in found:
+        # sqlglot reads BigQuery's DATETIME as its naive TIMESTAMP type (and BigQuery's TIMESTAMP as TIMESTAMPTZ)
+        assert isinstance(column.parent, exp.Cast), column.parent.sql(dialect="bigquery")
+        assert column.parent.sql(dialect="bigquery").endswith("AS DATETIME)"), column.parent.sql(dialect="bigquery")
+
+
+@pytest.mark.parametrize("value", [
+    "plain", "", "it's", "back\\slash", "two\nlines", "tab\there", "quote \" and ' both", "ünï ✓", 0, -17,
+    2.5, True, False, None, decimal.Decimal("1234.500000001"), dt.date(2026, 2, 28),
+    dt.datetime(2026, 3, 15, 12, 0, 0, 1)])
+def test_bigquery_adapter_literals_mean_their_value(value):
+    """The BigQuery adapter writes rows as literals inside transactions: each reads back as itself
+    (parsed as BigQuery, executed transpiled to DuckDB)."""
+    from airflow_segprovider.core.warehouses.bigquery import bigquery_literal
+    from warehouse_matrix import BigQuerySQLOnDuckDB
+
+    warehouse = BigQuerySQLOnDuckDB(":memory:")
+    try:
+        (got,), = warehouse.query(f"SELECT {bigquery_literal(value)}")
+    finally:
+        warehouse.close()
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("value", ["it's", "back\\slash", "two\nlines", "\\'", "ünï ✓"])
+def test_snowflake_adapter_literals_mean_their_value(value):
+    from airflow_segprovider.core.warehouses.snowflake import snowflake_literal
+
+    with open_warehouse("snowflake") as warehouse:
+        assert warehouse.query(f"SELECT {snowflake_literal(value)}") == [(value,)]

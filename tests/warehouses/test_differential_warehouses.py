@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from airflow_segprovider.core.engine import evaluate
+from airflow_segprovider.core.engine import evaluate, preview
+from airflow_segprovider.core.explain import explain
 from airflow_segprovider.core.generate import generate
 from airflow_segprovider.core.membership import MEMBERSHIPS, MembershipStore, ts_literal
 from airflow_segprovider.core.project import load_project
@@ -34,7 +35,7 @@ DAY_1 = dt.datetime(2026, 11, 23)
 DAY_2 = dt.datetime(2026, 11, 24)
 EXAMPLE_TABLES = ["customers", "events", "orders", "consents"]
 #: random examples per run (every example runs on all four warehouses); raise it to hunt
-RANDOM_EXAMPLES = int(os.environ.get("SEGPROVIDER_WAREHOUSE_FUZZ_EXAMPLES", "12"))
+RANDOM_EXAMPLES = int(os.environ.get("SEGPROVIDER_WAREHOUSE_FUZZ_EXAMPLES", "8"))
 
 
 def stored(warehouse, as_of: dt.datetime) -> dict[str, dict[str, str | None]]:
@@ -60,7 +61,7 @@ def _render(sql: str, dialect: str) -> str:
 def example_data():
     """The example project's tables (generated once) in a DuckDB source every warehouse copies from."""
     with open_warehouse("duckdb") as source:
-        generate(source, 1500, seed=11)
+        generate(source, 1000, seed=11)
         yield source
 
 
@@ -81,8 +82,29 @@ def example_results(example_data):
                 "diffs": {d.segment: (d.members, d.added, d.removed, d.unchanged) for d in day_2.diffs},
                 "changes": {s: {k: sorted(v) for k, v in store.changes(s, DAY_2).items()} for s in project.segments},
                 "snapshots": sorted((s, a.isoformat(), m, ad, r, u) for s, a, _, m, ad, r, u, _ in store.snapshots()),
+                "previews": {s: _preview(project, warehouse, s) for s in ("vip", "spring_promo", "active_30d")},
+                "explained": {(s, k): _explain(project, warehouse, s, k)
+                              for s in ("vip", "spring_promo") for k in ("1", "2", "3", "40", "77")},
             }
     return results
+
+
+def _preview(project, warehouse, segment):
+    shown = preview(project, warehouse, segment, DAY_2, sample_size=5)
+    return shown.members, shown.sample, shown.arms
+
+
+def _explain(project, warehouse, segment, customer):
+    explained = explain(project, warehouse, segment, customer, DAY_2)
+    return explained.member, explained.arm, explained.text()
+
+
+@pytest.mark.parametrize("kind", [k for k in DIFFERENTIAL_KINDS if k != "duckdb"])
+def test_example_project_previews_and_explanations_are_identical(example_results, kind):
+    expected, got = example_results["duckdb"], example_results[kind]
+    assert got["previews"] == expected["previews"]
+    assert got["explained"] == expected["explained"]
+    assert any(member for member, _, _ in expected["explained"].values())
 
 
 @pytest.mark.parametrize("kind", [k for k in DIFFERENTIAL_KINDS if k != "duckdb"])

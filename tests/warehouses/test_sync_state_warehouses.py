@@ -1,4 +1,6 @@
-"""The sync engine's state, rejected-records and run tables on PostgreSQL and Snowflake (fakesnow).
+"""The sync engine's state, rejected-records and run tables on PostgreSQL, Snowflake (fakesnow) and
+the SQL the engine writes for BigQuery (executed transpiled to DuckDB; the loads and upserts there
+are DuckDB's, not the BigQuery adapter's).
 
 The example project is evaluated in the warehouse, then synced to the destination sandbox over
 loopback HTTP: the destination ends up holding exactly the consented members, a second run sends
@@ -36,11 +38,11 @@ def project():
 @pytest.fixture(scope="module")
 def source():
     with open_warehouse("duckdb") as duck:
-        generate(duck, 800, seed=5)
+        generate(duck, 500, seed=5)
         yield duck
 
 
-@pytest.fixture(params=["postgres", "snowflake"])
+@pytest.fixture(params=["postgres", "snowflake", "bigquery_sql"])
 def warehouse(request, project, source):
     with open_warehouse(request.param) as opened:
         copy_tables(source, opened, ["customers", "events", "orders", "consents"])

@@ -46,9 +46,13 @@ def bigquery_literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, decimal.Decimal):
-        return f"NUMERIC '{value}'" if abs(value) < 10 ** 29 else f"BIGNUMERIC '{value}'"
+        # NUMERIC holds 29 integer and 9 fractional digits; beyond either, BIGNUMERIC
+        fits = abs(value) < 10 ** 29 and -value.as_tuple().exponent <= 9
+        return f"CAST('{value}' AS NUMERIC(38, 9))" if fits else f"CAST('{value}' AS BIGNUMERIC(76, 38))"
     if isinstance(value, float):
-        return repr(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"CAST('{value}' AS FLOAT64)"
+        return f"CAST({value!r} AS FLOAT64)"  # a bare 2.5 is FLOAT64 too, but say so: tools read it as DECIMAL
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             return f"TIMESTAMP '{value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=' ')}+00'"

@@ -85,18 +85,29 @@ class SnowflakeWarehouse(DBAPIWarehouse):
         return [_arrow_type(column) for column in description]
 
     def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
-        fetch_arrow = getattr(self.connection.cursor(), "fetch_arrow_batches", None)
-        if fetch_arrow is None:  # fakesnow
-            yield from super().iter_batches(sql, batch_size)
-            return
+        """The connector's Arrow result chunks, re-cut to ``batch_size``; ``fetchmany`` where the
+        driver has no Arrow results (``fakesnow``, or a session set to the JSON result format)."""
+        from snowflake.connector.errors import NotSupportedError
+
         with self._lock:
             cursor = self.connection.cursor()
             cursor.execute(sql)
             names = self._result_names(cursor.description)
+            types = self._arrow_types(cursor.description)
         try:
-            for chunk in cursor.fetch_arrow_batches():
-                for batch in chunk.rename_columns(names).to_batches(max_chunksize=batch_size):
-                    yield batch
+            try:
+                chunks = cursor.fetch_arrow_batches()
+            except (AttributeError, NotSupportedError):
+                chunks = None
+            if chunks is None:
+                while True:
+                    with self._lock:
+                        rows = cursor.fetchmany(batch_size)
+                    if not rows:
+                        return
+                    yield rows_to_batch(names, rows, types)
+            for chunk in chunks:
+                yield from chunk.rename_columns(names).to_batches(max_chunksize=batch_size)
         finally:
             with self._lock:
                 cursor.close()
