@@ -119,7 +119,8 @@ def test_a_member_without_consent_is_removed_not_spread_and_the_reason_says_so(
 def test_the_change_set_gate_stops_before_anything_is_sent_and_apply_refuses_the_run(
         warehouse, customers, sandbox, systems, module_tmp) -> None:
     project = load_project(make_project(module_tmp / "gated", "reconcile:\n  - {segment: sales_priority, "
-                                        "policy: authoritative, authority: hubspot_crm, max_change_fraction: 0.3}\n", third_system=False))
+                                        "policy: authoritative, authority: hubspot_crm, max_change_fraction: 0.3}\n",
+                                        third_system=False))
     emails = list(customers.values())[:10]
     for system in TWO_SYSTEMS:
         for email in emails:
