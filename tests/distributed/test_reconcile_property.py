@@ -3,9 +3,9 @@ and a second reconcile right after changes nothing.
 
 The systems are the Mailchimp static segment ``sales_priority``, the Mailchimp tag
 ``sales_priority_tag`` and the HubSpot list 102, read and written over loopback HTTP. Divergence is
-made as a person would make it in each tool: adds and removes, some with stale timestamps (a HubSpot membership dated before
-our last write is a stale source and is skipped; Mailchimp only dates the member, so its edits are
-dated when seen).
+made as a person would make it in each tool: adds and removes, some with stale timestamps (a HubSpot
+membership dated before our last write is a stale source and is skipped; Mailchimp only dates the
+member, so its edits are dated when seen).
 """
 
 from __future__ import annotations
