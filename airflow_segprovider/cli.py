@@ -148,6 +148,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     project = _load(args.project)
+    # before the warehouse is opened: a sync the distributed model owns is refused outright
+    chosen = select_syncs(project, args.sync)
     warehouse = open_warehouse(project, args.db)
     engine = SyncEngine(project, warehouse)
     as_of = _as_of(args.as_of)
@@ -155,7 +157,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, concurrency=args.concurrency)
     status = EXIT_OK
     results = []
-    for sync in select_syncs(project, args.sync):
+    for sync in chosen:
         destination = project.destinations[sync.destination]
         client = build_client(project, sync, connection_from_env(destination.connection_id,
                                                                  destination=destination.name))

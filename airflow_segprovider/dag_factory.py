@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Asset, Param, TaskGroup
 
 from airflow_segprovider.core.project import load_project
+from airflow_segprovider.core.sync import centralized_syncs, reconciled_syncs
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID, SegproviderNotifier
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.evaluate import SegmentsEvaluateOperator
@@ -44,9 +45,19 @@ def _doc(project: Project, schedule: str) -> str:
              "", f"Schedule `{schedule}`; each run evaluates at `as_of = data_interval_end`. "
              "**Backfills** recompute snapshots and gate results but never push to destinations: only the "
              "latest run syncs.", "", "| segment | syncs to |", "|---|---|"]
-    for name, segment in project.segments.items():
-        targets = ", ".join(f"{s.destination} ({s.mode})" for s in project.syncs if s.segment == name) or "-"
+    owned = centralized_syncs(project)
+    for name in project.segments:
+        targets = ", ".join(f"{s.destination} ({s.mode})" for s in owned if s.segment == name) or "-"
         lines.append(f"| `{name}` | {targets} |")
+    left = reconciled_syncs(project)
+    if left:
+        # a segment has exactly one owner: pushing a reconciled segment here would undo its hand edits
+        lines += ["", "**Left to `segments_distributed`** (segments with a `reconcile:` policy; their lists are "
+                  "edited by hand and reconciled, so this DAG never pushes them):", ""]
+        for sync in left:
+            policy = project.reconcile[sync.segment]
+            lines.append(f"- `{sync.id}`: segment `{sync.segment}` → {sync.destination}, policy "
+                         f"`{policy.policy}`" + (f" ({policy.loc})" if str(policy.loc) else ""))
     lines += ["", "Trigger with `dry_run: true` to plan syncs without sending; `allow_mass_removal: true` "
               "overrides the remove-fraction and empty-segment guards for one run."]
     return "\n".join(lines)
@@ -60,13 +71,17 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
                           source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = ()) -> DAG:
     """Build the centralized rule engine DAG for the project in ``project_path``.
 
+    It runs every sync except those of segments with a ``reconcile:`` policy: those belong to the
+    distributed model (``segments_distributed``) and are listed as such in the DAG's ``doc_md``.
+
     :param gate_parameters: runtime parameters per gate (e.g. ``{"freshness": {"max_age_hours": 36}}``).
     :param source_connections: Airflow connection per REST source name.
     """
     project_path = str(Path(project_path).resolve())
     project = load_project(project_path)
     gate_parameters = gate_parameters or {}
-    used_gates = {gate for sync in project.syncs for gate in sync.gates}
+    syncs = centralized_syncs(project)  # the distributed model owns the syncs of reconciled segments
+    used_gates = {gate for sync in syncs for gate in sync.gates}
     common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
     notifier = SegproviderNotifier(conn_id=alert_conn_id)
     with DAG(
@@ -112,7 +127,7 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
                                                **common)
             last >> counts_before >> gate_counts
             last = gate_counts
-        destinations = sorted({sync.destination for sync in project.syncs})
+        destinations = sorted({sync.destination for sync in syncs})
         sync = SegmentsSyncOperator.partial(
             task_id="sync", dry_run="{{ params.dry_run }}", allow_mass_removal="{{ params.allow_mass_removal }}",
             outlets=[project_asset(project, "sync_state")], **common,

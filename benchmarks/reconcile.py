@@ -2,8 +2,8 @@
 
 Run: ``uv run python benchmarks/reconcile.py`` (``--members``, ``--diverge``, ``--customers``).
 The sandbox (in this process, over loopback HTTP) holds the example project's Mailchimp static
-segment ``vip`` and HubSpot list 101 with the same members; a first reconcile learns them. Then a
-fraction of the members is removed from one list and as many customers are added to the other, as
+segment ``sales_priority`` and HubSpot list 102 with the same members; a first reconcile learns them.
+Then a fraction of the members is removed from one list and as many customers are added to the other, as
 people would in the tools, and a second reconcile pulls, plans and applies; a third must change
 nothing. Prints one JSON object on its last line with the seconds of each step of the second run,
 ``members_per_s`` (pulled list entries per second of the whole run), the changes applied, and
@@ -32,7 +32,7 @@ from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
 from airflow_segprovider.sandbox import DEFAULT_HUBSPOT_TOKEN, DEFAULT_MAILCHIMP_API_KEY, serve  # noqa: E402
 from airflow_segprovider.sandbox.store import subscriber_hash  # noqa: E402
 
-RECONCILE = "reconcile:\n  - {segment: vip, policy: union, max_change_fraction: 1.0}\n"
+RECONCILE = "reconcile:\n  - {segment: sales_priority, policy: union, max_change_fraction: 1.0}\n"
 
 
 def seed(state, fixtures, emails: list[str], when: float) -> None:
@@ -43,12 +43,12 @@ def seed(state, fixtures, emails: list[str], when: float) -> None:
             " created_at, updated_at) VALUES (?, ?, ?, 'subscribed', '{}', ?, ?)",
             [(fixtures.mailchimp_list_id, subscriber_hash(e), e, when, when) for e in emails])
         cursor.executemany("INSERT OR IGNORE INTO mailchimp_segment_members (segment_id, subscriber_hash, added_at)"
-                           " VALUES (?, ?, ?)", [(fixtures.mailchimp_segment_id, subscriber_hash(e), when)
+                           " VALUES (?, ?, ?)", [(fixtures.reconciled_mailchimp_segment_id, subscriber_hash(e), when)
                                                  for e in emails])
         cursor.executemany("INSERT OR IGNORE INTO hubspot_contacts (email, properties, created_at, updated_at)"
                            " VALUES (?, ?, ?, ?)", [(e, json.dumps({"email": e}), when, when) for e in emails])
         cursor.execute(f"INSERT OR IGNORE INTO hubspot_list_members (list_id, contact_id, added_at) SELECT "
-                       f"{int(fixtures.hubspot_list_id)}, id, ? FROM hubspot_contacts", (when,))
+                       f"{int(fixtures.reconciled_hubspot_list_id)}, id, ? FROM hubspot_contacts", (when,))
 
 
 def main() -> None:
@@ -86,10 +86,10 @@ def main() -> None:
             reconciler.reconcile(allow_large_change=True)
 
             for email in members[:changed]:
-                sandbox.state.edit_hubspot_list(fixtures.hubspot_list_id, email, False)
+                sandbox.state.edit_hubspot_list(fixtures.reconciled_hubspot_list_id, email, False)
             for email in spare[:changed]:
-                sandbox.state.edit_mailchimp_segment(fixtures.mailchimp_list_id, fixtures.mailchimp_segment_id,
-                                                     email, True)
+                sandbox.state.edit_mailchimp_segment(fixtures.mailchimp_list_id,
+                                                     fixtures.reconciled_mailchimp_segment_id, email, True)
             run_id = new_run_id()
             started = time.perf_counter()
             reconciler.pull(run_id, reconciler_now())

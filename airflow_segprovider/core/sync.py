@@ -605,11 +605,58 @@ def build_client(project: Project, sync: Sync, connection: dict[str, Any], overr
     return create_client(destination.kind, destination.name, config, credentials)
 
 
-def select_syncs(project: Project, selectors: Sequence[str] | None) -> list[Sync]:
-    """Syncs whose id, segment or destination matches a selector (all when there is none)."""
+class ReconciledSyncError(SegproviderError):
+    """A sync of a segment the distributed model owns was selected for a centralized push."""
+
+
+def reconciled_syncs(project: Project) -> list[Sync]:
+    """Syncs of segments with a ``reconcile:`` policy: the distributed model (``segments_distributed``) owns them.
+
+    Their lists are edited by hand in the tools; the reconcile pulls them, resolves disagreements and
+    pushes the fixes. A centralized push of the warehouse membership would undo those edits on every run
+    (and the next reconcile would undo the push), so the centralized model never runs them.
+    """
+    reconcile = getattr(project, "reconcile", None) or {}
+    return [s for s in project.syncs if s.segment in reconcile]
+
+
+def centralized_syncs(project: Project) -> list[Sync]:
+    """Syncs the centralized model runs: every sync whose segment has no ``reconcile:`` policy."""
+    reconcile = getattr(project, "reconcile", None) or {}
+    return [s for s in project.syncs if s.segment not in reconcile]
+
+
+def _owned_by_reconcile(project: Project, sync: Sync) -> ReconciledSyncError:
+    policy = project.reconcile[sync.segment]
+    where = f" at {policy.loc}" if str(policy.loc) else ""
+    return ReconciledSyncError(
+        f"sync {sync.id} belongs to the distributed model: segment {sync.segment!r} has a reconcile policy "
+        f"({policy.policy}){where}, so its lists are reconciled by segments_distributed and a centralized push "
+        f"would undo the hand edits the reconcile keeps. Run it with `segprovider reconcile PROJECT --segment "
+        f"{sync.segment}` instead, or remove the segment's `reconcile:` entry to hand it back to the "
+        f"centralized model.")
+
+
+def select_syncs(project: Project, selectors: Sequence[str] | None, *,
+                 include_reconciled: bool = False) -> list[Sync]:
+    """Syncs whose id, segment or destination matches a selector (all when there is none).
+
+    The centralized model's selection: syncs of a segment with a ``reconcile:`` policy are left out
+    (the distributed model owns them, see :func:`reconciled_syncs`). A destination selector skips them
+    silently; naming such a sync or its segment raises :class:`ReconciledSyncError`, which says why
+    and what to run instead.
+
+    :param include_reconciled: select from every declared sync (read-only uses such as ``describe``).
+    """
+    pool = list(project.syncs) if include_reconciled else centralized_syncs(project)
     if not selectors:
-        return list(project.syncs)
-    chosen = [s for s in project.syncs if {s.id, s.segment, s.destination} & set(selectors)]
+        return pool
+    wanted = set(selectors)
+    if not include_reconciled:
+        for sync in reconciled_syncs(project):
+            if {sync.id, sync.segment} & wanted:
+                raise _owned_by_reconcile(project, sync)
+    chosen = [s for s in pool if {s.id, s.segment, s.destination} & wanted]
     unknown = [sel for sel in selectors if not any(sel in {s.id, s.segment, s.destination} for s in project.syncs)]
     if unknown:
         raise SegproviderError(f"no sync matches {', '.join(map(repr, unknown))}; syncs: "

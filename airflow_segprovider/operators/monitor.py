@@ -33,11 +33,13 @@ class DestinationCountsOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from airflow_segprovider.core.sync import centralized_syncs
         from airflow_segprovider.gates import stage_destination_counts
         from airflow_segprovider.hooks.destination import hook_for_destination
 
         project = self.project
-        syncs = [s for s in project.syncs if not self.destinations or s.destination in self.destinations]
+        # hand-edited (reconciled) lists are expected to differ from the warehouse: not the centralized model's
+        syncs = [s for s in centralized_syncs(project) if not self.destinations or s.destination in self.destinations]
         with self.warehouse() as warehouse:  # closed again before the destinations are asked
             reason = historical_reason(context, warehouse, [s.segment for s in syncs], self.as_of_value())
         if reason:

@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 
 
 class SegmentsSyncOperator(SegmentsBaseOperator):
-    """Run every sync of the project to ``destination`` for the snapshot at ``as_of``.
+    """Run every centralized sync of the project to ``destination`` for the snapshot at ``as_of``.
+
+    Syncs of a segment with a ``reconcile:`` policy are not run: the distributed model owns them
+    (:func:`~airflow_segprovider.core.sync.centralized_syncs`).
 
     Backfills and runs older than the newest snapshot are skipped: history is recomputed but
     never pushed. Terminal destination errors (bad credentials, missing list, a safety rule)
@@ -38,7 +41,7 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions
+        from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions, centralized_syncs
         from airflow_segprovider.destinations.errors import TerminalDestinationError
         from airflow_segprovider.hooks.destination import hook_for_destination
 
@@ -46,7 +49,8 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
         if self.destination not in project.destinations:
             raise AirflowFailException(f"unknown destination {self.destination!r}; destinations: "
                                        f"{', '.join(project.destinations)}")
-        syncs = [s for s in project.syncs if s.destination == self.destination]
+        # segments with a reconcile: policy belong to segments_distributed; pushing them here would undo it
+        syncs = [s for s in centralized_syncs(project) if s.destination == self.destination]
         as_of = self.as_of_value()
         options = SyncOptions(dry_run=_flag(self.dry_run), allow_mass_removal=_flag(self.allow_mass_removal))
         records: list[dict[str, Any]] = []

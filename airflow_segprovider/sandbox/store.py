@@ -196,6 +196,11 @@ class DemoFixtures:
     mailchimp_segment_name: str = "vip"
     hubspot_list_id: str = "101"
     hubspot_list_name: str = "vip"
+    # the lists of ``sales_priority``, the segment the distributed model reconciles (hand-edited in both tools)
+    reconciled_mailchimp_segment_id: int = 1002
+    reconciled_mailchimp_segment_name: str = "sales_priority"
+    reconciled_hubspot_list_id: str = "102"
+    reconciled_hubspot_list_name: str = "sales_priority"
     meta_ad_account_id: str = "1234567890"
     meta_audience_id: str = "23850000000000001"
     meta_audience_name: str = "win_back"
@@ -593,7 +598,7 @@ class SandboxState:
                                (int(list_id), contact_id))
 
     def seed_demo_fixtures(self, fixtures: DemoFixtures | None = None) -> DemoFixtures:
-        """Create the demo's audience (with its custom merge fields), static segment, HubSpot list (and custom
+        """Create the demo's audience (with its custom merge fields), static segments, HubSpot lists (and custom
         contact properties) and Meta audience.
 
         :param fixtures: the ids to use; :class:`DemoFixtures` defaults when None.
@@ -606,7 +611,10 @@ class SandboxState:
         )
         for tag, name, field_type in fixtures.mailchimp_merge_fields:
             self.seed_mailchimp_merge_field(fixtures.mailchimp_list_id, tag, name, field_type)
+        self.seed_mailchimp_static_segment(fixtures.mailchimp_list_id, fixtures.reconciled_mailchimp_segment_id,
+                                           fixtures.reconciled_mailchimp_segment_name)
         self.seed_hubspot_list(fixtures.hubspot_list_id, fixtures.hubspot_list_name)
+        self.seed_hubspot_list(fixtures.reconciled_hubspot_list_id, fixtures.reconciled_hubspot_list_name)
         for name, label, property_type in fixtures.hubspot_contact_properties:
             self.seed_hubspot_contact_property(name, label, property_type)
         self.seed_meta_audience(fixtures.meta_audience_id, fixtures.meta_ad_account_id, fixtures.meta_audience_name)

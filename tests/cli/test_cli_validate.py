@@ -45,7 +45,7 @@ def test_validate_example_project_exits_0_and_says_ok(example_project: Path, tmp
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK")
-    assert "'retail_demo'" in result.stdout and "13 segments" in result.stdout
+    assert "'retail_demo'" in result.stdout and "14 segments" in result.stdout
     assert result.stderr == ""
 
 
@@ -102,9 +102,28 @@ def test_main_describe_lists_dependencies_and_destinations_in_evaluation_order(
             assert "depends on" not in block
     assert "syncs to: mailchimp_newsletter (mirror, @daily); hubspot_crm (mirror, @daily)" in blocks["vip"]
     assert "mailchimp_newsletter [arm treatment]" in blocks["spring_promo"]
+    assert "owned by: centralized model (segments_centralized)" in blocks["vip"]
+    assert re.search(r"owned by: distributed model \(segments_distributed\), reconcile policy most_recent "
+                     r"\(\S*reconcile\.yml:\d+:\d+\)", blocks["sales_priority"]), blocks["sales_priority"]
     printed_order = [line.split(":")[0].removeprefix("segment ") for line in out.splitlines()
                      if line.startswith("segment ")]
     assert printed_order == project.evaluation_order()
+
+
+@pytest.mark.parametrize("selector", ["sales_priority__hubspot_crm", "sales_priority"])
+def test_sync_refuses_a_sync_the_distributed_model_owns(example_project: Path, tmp_path: Path, selector: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "warehouse.duckdb"
+
+    assert main(["sync", str(example_project), "--sync", selector, "--db", str(db)]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error = captured.err
+    assert "segment 'sales_priority' has a reconcile policy (most_recent)" in error
+    assert re.search(r"at \S*reconcile\.yml:\d+:\d+", error), error  # where the policy is declared
+    assert "segprovider reconcile PROJECT --segment sales_priority" in error  # the fix
+    assert "Traceback" not in error
+    assert not db.exists()  # refused before the warehouse was opened, nothing was sent
 
 
 def test_main_validate_ok(example_project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,7 +102,7 @@ def test_example_project_is_valid(example_project: Path) -> None:
     assert project.name == "retail_demo"
     assert set(project.segments) >= {"vip", "churned", "win_back", "spring_promo", "at_risk"}
     assert set(project.destinations) == {"mailchimp_newsletter", "hubspot_crm", "meta_ads"}
-    assert len(project.syncs) == 6
+    assert len(project.syncs) == 8
     assert project.dependencies("win_back") == {"churned", "vip"}  # reference + higher priority
     assert project.segments["at_risk"].higher_priority == ("vip", "win_back")
     assert project.segments["spring_promo"].split is not None

@@ -67,6 +67,17 @@ def test_two_days_land_members_everywhere_and_day_two_sends_only_the_diff(world:
     sent_day2 = sum(r.body.count("@") for r in day2_requests)
     assert sent_day2 < sent_day1 / 5
     assert not world.alerts
+    # sales_priority is reconciled (segments_distributed owns it): two days of runs never touched its lists
+    from airflow_segprovider.sandbox import DemoFixtures
+
+    fx = DemoFixtures()
+    assert not any(sync_id.startswith("sales_priority__") for sync_id in synced_state(world))
+    assert not world.query("SELECT sync_id FROM segprovider_sync_runs WHERE segment = 'sales_priority'")
+    assert not world.sandbox.state.mailchimp_segment_emails(fx.mailchimp_list_id, fx.reconciled_mailchimp_segment_id)
+    assert not world.sandbox.state.hubspot_list_emails(fx.reconciled_hubspot_list_id)
+    assert not [r.path for r in world.sandbox.state.requests()
+                if f"/segments/{fx.reconciled_mailchimp_segment_id}" in r.path
+                or f"/lists/{fx.reconciled_hubspot_list_id}/" in r.path]
 
 
 def test_a_stale_source_stops_every_sync_and_alerts(world: World) -> None:

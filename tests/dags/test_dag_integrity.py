@@ -65,3 +65,26 @@ def test_the_membership_and_staging_tables_are_assets(lookups_during_parse) -> N
     outlets = {getattr(o, "uri", "") for task in dag.tasks for o in (task.outlets or [])}
     assert "segprovider://retail_demo/memberships" in outlets
     assert {"segprovider://retail_demo/staging/customers", "segprovider://retail_demo/staging/events"} <= outlets
+
+
+def test_the_centralized_dag_leaves_reconciled_segments_to_the_distributed_dag(lookups_during_parse) -> None:
+    """One owner per segment: ``sales_priority`` has a reconcile policy, so segments_centralized never pushes it."""
+    from airflow_segprovider.core.project import load_project
+    from airflow_segprovider.core.sync import centralized_syncs
+
+    bag, _ = lookups_during_parse
+    dag = bag.dags["segments_centralized"]
+    project = load_project(DAGS / "segments_project")
+    doc = dag.doc_md
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in doc.splitlines()
+            if line.startswith("| `")}
+    assert rows["sales_priority"] == "-"
+    assert rows["vip"] == "mailchimp_newsletter (mirror), hubspot_crm (mirror)"  # vip stays centralized
+    left = doc[doc.index("**Left to `segments_distributed`**"):]
+    for sync_id in ("sales_priority__mailchimp_newsletter", "sales_priority__hubspot_crm"):
+        assert f"- `{sync_id}`: segment `sales_priority`" in left
+    assert "reconcile.yml:" in left and "`most_recent`" in left
+    # the mapped sync task still covers every destination that has a centralized sync
+    sync = dag.get_task("sync")
+    assert sorted(sync.expand_input.value["destination"]) == sorted({s.destination for s in centralized_syncs(project)})
+    assert "segments_distributed" in bag.dags  # and the distributed DAG does own it

@@ -1,9 +1,9 @@
 """Helpers for the distributed-model tests: three readable sandbox systems holding one segment.
 
-The project is the example project plus a third readable system for ``vip``: a Mailchimp tag in
-the same audience (``mailchimp_tags``). The three systems are the Mailchimp static segment
-``vip``, the Mailchimp tag ``vip_tag`` and the HubSpot list 101. Edits "by a person" go straight
-into the sandbox's store (as a person in the tool's UI would make them), so the sandbox's request
+The project is the example project plus a third readable system for ``sales_priority``: a Mailchimp
+tag in the same audience (``mailchimp_tags``). The three systems are the Mailchimp static segment
+``sales_priority``, the Mailchimp tag ``sales_priority_tag`` and the HubSpot list 102. Edits "by a
+person" go straight into the sandbox's store (as a person in the tool's UI would make them), so the sandbox's request
 log holds exactly what this project sent.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 6}
-TAG_SEGMENT_ID = 1002
-TAG_NAME = "vip_tag"
+TAG_SEGMENT_ID = 1003  # 1001 and 1002 are the demo fixtures' static segments (vip, sales_priority)
+TAG_NAME = "sales_priority_tag"
 SYSTEMS = ("hubspot_crm", "mailchimp_newsletter", "mailchimp_tags")
 
 THIRD_SYSTEM = """
@@ -34,10 +34,10 @@ destinations:
     config:
       list_id: a1b2c3d4e5
       membership: tags
-      tag: vip_tag
+      tag: sales_priority_tag
 
 syncs:
-  - {segment: vip, destination: mailchimp_tags, mode: mirror, max_remove_fraction: 1.0}
+  - {segment: sales_priority, destination: mailchimp_tags, mode: mirror, max_remove_fraction: 1.0}
 """
 
 
@@ -70,12 +70,12 @@ def client_factory(project: Any, sandbox: Any):
 
 @dataclass
 class Systems:
-    """Read and edit the three systems of ``vip`` in the sandbox, by email."""
+    """Read and edit the three systems of ``sales_priority`` in the sandbox, by email."""
 
     sandbox: Any
     list_id: str = "a1b2c3d4e5"
-    segment_id: int = 1001
-    hubspot_list: str = "101"
+    segment_id: int = 1002
+    hubspot_list: str = "102"
     emails_by_key: dict[str, str] = field(default_factory=dict)
 
     def held(self) -> dict[str, set[str]]:
@@ -100,7 +100,8 @@ def seed_sandbox(sandbox: Any) -> Systems:
     fixtures = sandbox.state.seed_demo_fixtures()
     sandbox.state.seed_mailchimp_static_segment(fixtures.mailchimp_list_id, TAG_SEGMENT_ID, TAG_NAME)
     sandbox.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
-    return Systems(sandbox, fixtures.mailchimp_list_id, fixtures.mailchimp_segment_id, fixtures.hubspot_list_id)
+    return Systems(sandbox, fixtures.mailchimp_list_id, fixtures.reconciled_mailchimp_segment_id,
+                   fixtures.reconciled_hubspot_list_id)
 
 
 def consenting_customers(warehouse: Any, limit: int) -> dict[str, str]:
@@ -114,9 +115,9 @@ def consenting_customers(warehouse: Any, limit: int) -> dict[str, str]:
 
 
 def with_policy(project: Any, **changes: Any) -> Any:
-    """The project with ``vip``'s reconcile policy changed (e.g. ``policy="union"``)."""
-    policy = dataclasses.replace(project.reconcile["vip"], **changes)
-    return dataclasses.replace(project, reconcile={**project.reconcile, "vip": policy})
+    """The project with ``sales_priority``'s reconcile policy changed (e.g. ``policy="union"``)."""
+    policy = dataclasses.replace(project.reconcile["sales_priority"], **changes)
+    return dataclasses.replace(project, reconcile={**project.reconcile, "sales_priority": policy})
 
 
 def membership_writes(sandbox: Any, since_id: int = 0) -> dict[str, list[tuple[str, str]]]:

@@ -117,7 +117,7 @@ def test_segments_distributed_reconciles_gates_and_never_pushes_history(world) -
     assert set(states.values()) == {"success"}, states
     assert not any(membership_writes(sandbox, before).values())
 
-    # day 2: an account manager adds a VIP in the CRM, someone removes another in Mailchimp
+    # day 2: an account manager adds an account in the CRM, someone removes another in Mailchimp
     systems.edit("hubspot_crm", emails[10], True)
     systems.edit("mailchimp_newsletter", emails[0], False)
     before = last_request_id(sandbox)
@@ -144,7 +144,7 @@ def test_segments_distributed_reconciles_gates_and_never_pushes_history(world) -
     assert not any(membership_writes(sandbox, before).values())
     alert = world["alerts"][-1]
     assert alert["task_id"] == "gate_change_set" and alert["gate"] == "reconcile_change_set"
-    assert alert["failed_expectations"][0]["column"] == "vip/mailchimp_newsletter"
+    assert alert["failed_expectations"][0]["column"] == "sales_priority/mailchimp_newsletter"
 
     # an older interval never pulls nor pushes: a newer reconcile already ran
     before = last_request_id(sandbox)

@@ -18,7 +18,8 @@ def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeyp
     with systems.sandbox.state.write() as cursor:
         cursor.execute("DELETE FROM mailchimp_segment_members")
         cursor.execute("DELETE FROM hubspot_list_members")
-    project = make_project(tmp_path, "reconcile:\n  - {segment: vip, policy: union, max_change_fraction: 1.0}\n",
+    project = make_project(tmp_path,
+                           "reconcile:\n  - {segment: sales_priority, policy: union, max_change_fraction: 1.0}\n",
                            third_system=False)
     db = tmp_path / "cli.duckdb"
     warehouse = DuckDBWarehouse(db)
@@ -35,7 +36,7 @@ def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeyp
     before = last_request_id(sandbox)
     assert main(["reconcile", str(project), "--db", str(db), "--dry-run", "--run-id", "cli_dry"]) == 0
     out = capsys.readouterr().out
-    assert "vip (union): 2 customers, 2 conflicts" in out
+    assert "sales_priority (union): 2 customers, 2 conflicts" in out
     assert "in hubspot_crm, not in mailchimp_newsletter -> member (union" in out
     assert "dry run cli_dry: nothing sent" in out
     assert not any(membership_writes(sandbox, before).values())

@@ -26,8 +26,8 @@ def _now() -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def two_system_project(module_tmp):
-    root = make_project(module_tmp / "two", "reconcile:\n  - {segment: vip, policy: most_recent, tie_break: add, "
-                        "max_change_fraction: 1.0}\n", third_system=False)
+    root = make_project(module_tmp / "two", "reconcile:\n  - {segment: sales_priority, policy: most_recent, "
+                        "tie_break: add, max_change_fraction: 1.0}\n", third_system=False)
     return load_project(root)
 
 
@@ -95,7 +95,7 @@ def test_refused_records_are_not_in_the_audit_log_and_are_kept_as_rejected(
         assert len(audit) == len(membership_writes(sandbox, before)["mailchimp_newsletter"]) == 3
         rejected = warehouse.query("SELECT customer_key, operation FROM segprovider_rejected_records")
         assert rejected == [(key, "add")]
-        assert result["applied"]["vip"]["mailchimp_newsletter"]["rejected"] == 1
+        assert result["applied"]["sales_priority"]["mailchimp_newsletter"]["rejected"] == 1
     finally:
         warehouse.execute(f"UPDATE customers SET email = '{customers[key]}' WHERE CAST(customer_id AS VARCHAR) "
                           f"= '{key}'")
@@ -118,8 +118,9 @@ def test_a_member_without_consent_is_removed_not_spread_and_the_reason_says_so(
 
 def test_the_change_set_gate_stops_before_anything_is_sent_and_apply_refuses_the_run(
         warehouse, customers, sandbox, systems, module_tmp) -> None:
-    project = load_project(make_project(module_tmp / "gated", "reconcile:\n  - {segment: vip, policy: authoritative, "
-                                        "authority: hubspot_crm, max_change_fraction: 0.3}\n", third_system=False))
+    project = load_project(make_project(module_tmp / "gated", "reconcile:\n  - {segment: sales_priority, "
+                                        "policy: authoritative, authority: hubspot_crm, max_change_fraction: 0.3}\n",
+                                        third_system=False))
     emails = list(customers.values())[:10]
     for system in TWO_SYSTEMS:
         for email in emails:
@@ -148,14 +149,14 @@ def test_a_list_that_cannot_be_read_back_receives_the_resolved_list_and_reports_
         warehouse, customers, sandbox, systems, module_tmp) -> None:
     from airflow_segprovider.destinations.meta import normalize_and_hash
 
-    root = make_project(module_tmp / "with_meta", "reconcile:\n  - {segment: vip, policy: union, "
+    root = make_project(module_tmp / "with_meta", "reconcile:\n  - {segment: sales_priority, policy: union, "
                         "max_change_fraction: 1.0}\n", third_system=False)
     (root / "meta_sync.yml").write_text(
-        "syncs:\n  - {segment: vip, destination: meta_ads, mode: mirror, max_remove_fraction: 1.0,\n"
+        "syncs:\n  - {segment: sales_priority, destination: meta_ads, mode: mirror, max_remove_fraction: 1.0,\n"
         "     target: {audience_id: \"23850000000000003\"}}\n")
     project = load_project(root)
-    assert project.reconcile["vip"].systems == TWO_SYSTEMS  # Meta has no say, it only receives
-    sandbox.state.seed_meta_audience("23850000000000003", "1234567890", "vip_ads")
+    assert project.reconcile["sales_priority"].systems == TWO_SYSTEMS  # Meta has no say, it only receives
+    sandbox.state.seed_meta_audience("23850000000000003", "1234567890", "sales_priority_ads")
     emails = list(customers.values())[:6]
     for email in emails[:3]:
         systems.edit("hubspot_crm", email, True)

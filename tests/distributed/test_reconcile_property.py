@@ -1,11 +1,11 @@
 """Property: three sandbox systems diverged at random agree after one reconcile, under every policy,
 and a second reconcile right after changes nothing.
 
-The systems are the Mailchimp static segment ``vip``, the Mailchimp tag ``vip_tag`` and the
-HubSpot list 101, read and written over loopback HTTP. Divergence is made as a person would make
-it in each tool: adds and removes, some with stale timestamps (a HubSpot membership dated before
-our last write is a stale source and is skipped; Mailchimp only dates the member, so its edits are
-dated when seen).
+The systems are the Mailchimp static segment ``sales_priority``, the Mailchimp tag
+``sales_priority_tag`` and the HubSpot list 102, read and written over loopback HTTP. Divergence is
+made as a person would make it in each tool: adds and removes, some with stale timestamps (a HubSpot
+membership dated before our last write is a stale source and is skipped; Mailchimp only dates the
+member, so its edits are dated when seen).
 """
 
 from __future__ import annotations
@@ -127,6 +127,6 @@ _PROJECTS: dict[str, object] = {}
 def _project(tmp_path_factory):
     if "project" not in _PROJECTS:
         root = make_project(tmp_path_factory.mktemp("property"),
-                            "reconcile:\n  - {segment: vip, policy: union, max_change_fraction: 1.0}\n")
+                            "reconcile:\n  - {segment: sales_priority, policy: union, max_change_fraction: 1.0}\n")
         _PROJECTS["project"] = load_project(root)
     return _PROJECTS["project"]

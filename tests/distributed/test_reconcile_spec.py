@@ -18,8 +18,8 @@ def issues_of(root: Path) -> list:
     return caught.value.issues
 
 
-def test_the_example_reconciles_vip_by_most_recent_change() -> None:
-    policy = load_project(REPO / "dags" / "segments_project").reconcile["vip"]
+def test_the_example_reconciles_sales_priority_by_most_recent_change() -> None:
+    policy = load_project(REPO / "dags" / "segments_project").reconcile["sales_priority"]
     assert (policy.policy, policy.tie_break, policy.systems) == (
         "most_recent", "hubspot_crm", ("hubspot_crm", "mailchimp_newsletter"))
 
@@ -27,13 +27,15 @@ def test_the_example_reconciles_vip_by_most_recent_change() -> None:
 @pytest.mark.parametrize(("entry", "code", "needle", "says"), [
     ("{segment: vipp, policy: union}", "SEG070", "vipp", "unknown segment 'vipp'"),
     ("{segment: at_risk, policy: union}", "SEG071", "at_risk", "at least two readable systems"),
-    ("{segment: vip, policy: union, systems: [hubspot_crm, meta_ads]}", "SEG071", "meta_ads", "not a destination"),
-    ("{segment: vip, policy: authoritative}", "SEG072", "authoritative", "needs an 'authority'"),
-    ("{segment: vip, policy: authoritative, authority: meta_ads}", "SEG072", "meta_ads", "not one of its systems"),
-    ("{segment: vip, policy: union, authority: hubspot_crm}", "SEG072", "hubspot_crm", "applies to policy"),
-    ("{segment: vip, policy: most_recent}", "SEG073", "most_recent", "needs a 'tie_break'"),
-    ("{segment: vip, policy: most_recent, tie_break: newest}", "SEG073", "newest", "neither add, remove"),
-    ("{segment: vip, policy: latest}", "SEG010", "latest", "is not one of"),
+    ("{segment: sales_priority, policy: union, systems: [hubspot_crm, meta_ads]}", "SEG071", "meta_ads",
+     "not a destination"),
+    ("{segment: sales_priority, policy: authoritative}", "SEG072", "authoritative", "needs an 'authority'"),
+    ("{segment: sales_priority, policy: authoritative, authority: meta_ads}", "SEG072", "meta_ads",
+     "not one of its systems"),
+    ("{segment: sales_priority, policy: union, authority: hubspot_crm}", "SEG072", "hubspot_crm", "applies to policy"),
+    ("{segment: sales_priority, policy: most_recent}", "SEG073", "most_recent", "needs a 'tie_break'"),
+    ("{segment: sales_priority, policy: most_recent, tie_break: newest}", "SEG073", "newest", "neither add, remove"),
+    ("{segment: sales_priority, policy: latest}", "SEG010", "latest", "is not one of"),
 ])
 def test_each_mistake_is_located_with_its_code(tmp_path: Path, entry: str, code: str, needle: str,
                                                says: str) -> None:
@@ -48,11 +50,11 @@ def test_each_mistake_is_located_with_its_code(tmp_path: Path, entry: str, code:
 
 
 def test_a_reconciled_segment_must_be_mirrored_whole(tmp_path: Path) -> None:
-    root = make_project(tmp_path, "reconcile:\n  - {segment: vip, policy: union}\n", third_system=False)
+    root = make_project(tmp_path, "reconcile:\n  - {segment: sales_priority, policy: union}\n", third_system=False)
     destinations = root / "destinations.yml"
     text = destinations.read_text()
-    destinations.write_text(text.replace("{segment: vip, destination: hubspot_crm, mode: mirror",
-                                         "{segment: vip, destination: hubspot_crm, mode: add_only", 1))
+    destinations.write_text(text.replace("{segment: sales_priority, destination: hubspot_crm, mode: mirror",
+                                         "{segment: sales_priority, destination: hubspot_crm, mode: add_only", 1))
     issues = issues_of(root)
     assert [i.code for i in issues] == ["SEG074"]
     assert Path(issues[0].location.file).name == "destinations.yml" and "add_only" in issues[0].message

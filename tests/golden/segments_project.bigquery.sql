@@ -199,6 +199,20 @@ WITH `agg__orders` AS (
     (
       (
         COALESCE((
+          `a__plan` = 'pro'
+        ), FALSE)
+        AND COALESCE((
+          `a__lifetime_value` >= 1000
+        ), FALSE)
+        AND NOT COALESCE((
+          `a__is_employee` = TRUE
+        ), FALSE)
+      )
+    )
+    AND COALESCE(`c__email`, 0) = 1 AS `m__sales_priority`,
+    (
+      (
+        COALESCE((
           `agg_7` >= 1
         ), FALSE) AND COALESCE((
           `agg_8` = 0
@@ -310,6 +324,7 @@ SELECT
   `m__active_30d`,
   `m__engaged_email`,
   `m__repeat_buyers`,
+  `m__sales_priority`,
   `m__high_intent`,
   `m__big_basket`,
   `m__pro_plan_eu`,

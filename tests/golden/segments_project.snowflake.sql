@@ -169,6 +169,20 @@ WITH "AGG__ORDERS" AS (
     (
       (
         COALESCE((
+          "A__PLAN" = 'pro'
+        ), FALSE)
+        AND COALESCE((
+          "A__LIFETIME_VALUE" >= 1000
+        ), FALSE)
+        AND NOT COALESCE((
+          "A__IS_EMPLOYEE" = TRUE
+        ), FALSE)
+      )
+    )
+    AND COALESCE("C__EMAIL", 0) = 1 AS "M__SALES_PRIORITY",
+    (
+      (
+        COALESCE((
           "AGG_7" >= 1
         ), FALSE) AND COALESCE((
           "AGG_8" = 0
@@ -295,6 +309,7 @@ SELECT
   "M__ACTIVE_30D",
   "M__ENGAGED_EMAIL",
   "M__REPEAT_BUYERS",
+  "M__SALES_PRIORITY",
   "M__HIGH_INTENT",
   "M__BIG_BASKET",
   "M__PRO_PLAN_EU",
