@@ -193,8 +193,11 @@ class DriftCheckOperator(SegmentsBaseOperator):
     * ``hybrid`` scope: each spoke segment's count (the spoke evaluates it) against the hub's
       own evaluation of the same rule, stale attributes (hub older than source), type mismatches
       between hub attributes and spoke fields;
-    * ``all`` scope adds every centralized sync: the members the sync state says the destination
-      holds against the destination's reported count.
+    * ``all`` scope adds every sync of the other two models: the members the sync state says the
+      destination holds against the destination's reported count. A centralized sync is held to
+      ``sync_tolerance``; a reconciled one (distributed model) to its policy's ``max_change_fraction``,
+      since hand edits between reconciles are expected and only a drift the next reconcile's
+      change-set gate would refuse needs a person.
 
     Findings go to ``segprovider_drift_reports`` and XCom; any drift past tolerance, stale
     attribute or type mismatch fails the task (the DAG's notifier sends the alert).
@@ -253,8 +256,8 @@ class DriftCheckOperator(SegmentsBaseOperator):
                 engine.ensure_tables()
                 for sync in project.syncs:
                     expected = len(engine.destination_keys(sync))
-                    findings.append(compare_counts("synced_segment", sync.id, sync.destination, expected,
-                                                   reported[sync.id], self.sync_tolerance))
+                    findings.append(_sync_count_finding(project, sync, expected, reported[sync.id],
+                                                        self.sync_tolerance))
         with self.warehouse() as warehouse:
             record_drift(warehouse, str(context["run_id"]), findings)
         report = {"findings": [f.to_dict() for f in findings],
@@ -267,3 +270,24 @@ class DriftCheckOperator(SegmentsBaseOperator):
                      for p in report["problems"]]
             raise AirflowFailException(f"drift found in {len(lines)} place(s):\n" + "\n".join(lines))
         return report
+
+
+def _sync_count_finding(project: Project, sync: Any, expected: int, reported: int | None, tolerance: float) -> Any:
+    """The count check of one sync, labelled and held to the tolerance of the model that owns it."""
+    from airflow_segprovider.core.hub import compare_counts, relative_drift
+
+    policy = project.reconcile.get(sync.segment)
+    if policy is None:
+        kind, model = "synced_segment", "centralized"
+    else:
+        kind, model, tolerance = "reconciled_segment", "distributed", policy.max_change_fraction
+    detail = ""
+    if reported is not None and relative_drift(expected, reported) > tolerance:
+        if policy is None:
+            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last "
+                      f"{model} sync left {expected}: the list was edited in the tool, or a sync is pending")
+        else:
+            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last reconcile "
+                      f"left {expected}: more hand edits than the {policy.policy} policy's change-set gate "
+                      f"({tolerance:.0%}) lets the next reconcile apply")
+    return compare_counts(kind, sync.id, sync.destination, expected, reported, tolerance, detail)
