@@ -37,6 +37,42 @@ def project_asset(project: Project, what: str) -> Asset:
     return Asset(name=f"segprovider.{project.name}.{what}", uri=f"segprovider://{project.name}/{what}")
 
 
+def segments_dag(project: Project, *, model: str, dag_id: str, schedule: str | None, start_date: dt.datetime,
+                 owner: str, retries: int, alert_conn_id: str, doc_md: str, params: Mapping[str, Any] | None = None,
+                 tags: tuple[str, ...] = (), retry_delay: dt.timedelta = dt.timedelta(minutes=5),
+                 exponential_backoff: bool = True) -> DAG:
+    """A DAG with what every segprovider DAG shares, whichever model it runs.
+
+    No catch-up and one run at a time (each run reads and writes the same state tables), tags
+    ``segprovider``, the model and the project, and the notifier on every task failure.
+
+    :param model: ``centralized``, ``distributed``, ``hybrid`` or ``monitoring`` (a tag).
+    """
+    notifier = SegproviderNotifier(conn_id=alert_conn_id)
+    default_args: dict[str, Any] = {"owner": owner, "retries": retries, "retry_delay": retry_delay,
+                                    "on_failure_callback": [notifier]}
+    if exponential_backoff:
+        default_args["retry_exponential_backoff"] = True
+    return DAG(dag_id=dag_id, schedule=schedule, start_date=start_date, catchup=False, max_active_runs=1,
+               tags=["segprovider", model, project.name, *tags], doc_md=doc_md, default_args=default_args,
+               params=dict(params or {}))
+
+
+def ingest_group(project: Project, common: Mapping[str, Any],
+                 source_connections: Mapping[str, str] | None = None) -> TaskGroup | None:
+    """The ``ingest`` task group: one load per declared source, or None when the project declares none.
+
+    Call inside the DAG's context.
+    """
+    if not project.sources:
+        return None
+    with TaskGroup("ingest", tooltip="load every declared source into the warehouse") as ingest:
+        for name, source in project.sources.items():
+            SegmentsIngestOperator(task_id=f"load_{name}", source=name, conn_id=(source_connections or {}).get(name),
+                                   outlets=[project_asset(project, f"staging/{source.table}")], **common)
+    return ingest
+
+
 def _doc(project: Project, schedule: str) -> str:
     lines = [f"# Segments, centralized: `{project.name}`", "",
              project.description or "", "",
@@ -83,28 +119,14 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
     syncs = centralized_syncs(project)  # the distributed model owns the syncs of reconciled segments
     used_gates = {gate for sync in syncs for gate in sync.gates}
     common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
-    notifier = SegproviderNotifier(conn_id=alert_conn_id)
-    with DAG(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=start_date,
-        catchup=False,
-        max_active_runs=1,
-        tags=["segprovider", "centralized", project.name, *tags],
-        doc_md=_doc(project, str(schedule)),
-        default_args={"owner": owner, "retries": retries, "retry_delay": dt.timedelta(minutes=5),
-                      "retry_exponential_backoff": True, "on_failure_callback": [notifier]},
+    with segments_dag(
+        project, model="centralized", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=_doc(project, str(schedule)), tags=tags,
         params={"dry_run": Param(False, type="boolean", description="plan syncs without sending"),
                 "allow_mass_removal": Param(False, type="boolean",
                                             description="allow removing more than max_remove_fraction")},
     ) as dag:
-        with TaskGroup("ingest", tooltip="load every declared source into the warehouse") as ingest:
-            loads = [
-                SegmentsIngestOperator(task_id=f"load_{name}", source=name,
-                                       conn_id=(source_connections or {}).get(name),
-                                       outlets=[project_asset(project, f"staging/{source.table}")], **common)
-                for name, source in getattr(project, "sources", {}).items()
-            ]
+        ingest = ingest_group(project, common, source_connections)
         source_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
                                              parameters=dict(gate_parameters.get(gate, {})), **common)
                         for gate in SOURCE_GATES if gate in used_gates]
@@ -113,7 +135,7 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
         segment_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
                                               parameters=dict(gate_parameters.get(gate, {})), **common)
                          for gate in SEGMENT_GATES if gate in used_gates]
-        upstream: list[Any] = [ingest] if loads else []
+        upstream: list[Any] = [ingest] if ingest is not None else []
         for task in [*source_gates, evaluate, *segment_gates]:
             if upstream:
                 upstream[-1] >> task

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project import load_project
-from airflow_segprovider.dag_factory import DEFAULT_START, project_asset
-from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID, SegproviderNotifier
+from airflow_segprovider.dag_factory import DEFAULT_START, ingest_group, project_asset, segments_dag
+from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.hybrid import (
     AttributePushOperator,
@@ -23,7 +23,6 @@ from airflow_segprovider.operators.hybrid import (
     HubBuildOperator,
     HubGateOperator,
 )
-from airflow_segprovider.operators.ingest import SegmentsIngestOperator
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.spec import Project
@@ -63,19 +62,12 @@ def build_hybrid_dag(project_path: str | Path, *, dag_id: str = "segments_hybrid
         raise ValueError(f"project {project.name!r} declares no 'hub:': the hybrid DAG needs one")
     gate_parameters = gate_parameters or {}
     common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
-    notifier = SegproviderNotifier(conn_id=alert_conn_id)
-    with DAG(
-        dag_id=dag_id, schedule=schedule, start_date=start_date, catchup=False, max_active_runs=1,
-        tags=["segprovider", "hybrid", project.name, *tags], doc_md=_hybrid_doc(project, str(schedule)),
-        default_args={"owner": owner, "retries": retries, "retry_delay": dt.timedelta(minutes=5),
-                      "retry_exponential_backoff": True, "on_failure_callback": [notifier]},
+    with segments_dag(
+        project, model="hybrid", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=_hybrid_doc(project, str(schedule)), tags=tags,
         params={"dry_run": Param(False, type="boolean", description="plan pushes without sending")},
     ) as dag:
-        with TaskGroup("ingest", tooltip="load every declared source into the warehouse") as ingest:
-            loads = [SegmentsIngestOperator(task_id=f"load_{name}", source=name,
-                                            conn_id=(source_connections or {}).get(name),
-                                            outlets=[project_asset(project, f"staging/{source.table}")], **common)
-                     for name, source in project.sources.items()]
+        ingest = ingest_group(project, common, source_connections)
         build = HubBuildOperator(task_id="build_hub", outlets=[project_asset(project, "hub")], **common)
         freshness = HubGateOperator(task_id="gate_hub_freshness", gate="hub_freshness",
                                     parameters=dict(gate_parameters.get("hub_freshness", {})), **common)
@@ -86,7 +78,7 @@ def build_hybrid_dag(project_path: str | Path, *, dag_id: str = "segments_hybrid
             outlets=[project_asset(project, "hub_push_state")], **common,
         ).expand(destination=sorted(project.hub.push))
         drift = DriftCheckOperator(task_id="check_drift", scope="hybrid", **common)
-        if loads:
+        if ingest is not None:
             ingest >> build
         build >> freshness >> types >> push >> drift
     return dag
@@ -105,22 +97,24 @@ def build_drift_monitor_dag(project_path: str | Path, *, dag_id: str = "segments
     """
     project_path = str(Path(project_path).resolve())
     project = load_project(project_path)
-    notifier = SegproviderNotifier(conn_id=alert_conn_id)
+    reconciled = sum(1 for sync in project.syncs if sync.segment in project.reconcile)
     doc = "\n".join([
         f"# Segments drift monitor: `{project.name}`", "",
         "Reads every destination and compares with what the project expects, changing nothing:", "",
-        f"* **centralized syncs** ({len(project.syncs)}): members the sync state says each destination holds vs the "
-        f"count it reports (tolerance {sync_tolerance:.0%});",
+        f"* **centralized syncs** ({len(project.syncs) - reconciled}): members the sync state says each destination "
+        f"holds vs the count it reports (tolerance {sync_tolerance:.0%});",
+        f"* **reconciled syncs** ({reconciled}, distributed model): the list the last reconcile left vs the count "
+        "now reported, held to the policy's `max_change_fraction` (more hand edits than the next reconcile may "
+        "apply need a person);",
         f"* **hybrid spoke segments** ({len(project.spoke_segments)}): the hub's evaluation of each spoke rule vs "
         "the count the spoke reports (per-segment `drift_tolerance`), **stale attributes** (hub older than its "
         "source) and **type mismatches** (hub attribute vs spoke field).", "",
         f"Schedule `{schedule}`. Findings are kept in `segprovider_drift_reports`; past tolerance the task fails "
         "and the notifier alerts."])
-    with DAG(
-        dag_id=dag_id, schedule=schedule, start_date=start_date, catchup=False, max_active_runs=1,
-        tags=["segprovider", "monitoring", project.name, *tags], doc_md=doc,
-        default_args={"owner": owner, "retries": retries, "retry_delay": dt.timedelta(minutes=2),
-                      "on_failure_callback": [notifier]},
+    with segments_dag(
+        project, model="monitoring", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=doc, tags=tags,
+        retry_delay=dt.timedelta(minutes=2), exponential_backoff=False,
     ) as dag:
         DriftCheckOperator(task_id="check_drift", scope="all", sync_tolerance=sync_tolerance,
                            project_path=project_path, warehouse_conn_id=warehouse_conn_id,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project import load_project
-from airflow_segprovider.dag_factory import DEFAULT_START, project_asset
-from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID, SegproviderNotifier
+from airflow_segprovider.dag_factory import DEFAULT_START, project_asset, segments_dag
+from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.reconcile import (
     ReconcileApplyOperator,
@@ -61,17 +61,9 @@ def build_distributed_dag(project_path: str | Path, *, dag_id: str = "segments_d
     project_path = str(Path(project_path).resolve())
     project = load_project(project_path)
     common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
-    notifier = SegproviderNotifier(conn_id=alert_conn_id)
-    with DAG(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=start_date,
-        catchup=False,
-        max_active_runs=1,
-        tags=["segprovider", "distributed", project.name, *tags],
-        doc_md=_doc(project, str(schedule)),
-        default_args={"owner": owner, "retries": retries, "retry_delay": dt.timedelta(minutes=5),
-                      "retry_exponential_backoff": True, "on_failure_callback": [notifier]},
+    with segments_dag(
+        project, model="distributed", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=_doc(project, str(schedule)), tags=tags,
         params={"dry_run": Param(False, type="boolean", description="pull and plan without pushing"),
                 "allow_large_change": Param(False, type="boolean",
                                             description="let this run change more than max_change_fraction")},

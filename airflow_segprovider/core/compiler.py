@@ -34,7 +34,6 @@ from airflow_segprovider.core.spec import (
     AttributeCondition,
     Condition,
     EventCondition,
-    EventSource,
     Not,
     Predicate,
     Project,

@@ -64,7 +64,7 @@ from airflow_segprovider.core.spec import (
     WarehouseSettings,
     referenced_segments,
 )
-from airflow_segprovider.core.yaml_source import DocPath, SourceDocument, format_path, load_yaml_file
+from airflow_segprovider.core.yaml_source import DocPath, SourceDocument, load_yaml_file
 
 PROJECT_FILE_SUFFIXES = (".yml", ".yaml")
 LIST_SECTIONS = ("segments", "priority_groups", "destinations", "syncs", "sources", "spoke_segments")

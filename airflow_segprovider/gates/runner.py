@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.errors import SegproviderError
-from airflow_segprovider.gates.queries import GATES, GateConfigError, check_gate
+from airflow_segprovider.gates.queries import GateConfigError, check_gate
 
 if TYPE_CHECKING:
     import pandas as pd

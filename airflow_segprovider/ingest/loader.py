@@ -50,7 +50,6 @@ from airflow_segprovider.ingest.layout import LOAD_COLUMN, SQL_TYPES, TableLayou
 from airflow_segprovider.ingest.ledger import text
 
 if TYPE_CHECKING:
-    import pyarrow as pa
 
     from airflow_segprovider.core.spec import Project, Source
     from airflow_segprovider.core.warehouse import DuckDBWarehouse, Warehouse

@@ -220,7 +220,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_segprovider.core.hub import compare_counts, hub_drift_findings, record_drift
+        from airflow_segprovider.core.hub import hub_drift_findings, record_drift
         from airflow_segprovider.core.sync import SyncEngine
         from airflow_segprovider.destinations.spokes import spoke_segment_count
         from airflow_segprovider.hooks.destination import hook_for_destination

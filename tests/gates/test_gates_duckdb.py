@@ -121,7 +121,7 @@ def test_types_fails_when_lifetime_value_is_loaded_as_text(project, warehouse):
     assert row["observed_family"] == "string"
     observed = str(query_frame(warehouse, "SELECT lifetime_value FROM customers LIMIT 1")["lifetime_value"].dtype)
     assert row["observed_dtype"] == observed
-    assert f"attribute=lifetime_value" in result.summary()
+    assert "attribute=lifetime_value" in result.summary()
     assert f"observed_dtype={observed}" in result.summary()
 
 
