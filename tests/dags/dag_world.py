@@ -8,45 +8,18 @@ Airflow connections as ``AIRFLOW_CONN_*`` variables. DAG runs go through ``dag.t
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_world_support import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY_1 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
 DAY_2 = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> str:
-    """``airflow db migrate`` once per test process, in the process's own AIRFLOW_HOME."""
-    home = os.environ["AIRFLOW_HOME"]
-    # always: another test may already have created an empty airflow.db in this home (migrate is idempotent)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env={**os.environ})
-    return home
-
-
-class _AlertReceiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -97,7 +70,7 @@ def task_states(dagrun: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> World:
+def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> World:  # noqa: F811
     from airflow_segprovider.core.generate import generate
     from airflow_segprovider.core.warehouse import DuckDBWarehouse
     from airflow_segprovider.ingest.landing import write_landing_files
@@ -111,17 +84,15 @@ def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> W
     write_landing_files(upstream, project / "landing")
     upstream.close()
 
-    alerts: list[dict[str, Any]] = []
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _AlertReceiver)
-    receiver.received = alerts  # type: ignore[attr-defined]
-    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    receiver = AlertReceiver()
+    alerts = receiver.alerts
 
     sandbox = serve(db_path=tmp_path / "sandbox.db")
     fixtures = sandbox.state.seed_demo_fixtures()
     sandbox.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
     warehouse = tmp_path / "warehouse.duckdb"
     connections = sandbox_connections(warehouse, sandbox.url,
-                                      f"http://127.0.0.1:{receiver.server_address[1]}/alerts",
+                                      receiver.url,
                                       retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
     for name, value in connection_variables(connections).items():
         monkeypatch.setenv(name, value)
@@ -136,5 +107,4 @@ def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> W
         f"dag = build_centralized_dag({str(project)!r}, dag_id='segments_centralized')\n")
     yield World(project, warehouse, sandbox, alerts, docs)
     sandbox.stop()
-    receiver.shutdown()
-    receiver.server_close()
+    receiver.close()

@@ -8,34 +8,19 @@ half the CRM list and the change-set gate stops the run and alerts; an older run
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
-import subprocess
-import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_world_support import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
 
 from distributed_world import REPO, consenting_customers, last_request_id, membership_writes, seed_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAY_1 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
-
-
-class _AlertReceiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def _states(dagrun: Any) -> dict[str, str]:
@@ -49,14 +34,12 @@ def _states(dagrun: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, airflow_db):  # noqa: F811 - the session fixture, migrated once
     from airflow_segprovider.core.generate import generate
     from airflow_segprovider.core.warehouse import DuckDBWarehouse
     from airflow_segprovider.demo import connection_variables, sandbox_connections
     from airflow_segprovider.sandbox import serve
 
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env={**os.environ})
     tmp = tmp_path_factory.mktemp("distributed_dag")
     project = tmp / "segments_project"
     shutil.copytree(REPO / "dags" / "segments_project", project, ignore=shutil.ignore_patterns("landing"))
@@ -66,14 +49,12 @@ def world(tmp_path_factory):
     emails = list(consenting_customers(warehouse, 12).values())
     warehouse.close()
 
-    alerts: list[dict[str, Any]] = []
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _AlertReceiver)
-    receiver.received = alerts  # type: ignore[attr-defined]
-    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    receiver = AlertReceiver()
+    alerts = receiver.alerts
     sandbox = serve(db_path=tmp / "sandbox.db")
     systems = seed_sandbox(sandbox)
     connections = sandbox_connections(warehouse_path, sandbox.url,
-                                      f"http://127.0.0.1:{receiver.server_address[1]}/alerts",
+                                      receiver.url,
                                       retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
     patch = pytest.MonkeyPatch()
     for name, value in connection_variables(connections).items():
@@ -90,8 +71,7 @@ def world(tmp_path_factory):
            "warehouse": warehouse_path}
     patch.undo()
     sandbox.stop()
-    receiver.shutdown()
-    receiver.server_close()
+    receiver.close()
 
 
 def _query(world: dict, sql: str) -> list[tuple]:

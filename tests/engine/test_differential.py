@@ -354,11 +354,8 @@ def _explain(segment: str, documents: dict[str, Any], tables: dict[str, list[dic
     return "\n".join(lines)
 
 
-@settings(max_examples=EXPLORE_EXAMPLES or 200, derandomize=not EXPLORE_EXAMPLES, database=None, deadline=None,
-          phases=[Phase.explicit, Phase.generate, Phase.shrink], print_blob=bool(EXPLORE_EXAMPLES),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
-@given(data=st.data())
-def test_engine_agrees_with_reference_on_random_projects(data: st.DataObject) -> None:
+def draw_random_case(data: st.DataObject) -> tuple[Any, dt.datetime, dict[str, Any], dict[str, list[dict[str, Any]]], Any]:
+    """One random case: ``as_of`` (as given and as parsed), the project's documents, the data, the loaded project."""
     as_of_given, as_of = data.draw(as_of_inputs(), label="as_of")
     documents = data.draw(projects(as_of), label="project")
     tables = data.draw(datasets(as_of, windows_of(documents["segments"])), label="tables")
@@ -366,6 +363,15 @@ def test_engine_agrees_with_reference_on_random_projects(data: st.DataObject) ->
         project = write_project(Path(folder), documents["segments"], model=documents["model"],
                                 priority_groups=documents["priority_groups"],
                                 destinations=documents["destinations"], syncs=documents["syncs"])
+    return as_of_given, as_of, documents, tables, project
+
+
+@settings(max_examples=EXPLORE_EXAMPLES or 200, derandomize=not EXPLORE_EXAMPLES, database=None, deadline=None,
+          phases=[Phase.explicit, Phase.generate, Phase.shrink], print_blob=bool(EXPLORE_EXAMPLES),
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(data=st.data())
+def test_engine_agrees_with_reference_on_random_projects(data: st.DataObject) -> None:
+    as_of_given, as_of, documents, tables, project = draw_random_case(data)
     engine = engine_members(project, tables, as_of_given)
     reference = reference_members(project, tables, as_of)
     note(f"as_of given as {as_of_given!r}")

@@ -8,44 +8,20 @@ loopback webhook receiving the notifier's alerts, and DAG runs through ``dag.tes
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_world_support import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY_1 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
 DAY_2 = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
 CUSTOMERS = 200
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> str:
-    """``airflow db migrate`` once per test process, in the process's own AIRFLOW_HOME."""
-    home = os.environ["AIRFLOW_HOME"]
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env={**os.environ})
-    return home
-
-
-class _AlertReceiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -121,10 +97,8 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv
     write_landing_files(upstream, project / "landing")
     upstream.close()
 
-    alerts: list[dict[str, Any]] = []
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _AlertReceiver)
-    receiver.received = alerts  # type: ignore[attr-defined]
-    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    receiver = AlertReceiver()
+    alerts = receiver.alerts
 
     sandbox = serve(db_path=tmp_path / "sandbox.db")
     fixtures = DemoFixtures()
@@ -132,7 +106,7 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv
                    for tag, name, kind in fixtures.mailchimp_merge_fields)
     sandbox.state.seed_demo_fixtures(DemoFixtures(mailchimp_merge_fields=fields))
     warehouse = tmp_path / "warehouse.duckdb"
-    connections = sandbox_connections(warehouse, sandbox.url, f"http://127.0.0.1:{receiver.server_address[1]}/alerts",
+    connections = sandbox_connections(warehouse, sandbox.url, receiver.url,
                                       retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
     for name, value in connection_variables(connections).items():
         monkeypatch.setenv(name, value)
@@ -149,7 +123,6 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv
 
     def stop() -> None:
         sandbox.stop()
-        receiver.shutdown()
-        receiver.server_close()
+        receiver.close()
 
     return world, stop

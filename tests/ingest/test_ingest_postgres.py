@@ -25,6 +25,7 @@ from airflow_segprovider.ingest import (
     last_loads,
 )
 from airflow_segprovider.ingest.ledger import current_watermark
+from rest_customers_api import CUSTOMERS_API, customer
 
 pytestmark = pytest.mark.integration
 
@@ -132,24 +133,6 @@ sources:
     assert pg.query("SELECT order_id, amount FROM orders") == [("1", 11.0)]  # the last row of a key wins
     assert quarantine(pg, "shop_orders")[0][3:] == ("order_id=2", "ordered_at", "yesterday",
                                                      "not a timestamp (ISO 8601)")
-
-
-CUSTOMERS_API = """\
-sources:
-  - name: crm_api
-    table: customers
-    kind: rest_api
-    connection_id: crm_api
-    url: /v1/customers
-    records: data
-    pagination: {style: cursor, page_size: 3, cursor_path: meta.next_cursor}
-    incremental: {column: updated_at, param: updated_since}
-"""
-
-
-def customer(number: int, updated: str, **fields) -> dict:
-    return {"customer_id": number, "email": f"c{number}@example.com", "ltv": number * 10.0,
-            "updated_at": updated, **fields}
 
 
 def test_rest_pages_with_a_503_retry_then_an_incremental_run_fetching_only_new_rows(api, make_project, pg) -> None:

@@ -16,24 +16,7 @@ from airflow_segprovider.ingest import (
     ingest_source,
 )
 from airflow_segprovider.ingest.ledger import current_watermark
-
-CUSTOMERS_API = """\
-sources:
-  - name: crm_api
-    table: customers
-    kind: rest_api
-    connection_id: crm_api
-    url: /v1/customers
-    records: data
-    pagination: {style: cursor, page_size: 3, cursor_path: meta.next_cursor}
-    incremental: {column: updated_at, param: updated_since}
-"""
-
-
-def customer(number: int, updated: str, **fields) -> dict:
-    return {"customer_id": number, "email": f"c{number}@example.com", "ltv": number * 10.0,
-            "updated_at": updated, **fields}
-
+from rest_customers_api import CUSTOMERS_API, customer
 
 def table(warehouse) -> list[tuple]:
     return warehouse.query("SELECT customer_id, email, ltv FROM customers ORDER BY CAST(customer_id AS INTEGER)")

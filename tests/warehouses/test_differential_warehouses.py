@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,9 @@ from airflow_segprovider.core.explain import explain
 from airflow_segprovider.core.generate import generate
 from airflow_segprovider.core.membership import MEMBERSHIPS, MembershipStore, ts_literal
 from airflow_segprovider.core.project import load_project
-from engine_harness import COLUMN_TYPES, write_project
+from engine_harness import COLUMN_TYPES
 from reference_evaluator import reference_members
-from test_differential import as_of_inputs, datasets, projects, windows_of
+from test_differential import draw_random_case
 from warehouse_matrix import DIFFERENTIAL_KINDS, copy_tables, load_rows, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -143,13 +142,7 @@ def _members_on(kind: str, project, tables, as_of_given) -> dict[str, dict[str, 
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 @given(data=st.data())
 def test_random_projects_agree_on_every_warehouse(data: st.DataObject) -> None:
-    as_of_given, as_of = data.draw(as_of_inputs(), label="as_of")
-    documents = data.draw(projects(as_of), label="project")
-    tables = data.draw(datasets(as_of, windows_of(documents["segments"])), label="tables")
-    with tempfile.TemporaryDirectory() as folder:
-        project = write_project(Path(folder), documents["segments"], model=documents["model"],
-                                priority_groups=documents["priority_groups"],
-                                destinations=documents["destinations"], syncs=documents["syncs"])
+    as_of_given, as_of, documents, tables, project = draw_random_case(data)
     reference = reference_members(project, tables, as_of)
     for kind in DIFFERENTIAL_KINDS:
         got = _members_on(kind, project, tables, as_of_given)
