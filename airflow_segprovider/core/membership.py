@@ -144,13 +144,18 @@ class MembershipStore:
             prev_at = ts_literal(previous_as_of)
             before = (f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {prev_at} "
                       f"AND segment IN {in_list(names)}")
+            # One full outer join finds both directions: a key missing on one side was added or
+            # removed (keys are NOT NULL, so a NULL key marks the missing side). Measured on ~6M
+            # memberships per snapshot in DuckDB: 0.7 s, against 2.2 to 2.6 s for each of two
+            # NOT EXISTS anti-joins (benchmarks/evaluation.py reports it as diff_s).
             diff = (
-                f"SELECT segment, customer_key, 'added' AS change, arm FROM ({current}) AS cur "
-                f"WHERE NOT EXISTS (SELECT 1 FROM ({before}) AS prev WHERE prev.segment = cur.segment "
-                f"AND prev.customer_key = cur.customer_key) "
-                f"UNION ALL SELECT segment, customer_key, 'removed' AS change, arm FROM ({before}) AS prev "
-                f"WHERE NOT EXISTS (SELECT 1 FROM ({current}) AS cur WHERE prev.segment = cur.segment "
-                f"AND prev.customer_key = cur.customer_key)"
+                f"SELECT COALESCE(cur.segment, prev.segment) AS segment, "
+                f"COALESCE(cur.customer_key, prev.customer_key) AS customer_key, "
+                f"CASE WHEN prev.customer_key IS NULL THEN 'added' ELSE 'removed' END AS change, "
+                f"CASE WHEN prev.customer_key IS NULL THEN cur.arm ELSE prev.arm END AS arm "
+                f"FROM ({current}) AS cur FULL OUTER JOIN ({before}) AS prev "
+                f"ON prev.segment = cur.segment AND prev.customer_key = cur.customer_key "
+                f"WHERE cur.customer_key IS NULL OR prev.customer_key IS NULL"
             )
             self.warehouse.execute(self._sql(
                 f"INSERT INTO {CHANGES} (segment, customer_key, change, arm, as_of, previous_as_of, run_id) "

@@ -578,6 +578,30 @@ def test_same_data_and_as_of_give_identical_members_and_replace_the_snapshot(tmp
     assert snapshots[("scored", later)] == (3, 0, 0, 3, AS_OF)
 
 
+def test_change_rows_carry_the_arm_of_the_side_that_holds_the_key(tmp_path: Path) -> None:
+    """An added key's arm is its arm now; a removed key's arm is the arm it was synced in."""
+    halves = {"salt": "diff", "arms": [{"name": "a", "percent": 50}, {"name": "b", "percent": 50}]}
+    project = write_project(tmp_path / "project", [
+        {"name": "scored", "rule": {"attribute": "score", "op": "gt", "value": 2}, "split": halves}])
+    warehouse = warehouse_with({"customers": [customer(f"c{i}", score=i) for i in range(40)]})
+    store = MembershipStore(warehouse)
+    evaluate(project, warehouse, AS_OF, run_id="first")
+    before = dict(warehouse.query(f"SELECT customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = TIMESTAMP "
+                                  f"'{AS_OF.isoformat(sep=' ')}'"))
+    later = AS_OF + dt.timedelta(days=1)
+    warehouse.execute("UPDATE customers SET score = 0 WHERE customer_id IN ('c3', 'c30')")
+    warehouse.execute("UPDATE customers SET score = 9 WHERE customer_id IN ('c1', 'c2')")
+    evaluate(project, warehouse, later, run_id="second")
+    after = dict(warehouse.query(f"SELECT customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = TIMESTAMP "
+                                 f"'{later.isoformat(sep=' ')}'"))
+    changes = {key: (change, arm) for key, change, arm in warehouse.query(
+        "SELECT customer_key, change, arm FROM segprovider_membership_changes")}
+    assert changes == {"c3": ("removed", before["c3"]), "c30": ("removed", before["c30"]),
+                       "c1": ("added", after["c1"]), "c2": ("added", after["c2"])}
+    assert {arm for _, arm in changes.values()} <= {"a", "b"}
+    assert store.changes("scored", later) == {"added": {"c1", "c2"}, "removed": {"c3", "c30"}}
+
+
 # --- bad input -------------------------------------------------------------------------------------
 
 
