@@ -111,26 +111,21 @@ def aggregates_once(project, warehouse: DuckDBWarehouse, as_of: dt.datetime) -> 
     return seconds
 
 
-def write_once(warehouse: DuckDBWarehouse) -> float:
-    """The snapshot's rows, already computed, written into an empty membership table."""
-    warehouse.execute("CREATE OR REPLACE TABLE bench_write AS SELECT * FROM segprovider_memberships LIMIT 0")
+# The snapshot's rows, already computed, written into an empty table: as the membership table holds
+# them, and reduced to (segment, BIGINT key), the least a snapshot can hold.
+FULL_ROWS = ("SELECT * FROM segprovider_memberships LIMIT 0", "SELECT * FROM bench_rows")
+MINIMAL_ROWS = ("SELECT segment, CAST(customer_key AS BIGINT) AS customer_key FROM bench_rows LIMIT 0",
+                "SELECT segment, CAST(customer_key AS BIGINT) FROM bench_rows")
+
+
+def write_once(warehouse: DuckDBWarehouse, rows: tuple[str, str]) -> float:
+    """Time writing ``rows`` (an empty-table query and the rows' query) in one transaction."""
+    shape, select = rows
+    warehouse.execute(f"CREATE OR REPLACE TABLE bench_write AS {shape}")
     warehouse.execute("CHECKPOINT")
     started = time.perf_counter()
     with warehouse.transaction():
-        warehouse.execute("INSERT INTO bench_write SELECT * FROM bench_rows")
-    seconds = time.perf_counter() - started
-    warehouse.execute("DROP TABLE bench_write")
-    warehouse.execute("CHECKPOINT")
-    return seconds
-
-
-def write_minimal_once(warehouse: DuckDBWarehouse) -> float:
-    """The same rows reduced to ``(segment, BIGINT key)``: the least a snapshot can hold."""
-    warehouse.execute("CREATE OR REPLACE TABLE bench_write (segment VARCHAR, customer_key BIGINT)")
-    warehouse.execute("CHECKPOINT")
-    started = time.perf_counter()
-    with warehouse.transaction():
-        warehouse.execute("INSERT INTO bench_write SELECT segment, CAST(customer_key AS BIGINT) FROM bench_rows")
+        warehouse.execute(f"INSERT INTO bench_write {select}")
     seconds = time.perf_counter() - started
     warehouse.execute("DROP TABLE bench_write")
     warehouse.execute("CHECKPOINT")
@@ -195,8 +190,8 @@ def main() -> None:
             warehouse.execute(f"CREATE OR REPLACE TEMP TABLE bench_rows AS SELECT * FROM {MEMBERSHIPS} "
                               f"WHERE as_of = {ts_literal(AS_OF)}")
         samples["aggregates_s"].append(aggregates_once(project, warehouse, AS_OF))
-        samples["write_floor_s"].append(write_once(warehouse))
-        samples["write_minimal_s"].append(write_minimal_once(warehouse))
+        samples["write_floor_s"].append(write_once(warehouse, FULL_ROWS))
+        samples["write_minimal_s"].append(write_once(warehouse, MINIMAL_ROWS))
         print(f"round {round_}: aggregates alone {samples['aggregates_s'][-1]:.2f}s, snapshot write alone "
               f"{samples['write_floor_s'][-1]:.2f}s, (segment, BIGINT key) alone {samples['write_minimal_s'][-1]:.2f}s",
               file=sys.stderr)
