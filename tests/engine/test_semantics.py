@@ -602,6 +602,24 @@ def test_change_rows_carry_the_arm_of_the_side_that_holds_the_key(tmp_path: Path
     assert store.changes("scored", later) == {"added": {"c1", "c2"}, "removed": {"c3", "c30"}}
 
 
+def test_a_key_that_moves_between_segments_is_removed_from_one_and_added_to_the_other(tmp_path: Path) -> None:
+    """The diff matches keys within a segment: membership elsewhere does not count as unchanged."""
+    project = write_project(tmp_path / "project", [
+        {"name": "high", "rule": {"attribute": "score", "op": "gt", "value": 5}},
+        {"name": "low", "rule": {"attribute": "score", "op": "lte", "value": 5}}])
+    warehouse = warehouse_with({"customers": [customer(f"c{i}", score=i) for i in range(10)]})
+    store = MembershipStore(warehouse)
+    evaluate(project, warehouse, AS_OF, run_id="first")
+    later = AS_OF + dt.timedelta(days=1)
+    warehouse.execute("UPDATE customers SET score = 4 WHERE customer_id = 'c6'")
+    warehouse.execute("UPDATE customers SET score = 7 WHERE customer_id = 'c2'")
+    result = evaluate(project, warehouse, later, run_id="second")
+    assert store.changes("high", later) == {"added": {"c2"}, "removed": {"c6"}}
+    assert store.changes("low", later) == {"added": {"c6"}, "removed": {"c2"}}
+    assert {d.segment: (d.members, d.added, d.removed, d.unchanged) for d in result.diffs} == {
+        "high": (4, 1, 1, 3), "low": (6, 1, 1, 5)}
+
+
 # --- bad input -------------------------------------------------------------------------------------
 
 
