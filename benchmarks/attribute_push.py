@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,26 +37,18 @@ from airflow_segprovider.core.sync import STATE, SyncOptions, build_client  # no
 from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
 from airflow_segprovider.destinations.spokes import PUSH_CONFIG, PushClient, field_types  # noqa: E402
 from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY, SandboxState  # noqa: E402
+from sandbox_process import sandbox_process  # noqa: E402
 
 LIST_ID = "bench00001"
 AS_OF = dt.datetime(2026, 11, 24)
 
 
-def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, str]:
-    db = workdir / "sandbox.db"
+def seed_sandbox(db: Path) -> None:
     state = SandboxState(db)
     state.seed_mailchimp_list(LIST_ID, "benchmark audience")
     state.seed_mailchimp_merge_field(LIST_ID, "COUNTRY", "Country", "text")
     state.seed_mailchimp_merge_field(LIST_ID, "LTV", "Lifetime value", "number")
     state.close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_segprovider.sandbox", "--port", "0", "--db", str(db)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT.parent)
-    line = process.stdout.readline()
-    if "http://" not in line:
-        process.kill()
-        raise SystemExit(f"sandbox did not start: {line!r}")
-    return process, "http://" + line.split("http://", 1)[1].split()[0]
 
 
 def main() -> None:
@@ -82,8 +73,8 @@ def main() -> None:
         HubBuilder(project, warehouse).build(AS_OF)
         build_s = time.perf_counter() - started
 
-        sandbox, url = start_sandbox(workdir)
-        try:
+        seed_sandbox(workdir / "sandbox.db")
+        with sandbox_process(workdir / "sandbox.db") as (_, url):
             connection = {"conn_type": "segprovider_mailchimp", "host": f"{url}/3.0",
                           "password": DEFAULT_MAILCHIMP_API_KEY}
             client = PushClient(build_client(project, push_sync(push), connection, PUSH_CONFIG["mailchimp"]))
@@ -114,9 +105,6 @@ def main() -> None:
             log = SandboxState(workdir / "sandbox.db").requests("mailchimp")[requests_before:]
             sent = sum(len(json.loads(r.body)["members"]) for r in log if r.method == "POST"
                        and r.path == f"/3.0/lists/{LIST_ID}")
-        finally:
-            sandbox.terminate()
-            sandbox.wait(timeout=10)
         warehouse.close()
 
     result = {

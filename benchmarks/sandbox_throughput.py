@@ -10,47 +10,21 @@ limits a sync benchmark) and ``goal_met``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import requests
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
-from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY, DEFAULT_META_ACCESS_TOKEN, DemoFixtures
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY, DEFAULT_META_ACCESS_TOKEN, DemoFixtures  # noqa: E402
+from sandbox_process import sandbox_process  # noqa: E402
 
 REQUIRED_RECORDS_PER_SECOND = 20_000
-
-
-@contextlib.contextmanager
-def sandbox_process(tmp_path: Path) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_segprovider.sandbox", "--port", "0", "--db", str(tmp_path / "t.db"), "--seed"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        match = re.search(r"on (http://\S+)", process.stdout.readline())
-        assert match, "the sandbox did not print its URL"
-        for line in process.stdout:  # the seeding line is the last one printed at start-up
-            if "seeded" in line:
-                break
-        yield match.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def best_rate(rounds: list[list[tuple[str, dict]]], records_per_round: int, session: requests.Session) -> float:
@@ -96,7 +70,8 @@ def meta_batch(url: str, audience_id: str, tag: str) -> tuple[str, dict]:
 
 def main() -> None:
     fixtures = DemoFixtures()
-    with tempfile.TemporaryDirectory(prefix="segprovider-sandbox-bench-") as tmp, sandbox_process(Path(tmp)) as url:
+    with tempfile.TemporaryDirectory(prefix="segprovider-sandbox-bench-") as tmp, \
+            sandbox_process(Path(tmp) / "t.db", "--seed") as (_, url):
         mailchimp = [[mailchimp_batch(url, fixtures.mailchimp_list_id, f"{r}.{b}") for b in range(60)]
                      for r in range(3)]
         meta = [[meta_batch(url, fixtures.meta_audience_id, f"{r}.{b}") for b in range(5)] for r in range(3)]

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,24 +35,18 @@ from airflow_segprovider.core.project import load_project  # noqa: E402
 from airflow_segprovider.core.sync import SyncEngine, SyncOptions, build_client  # noqa: E402
 from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
 from airflow_segprovider.sandbox import DEFAULT_META_ACCESS_TOKEN, SandboxState  # noqa: E402
+from sandbox_process import sandbox_process  # noqa: E402
 
 AUDIENCE = "23850000000000009"
 AS_OF = dt.datetime(2026, 11, 24)
 
 
-def start_sandbox(workdir: Path, rate: int) -> tuple[subprocess.Popen, str]:
-    db = workdir / "sandbox.db"
-    SandboxState(db).seed_meta_audience(AUDIENCE, "1234567890", "benchmark")
+def sandbox_options(workdir: Path, rate: int) -> list[str]:
+    """Seed the benchmark audience and write a config holding the API's rate limit."""
+    SandboxState(workdir / "sandbox.db").seed_meta_audience(AUDIENCE, "1234567890", "benchmark")
     config = workdir / "sandbox.json"
     config.write_text(json.dumps({"faults": {"meta": {"rate_limit": {"max_requests": rate, "window_seconds": 1.0}}}}))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_segprovider.sandbox", "--port", "0", "--db", str(db), "--config", str(config)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT.parent)
-    line = process.stdout.readline()
-    if "http://" not in line:
-        process.kill()
-        raise SystemExit(f"sandbox did not start: {line!r}")
-    return process, line.split("http://", 1)[1].split()[0].join(["http://", ""])
+    return ["--config", str(config)]
 
 
 def naive(url: str, seconds: float, start: int) -> float:
@@ -98,8 +91,7 @@ def main() -> None:
                       "updated_at TIMESTAMP)")
     project = load_project(ROOT / "sync_project")
     evaluate(project, warehouse, AS_OF, run_id="bench")
-    sandbox, url = start_sandbox(workdir, args.rate)
-    try:
+    with sandbox_process(workdir / "sandbox.db", *sandbox_options(workdir, args.rate)) as (sandbox, url):
         connection = {"host": url, "password": DEFAULT_META_ACCESS_TOKEN,
                       # pace just under the vendor's limit: arrival jitter would otherwise put an extra
                       # request into some rolling window and cost a Retry-After pause
@@ -115,9 +107,6 @@ def main() -> None:
         client.close()
         naive_rate = naive(url, args.naive_seconds, args.records)
         sandbox_rss = rss_mb(sandbox.pid)
-    finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=30)
     limit = args.rate * args.batch
     rate = record.succeeded["add"] / elapsed
     print(f"synced {record.succeeded['add']:,} adds in {elapsed:.1f}s; audience holds ~{held:,}", file=sys.stderr)
