@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Asset, Param, TaskGroup
 
 from airflow_segprovider.core.project import load_project
-from airflow_segprovider.core.sync import centralized_syncs, reconciled_syncs
+from airflow_segprovider.core.spec import centralized_syncs, reconciled_syncs
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID, SegproviderNotifier
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.evaluate import SegmentsEvaluateOperator

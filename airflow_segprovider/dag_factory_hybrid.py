@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project import load_project
+from airflow_segprovider.core.spec import reconciled_syncs
 from airflow_segprovider.dag_factory import DEFAULT_START, ingest_group, project_asset, segments_dag
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
@@ -97,7 +98,7 @@ def build_drift_monitor_dag(project_path: str | Path, *, dag_id: str = "segments
     """
     project_path = str(Path(project_path).resolve())
     project = load_project(project_path)
-    reconciled = sum(1 for sync in project.syncs if sync.segment in project.reconcile)
+    reconciled = len(reconciled_syncs(project))
     doc = "\n".join([
         f"# Segments drift monitor: `{project.name}`", "",
         "Reads every destination and compares with what the project expects, changing nothing:", "",

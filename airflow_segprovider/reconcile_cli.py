@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from airflow_segprovider.cli import _load, open_warehouse
     from airflow_segprovider.core.distributed import ChangeSetTooLargeError, Reconciler, new_run_id
-    from airflow_segprovider.core.sync import SyncOptions, build_client
+    from airflow_segprovider.core.sync import build_client
     from airflow_segprovider.destinations.connection import connection_from_env
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         status = EXIT_ERROR
     if status == EXIT_OK and not args.dry_run:
-        applied = reconciler.apply(run_id, options=SyncOptions(allow_mass_removal=args.allow_large_change),
-                                   segments=args.segment)
+        applied = reconciler.apply(run_id, segments=args.segment, allow_large_change=args.allow_large_change)
         result["applied"] = applied
         for name, systems in applied.items():
             for system, done in systems.items():

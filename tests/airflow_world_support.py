@@ -1,4 +1,5 @@
-"""What every ``dag.test()`` world shares: the migrated Airflow database and a loopback alert receiver.
+"""What every ``dag.test()`` world shares: the migrated Airflow database, a loopback alert receiver, the
+task states of a run and read-only queries of the world's DuckDB warehouse.
 
 Imported by the worlds of ``tests/dags``, ``tests/hybrid`` and ``tests/distributed`` (``tests/`` is on
 ``sys.path`` beside ``conftest.py``, as for ``reference_evaluator``).
@@ -54,3 +55,25 @@ class AlertReceiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def task_states(dagrun: Any) -> dict[str, str]:
+    """``task_id[map_index] -> state`` of every task instance of ``dagrun``."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dagrun.dag_id,
+                                                 TaskInstance.run_id == dagrun.run_id).all()
+        return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in tis}
+
+
+def query_warehouse(path: Any, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the DuckDB file at ``path``, opened read-only for the one query."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

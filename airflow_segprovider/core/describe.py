@@ -107,7 +107,7 @@ def describe_project(project: Project) -> list[str]:
             arms = ", ".join(f"{arm.name} {arm.percent:g}%" for arm in segment.split.arms)
             lines.append(f"  split (salt {segment.split.salt!r}): {arms}")
         lines.append(f"  syncs to: {'; '.join(syncs_by_segment.get(name, [])) or '(none)'}")
-        policy = (getattr(project, "reconcile", None) or {}).get(name)
+        policy = project.reconcile.get(name)
         if policy is not None:  # one owner per segment: the centralized DAG never pushes a reconciled one
             where = f" ({policy.loc})" if str(policy.loc) else ""
             lines.append(f"  owned by: distributed model (segments_distributed), reconcile policy "

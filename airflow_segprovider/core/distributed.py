@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -459,8 +459,8 @@ class Reconciler:
                                         "max_change_fraction": policy.max_change_fraction}
             for sync in self.syncs_of(policy):
                 readable, reported = counts.get((segment, sync.destination), (False, None))
-                size = pulled.get((segment, sync.destination), 0) if readable else len(
-                    SyncEngine(self.project, self.warehouse).destination_keys(sync))
+                size = pulled.get((segment, sync.destination), 0) if readable else \
+                    SyncEngine(self.project, self.warehouse).destination_count(sync)
                 result.change_sets.append(SystemChangeSet(
                     segment, sync.destination, bool(readable), size,
                     changes.get((segment, sync.destination, True), 0),
@@ -508,14 +508,19 @@ class Reconciler:
 
     # --- 4. apply -------------------------------------------------------------------------------
     def apply(self, run_id: str, *, options: SyncOptions | None = None,
-              segments: Sequence[str] | None = None) -> dict[str, Any]:
+              segments: Sequence[str] | None = None, allow_large_change: bool = False) -> dict[str, Any]:
         """Push the decisions to every system through the sync engine and log each accepted change.
 
         Safe to rerun after a failure: what was acknowledged is in the state table and the audit
         log, and the rerun sends only the rest.
+
+        :param allow_large_change: the change-set gate's override; it also lifts the sync engine's own
+            remove-fraction guard (``allow_mass_removal``), which would otherwise stop the same change.
         """
         self.ensure_tables()
         options = options or SyncOptions()
+        if allow_large_change:
+            options = replace(options, allow_mass_removal=True)
         runs = self._run_segments(run_id)
         summary: dict[str, Any] = {}
         for policy in self.policies(segments):
@@ -674,12 +679,11 @@ class Reconciler:
         """Pull, plan, gate and (unless ``dry_run``) apply; returns the plan and what was applied."""
         run_id = run_id or new_run_id()
         as_of = as_of or _now()
-        if allow_large_change:  # the gate's override also lifts the engine's own remove-fraction guard
-            options = SyncOptions(**{**asdict(options or SyncOptions()), "allow_mass_removal": True})
         self.pull(run_id, as_of, segments)
         self.plan(run_id, segments)
         plan = self.check_change_set(run_id, allow_large_change=allow_large_change)
-        applied = {} if dry_run else self.apply(run_id, options=options, segments=segments)
+        applied = {} if dry_run else self.apply(run_id, options=options, segments=segments,
+                                                allow_large_change=allow_large_change)
         return {"run_id": run_id, "plan": plan.to_dict(), "applied": applied}
 
     # --- reading ------------------------------------------------------------------------------

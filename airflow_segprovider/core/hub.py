@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from airflow_segprovider.core.compiler import EXACT_NUMBER
 from airflow_segprovider.core.dialects import quote_identifier as q
 from airflow_segprovider.core.dialects import quoted_table, render
 from airflow_segprovider.core.errors import SegproviderError
 from airflow_segprovider.core.membership import text_literal, ts_literal
 from airflow_segprovider.core.spec import AttributeCondition, Sync
-from airflow_segprovider.core.sync import STATE, SyncEngine, SyncOptions, SyncRunRecord
+from airflow_segprovider.core.sync import STATE, SyncEngine, SyncOptions, SyncRunRecord, latest_consent_sql
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.hub_spec import AttributePush, Hub, HubAttribute, SpokeSegment
@@ -154,15 +155,9 @@ class HubBuilder:
             if attribute.consent_channel is not None:
                 consent = model.consent
                 assert consent is not None
-                # the latest answer counts; at equal times a withdrawal wins
-                joins.append(
-                    f"LEFT JOIN (SELECT k, v FROM (SELECT CAST({q(consent.customer_key)} AS VARCHAR) AS k, "
-                    f"{q(consent.opted_in_column)} AS v, ROW_NUMBER() OVER (PARTITION BY {q(consent.customer_key)} "
-                    f"ORDER BY {q(consent.updated_at_column)} DESC, {q(consent.opted_in_column)} ASC) AS rn "
-                    f"FROM {self._table(consent.table)} WHERE {q(consent.channel_column)} = "
-                    f"{text_literal(attribute.consent_channel)} AND {q(consent.updated_at_column)} <= "
-                    f"{ts_literal(as_of)}) AS c{index} WHERE rn = 1) AS {alias} ON {alias}.k = {key}")
-                columns.append(f"{alias}.v AS {q(attribute.name)}")
+                latest = latest_consent_sql(consent, attribute.consent_channel, self.warehouse.schema, as_of)
+                joins.append(f"LEFT JOIN ({latest}) AS {alias} ON {alias}.k = {key}")
+                columns.append(f"{alias}.opted_in AS {q(attribute.name)}")
                 continue
             event = model.events[attribute.event or ""]
             where = [f"{q(event.timestamp)} <= {ts_literal(as_of)}"]
@@ -176,12 +171,17 @@ class HubBuilder:
                 if attribute.type == "date":
                     value = f"CAST({value} AS DATE)"
             else:
-                value = f"{aggregate.upper()}({q(attribute.property or '')})"  # type: ignore[union-attr]
+                # exact decimals, as the compiler computes them: a floating-point sum depends on the
+                # order of its terms and would move __changed_at when nothing changed
+                argument = q(attribute.property or "")
+                if aggregate in ("sum", "avg"):
+                    argument = f"CAST({argument} AS {EXACT_NUMBER})"
+                value = f"{aggregate.upper()}({argument})"  # type: ignore[union-attr]
             joins.append(
                 f"LEFT JOIN (SELECT CAST({q(event.customer_key)} AS VARCHAR) AS k, {value} AS v "
                 f"FROM {self._table(event.table)} WHERE {' AND '.join(where)} GROUP BY 1) AS {alias} "
                 f"ON {alias}.k = {key}")
-            columns.append(f"{'COALESCE(' + alias + '.v, 0)' if aggregate == 'count' else alias + '.v'} "
+            columns.append(f"{'COALESCE(' + alias + '.v, 0)' if aggregate in ('count', 'sum') else alias + '.v'} "
                            f"AS {q(attribute.name)}")
         return (f"SELECT {', '.join(columns)} FROM {self._table(customer.table)} AS c "
                 + " ".join(joins))
@@ -544,14 +544,9 @@ class AttributePushEngine(SyncEngine):
             if consent_attr is not None:
                 consent_ok = f"COALESCE(h.{q(consent_attr)}, {'FALSE' if require else 'TRUE'})"
             else:
-                consent = model.consent
-                consent_ok = (
-                    f"COALESCE((SELECT x.v FROM (SELECT CAST({q(consent.customer_key)} AS VARCHAR) AS k, "
-                    f"{q(consent.opted_in_column)} AS v, ROW_NUMBER() OVER (PARTITION BY {q(consent.customer_key)} "
-                    f"ORDER BY {q(consent.updated_at_column)} DESC, {q(consent.opted_in_column)} ASC) AS rn FROM "
-                    f"{quoted_table(consent.table, self.warehouse.schema)} WHERE {q(consent.channel_column)} = "
-                    f"{text_literal(channel)}) AS x WHERE x.rn = 1 AND x.k = h.{KEY}), "
-                    f"{'FALSE' if require else 'TRUE'})")
+                latest = latest_consent_sql(model.consent, channel, self.warehouse.schema)
+                consent_ok = (f"COALESCE((SELECT x.opted_in FROM ({latest}) AS x WHERE x.k = h.{KEY}), "
+                              f"{'FALSE' if require else 'TRUE'})")
         return (f"SELECT h.{KEY} AS customer_key, CAST(h.{identity} AS VARCHAR) AS identity, "
                 + "".join(p + ", " for p in projections)
                 + f"MD5({hash_input}) AS row_hash, {consent_ok} AS consent_ok "
@@ -777,12 +772,13 @@ def hub_drift_findings(project: Project, warehouse: Warehouse, as_of: dt.datetim
     hub = require_hub(project)
     findings: list[DriftFinding] = []
     has_hub = warehouse.columns(quoted_name(hub.table, warehouse.schema)) is not None
+    if has_hub and project.spoke_segments:
+        SyncEngine(project, warehouse).ensure_tables()
     for name, spoke in project.spoke_segments.items():
         if not has_hub:
             findings.append(DriftFinding("spoke_segment", name, spoke.destination, status="unknown",
                                          detail="the hub has not been built"))
             continue
-        SyncEngine(project, warehouse).ensure_tables()
         expected = int(warehouse.query(render(spoke_count_sql(project, spoke, warehouse.schema),
                                               warehouse.dialect))[0][0])
         findings.append(compare_counts("spoke_segment", name, spoke.destination, expected, spoke_counts.get(name),

@@ -377,3 +377,18 @@ class Project:
         """Segments whose final membership ``name`` needs: references and higher priorities."""
         segment = self.segments[name]
         return referenced_segments(segment.rule) | set(segment.higher_priority)
+
+
+def reconciled_syncs(project: Project) -> list[Sync]:
+    """Syncs of segments with a ``reconcile:`` policy: the distributed model (``segments_distributed``) owns them.
+
+    Their lists are edited by hand in the tools; the reconcile pulls them, resolves disagreements and
+    pushes the fixes. A centralized push of the warehouse membership would undo those edits on every run
+    (and the next reconcile would undo the push), so the centralized model never runs them.
+    """
+    return [s for s in project.syncs if s.segment in project.reconcile]
+
+
+def centralized_syncs(project: Project) -> list[Sync]:
+    """Syncs the centralized model runs: every sync whose segment has no ``reconcile:`` policy."""
+    return [s for s in project.syncs if s.segment not in project.reconcile]

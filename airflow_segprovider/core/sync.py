@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from airflow_segprovider.core.dialects import quoted_table, render
+from airflow_segprovider.core.dialects import quote_identifier, quoted_table, render
 from airflow_segprovider.core.errors import SegproviderError
 from airflow_segprovider.core.membership import MEMBERSHIPS, in_list, text_literal, ts_literal
+from airflow_segprovider.core.spec import centralized_syncs, reconciled_syncs  # noqa: F401  (re-exported)
 from airflow_segprovider.destinations.base import BatchResult, Record
 from airflow_segprovider.destinations.errors import (
     DestinationAuthError,
@@ -52,7 +53,7 @@ from airflow_segprovider.destinations.errors import (
 )
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.spec import Destination, Project, Sync
+    from airflow_segprovider.core.spec import ConsentModel, Destination, Project, Sync
     from airflow_segprovider.core.warehouse import Warehouse
     from airflow_segprovider.destinations.base import DestinationClient
 
@@ -159,6 +160,22 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def latest_consent_sql(consent: ConsentModel, channel: str, schema: str | None,
+                       as_of: dt.datetime | None = None) -> str:
+    """``(k, opted_in)``: each customer's latest answer for ``channel`` (at ``as_of`` when given).
+
+    The key is text, as the membership and sync tables hold it; at equal times a withdrawal wins,
+    the safe reading. Written in DuckDB's dialect, rendered with the statement around it.
+    """
+    key, opted_in, updated_at = (quote_identifier(c) for c in (
+        consent.customer_key, consent.opted_in_column, consent.updated_at_column))
+    bound = f" AND {updated_at} <= {ts_literal(as_of)}" if as_of is not None else ""
+    return (f"SELECT k, opted_in FROM (SELECT CAST({key} AS VARCHAR) AS k, {opted_in} AS opted_in, "
+            f"ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {updated_at} DESC, {opted_in} ASC) AS rn "
+            f"FROM {quoted_table(consent.table, schema)} WHERE {quote_identifier(consent.channel_column)} = "
+            f"{text_literal(channel)}{bound}) AS ranked WHERE rn = 1")
+
+
 class SyncEngine:
     """Runs syncs of a project's segments to its destinations, on one warehouse.
 
@@ -196,12 +213,8 @@ class SyncEngine:
             consent = model.consent
             require = model.consent.channels[destination.channel].require_opt_in
             # consent is checked again at sync time: the latest answer, whenever it was given
-            consent_join = (
-                f"LEFT JOIN (SELECT CAST(\"{consent.customer_key}\" AS VARCHAR) AS k, \"{consent.opted_in_column}\" AS opted_in, "
-                f"ROW_NUMBER() OVER (PARTITION BY \"{consent.customer_key}\" ORDER BY \"{consent.updated_at_column}\" DESC, "
-                f"\"{consent.opted_in_column}\" ASC) AS rn FROM {quoted_table(consent.table, self.warehouse.schema)} "
-                f"WHERE \"{consent.channel_column}\" = {text_literal(destination.channel)}) AS consent "
-                f"ON consent.k = m.customer_key AND consent.rn = 1")
+            consent_join = (f"LEFT JOIN ({latest_consent_sql(consent, destination.channel, self.warehouse.schema)}) "
+                            f"AS consent ON consent.k = m.customer_key")
             consent_ok = f"COALESCE(consent.opted_in, {'FALSE' if require else 'TRUE'})"
         return (
             f"SELECT m.customer_key, CAST(c.\"{identity_col}\" AS VARCHAR) AS identity, "
@@ -542,10 +555,10 @@ class SyncEngine:
             self.warehouse.upsert(RUNS, ["run_id", "sync_id"], row)
 
     # --- reading state --------------------------------------------------------------------------
-    def destination_keys(self, sync: Sync) -> set[str]:
-        """Keys the destination is known to hold for ``sync`` (acknowledged state)."""
-        return {k for (k,) in self.warehouse.query(self._sql(
-            f"SELECT customer_key FROM {STATE} WHERE sync_id = {text_literal(sync.id)} AND in_destination"))}
+    def destination_count(self, sync: Sync) -> int:
+        """How many keys the destination is known to hold for ``sync`` (acknowledged state), counted in SQL."""
+        return self._count(self._sql(
+            f"SELECT customer_key FROM {STATE} WHERE sync_id = {text_literal(sync.id)} AND in_destination"))
 
     def rejected(self, sync: Sync) -> list[tuple[str, str, str, str, int]]:
         return self.warehouse.query(self._sql(
@@ -609,21 +622,6 @@ class ReconciledSyncError(SegproviderError):
     """A sync of a segment the distributed model owns was selected for a centralized push."""
 
 
-def reconciled_syncs(project: Project) -> list[Sync]:
-    """Syncs of segments with a ``reconcile:`` policy: the distributed model (``segments_distributed``) owns them.
-
-    Their lists are edited by hand in the tools; the reconcile pulls them, resolves disagreements and
-    pushes the fixes. A centralized push of the warehouse membership would undo those edits on every run
-    (and the next reconcile would undo the push), so the centralized model never runs them.
-    """
-    reconcile = getattr(project, "reconcile", None) or {}
-    return [s for s in project.syncs if s.segment in reconcile]
-
-
-def centralized_syncs(project: Project) -> list[Sync]:
-    """Syncs the centralized model runs: every sync whose segment has no ``reconcile:`` policy."""
-    reconcile = getattr(project, "reconcile", None) or {}
-    return [s for s in project.syncs if s.segment not in reconcile]
 
 
 def _owned_by_reconcile(project: Project, sync: Sync) -> ReconciledSyncError:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_segprovider.core.hub import FieldType, hubspot_filter_branch, mailchimp_conditions
+from airflow_segprovider.core.hub_spec import SPOKE_KINDS
 from airflow_segprovider.destinations.errors import MalformedResponseError, TerminalDestinationError
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ PUSH_CONFIG: dict[str, dict[str, Any]] = {
     "mailchimp": {"membership": "tags", "tag": "segprovider-hub"},
     "hubspot": {"list_id": "0"},
 }
-SPOKE_KINDS = ("mailchimp", "hubspot")
 MAX_PAGE = 1000
 
 

@@ -487,7 +487,7 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
         ``max_size_change`` win over these, which win over the suite's defaults.
     :raises GateConfigError: unknown gate, phase or parameter, or nothing the gate can check.
     """
-    from airflow_segprovider.core.dialects import quoted_table, render
+    from airflow_segprovider.core.dialects import quoted_table
     from airflow_segprovider.core.engine import parse_as_of
     from airflow_segprovider.gates.frames import query_frame
     from airflow_segprovider.gates.sql_datasource import sql_datasource
@@ -507,14 +507,14 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
         # (in the warehouse); as a subquery it would run again for each of GX's metric queries.
         # Committed, because GX reads through its own connection; dropped after the validation.
         table = quoted_table(f"segprovider_gate_{uuid.uuid4().hex[:16]}", schema)
-        warehouse.execute(render(f"CREATE TABLE {table} AS {sql}", dialect))
+        warehouse.execute(f"CREATE TABLE {table} AS {sql}")  # sql is already in the warehouse's dialect
         materialized.append(table)
         count = warehouse.query(f"SELECT COUNT(*) FROM {table}")[0][0]
         return GateBatch(label, None, batch_parameters, query=f"SELECT * FROM {table}", rows=int(count))
 
     if suite_dir is None and (Path(project.root) / "expectations" / f"{gate}.json").is_file():
         suite_dir = Path(project.root) / "expectations"
-    dialect, schema = warehouse.dialect, warehouse.schema
+    schema = warehouse.schema
     try:
         batches = _gate_batches(gate, project, warehouse, at, batch, datasource is not None, phase=phase,
                                 syncs=syncs, sample_rows=sample_rows, payloads=payloads, parameters=parameters)

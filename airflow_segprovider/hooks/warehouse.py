@@ -38,7 +38,6 @@ __all__ = ["SUPPORTED_CONN_TYPES", "SegproviderWarehouseHook", "UnsupportedWareh
 
 #: schema of the project's tables when neither the caller nor the connection names one
 DEFAULT_SCHEMAS = {"duckdb": "main", "postgres": "public", "snowflake": "PUBLIC"}
-DEFAULT_SCHEMA = DEFAULT_SCHEMAS["duckdb"]
 
 
 class UnsupportedWarehouseError(SegproviderError):
@@ -193,7 +192,11 @@ class SegproviderWarehouseHook(BaseHook):
                                           location=settings["location"])
         dataset = settings["dataset"] if "." in settings["dataset"] or not settings["project"] else \
             f"{settings['project']}.{settings['dataset']}"
-        return BigQueryWarehouse(client, dataset=dataset, location=settings["location"])
+        try:
+            return BigQueryWarehouse(client, dataset=dataset, location=settings["location"])
+        except Exception:
+            client.close()
+            raise
 
 
 def _provider_class(extra: str, module: str, name: str) -> Any:

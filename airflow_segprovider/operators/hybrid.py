@@ -35,7 +35,7 @@ def hub_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.date
     return None
 
 
-def _spoke_client(project: Project, destination: str, *, push_only: bool = True):
+def _spoke_client(project: Project, destination: str):
     """A Mailchimp/HubSpot connector for the hub's push to ``destination`` (no membership target)."""
     from airflow_segprovider.core.hub import push_sync, require_hub
     from airflow_segprovider.destinations.spokes import PUSH_CONFIG
@@ -255,7 +255,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
                 engine = SyncEngine(project, warehouse)
                 engine.ensure_tables()
                 for sync in project.syncs:
-                    expected = len(engine.destination_keys(sync))
+                    expected = engine.destination_count(sync)
                     findings.append(_sync_count_finding(project, sync, expected, reported[sync.id],
                                                         self.sync_tolerance))
         with self.warehouse() as warehouse:

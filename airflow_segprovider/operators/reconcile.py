@@ -196,15 +196,13 @@ class ReconcileApplyOperator(ReconcileBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_segprovider.core.sync import SyncOptions
         from airflow_segprovider.operators.sync import _flag
 
         if _flag(self.dry_run):
             raise AirflowSkipException("dry run: the plan is in segprovider_reconcile_plan; nothing is pushed")
-        options = SyncOptions(allow_mass_removal=_flag(self.allow_large_change))
         with self.warehouse() as warehouse, self.fail_on_core_errors("apply"):
-            applied = self.reconciler(warehouse).apply(self.reconcile_run_id, options=options,
-                                                       segments=self.segments or None)
+            applied = self.reconciler(warehouse).apply(self.reconcile_run_id, segments=self.segments or None,
+                                                       allow_large_change=_flag(self.allow_large_change))
         self.log.info("applied: %s", applied)
         return applied
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_world_support import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
+from airflow_world_support import AlertReceiver, airflow_db, query_warehouse, task_states  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY_1 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
@@ -45,28 +45,11 @@ class World:
         return task_states(dagrun)
 
     def query(self, sql: str) -> list[tuple]:
-        import duckdb
-
-        con = duckdb.connect(str(self.warehouse), read_only=True)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
+        return query_warehouse(self.warehouse, sql)
 
     def destination_writes(self) -> list[Any]:
         return [r for r in self.sandbox.state.requests() if r.method in ("POST", "PUT", "DELETE")
                 and "/__sandbox/" not in r.path]
-
-
-def task_states(dagrun: Any) -> dict[str, str]:
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        from airflow.models.taskinstance import TaskInstance
-
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dagrun.dag_id,
-                                                 TaskInstance.run_id == dagrun.run_id).all()
-        return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in tis}
 
 
 @pytest.fixture

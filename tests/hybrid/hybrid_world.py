@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_world_support import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
+from airflow_world_support import AlertReceiver, airflow_db, query_warehouse, task_states  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY_1 = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
@@ -45,13 +45,7 @@ class HybridWorld:
         return task_states(self.dag(dag_id).test(logical_date=day))
 
     def query(self, sql: str) -> list[tuple]:
-        import duckdb
-
-        con = duckdb.connect(str(self.warehouse), read_only=True)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
+        return query_warehouse(self.warehouse, sql)
 
     def writes(self, since: int = 0) -> list[Any]:
         """Requests after the ``since``-th that wrote to a vendor (batch reads are POSTs but change nothing)."""
@@ -71,16 +65,6 @@ class HybridWorld:
             new = pc.if_else(mask, value, table[column])
             table = table.set_column(index, table.schema.field(index), new.cast(table.schema.field(index).type))
         pq.write_table(table, path)
-
-
-def task_states(dagrun: Any) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dagrun.dag_id,
-                                                 TaskInstance.run_id == dagrun.run_id).all()
-        return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in tis}
 
 
 def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv_type: str = "number"):

@@ -170,7 +170,7 @@ class SnowflakeWarehouse(DBAPIWarehouse):
         return True
 
     def upsert(self, table: str, keys: Sequence[str], rows: pa.Table) -> None:
-        """Update the rows whose ``keys`` exist, insert the others: ``INSERT ... ON CONFLICT DO UPDATE``.
+        """Update the rows whose ``keys`` exist, insert the others: ``UPDATE``, then ``INSERT ... WHERE NOT EXISTS``.
 
         Two DML statements inside one transaction rather than ``MERGE``: the same meaning, no staging
         table (DDL would end an open transaction), and ``fakesnow`` cannot run ``MERGE`` inside a
