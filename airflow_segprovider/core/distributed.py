@@ -221,6 +221,13 @@ class Reconciler:
         return {segment: (status, as_of) for segment, status, as_of in self.warehouse.query(self._sql(
             f"SELECT segment, status, as_of FROM {RUNS} WHERE run_id = {text_literal(run_id)}"))}
 
+    def _known_run(self, run_id: str) -> dict[str, tuple[str, dt.datetime]]:
+        """The run's segments; an unknown run (a wrong or unrendered id) is an error, never an empty success."""
+        runs = self._run_segments(run_id)
+        if not runs:
+            raise ReconcileError(f"reconcile run {run_id!r} has pulled nothing; pull and plan it first")
+        return runs
+
     # --- 1. pull ------------------------------------------------------------------------------
     def pull(self, run_id: str, as_of: dt.datetime, segments: Sequence[str] | None = None) -> dict[str, Any]:
         """Stage every system's list of each reconciled segment; returns counts per segment and system."""
@@ -521,7 +528,7 @@ class Reconciler:
         options = options or SyncOptions()
         if allow_large_change:
             options = replace(options, allow_mass_removal=True)
-        runs = self._run_segments(run_id)
+        runs = self._known_run(run_id)
         summary: dict[str, Any] = {}
         for policy in self.policies(segments):
             if policy.segment not in runs:
@@ -627,7 +634,7 @@ class Reconciler:
         """
         self.ensure_tables()
         rid = text_literal(run_id)
-        runs = self._run_segments(run_id)
+        runs = self._known_run(run_id)
         engine = ReconcileSyncEngine(self.project, self.warehouse, run_id)
         report: list[dict[str, Any]] = []
         for policy in self.policies([s for s in runs if s in self.project.reconcile] or None):

@@ -38,6 +38,7 @@ from airflow_segprovider.core.dialects import quote_identifier as q
 from airflow_segprovider.core.dialects import quoted_table, render
 from airflow_segprovider.core.errors import SegproviderError
 from airflow_segprovider.core.membership import text_literal, ts_literal
+from airflow_segprovider.core.hub_spec import push_sync_id
 from airflow_segprovider.core.spec import AttributeCondition, Sync
 from airflow_segprovider.core.sync import STATE, SyncEngine, SyncOptions, SyncRunRecord, latest_consent_sql
 
@@ -484,7 +485,7 @@ def push_sync(push: AttributePush) -> Sync:
 class _PushSync(Sync):
     @property
     def id(self) -> str:
-        return f"hub__{self.destination}"
+        return push_sync_id(self.destination)
 
 
 class AttributePushEngine(SyncEngine):

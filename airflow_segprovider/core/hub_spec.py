@@ -102,7 +102,12 @@ class AttributePush:
     @property
     def sync_id(self) -> str:
         """The key of this push's acknowledged state (row hashes) in ``segprovider_sync_state``."""
-        return f"hub__{self.destination}"
+        return push_sync_id(self.destination)
+
+
+def push_sync_id(destination: str) -> str:
+    """``hub__<destination>``: the sync id of the hub's push to ``destination``."""
+    return f"hub__{destination}"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 RUN_ID_KEY = "reconcile_run_id"
-PULLED_RUN_ID = "{{ ti.xcom_pull(task_ids='pull', key='reconcile_run_id') }}"
+PULLED_RUN_ID = "{{ ti.xcom_pull(task_ids='pull', key='" + RUN_ID_KEY + "') }}"
 
 
 class ReconcileBaseOperator(SegmentsBaseOperator):

@@ -138,6 +138,11 @@ def test_the_change_set_gate_stops_before_anything_is_sent_and_apply_refuses_the
     assert len(systems.held()["mailchimp_newsletter"]) == 10
     with pytest.raises(ReconcileError, match="blocked by the change-set gate"):
         reconciler.apply("reconcile__blocked")
+    # a wrong (or unrendered) run id is an error, never an empty success
+    for step in (reconciler.apply, reconciler.drift_report):
+        with pytest.raises(ReconcileError, match="'None' has pulled nothing"):
+            step("None")
+    assert not any(membership_writes(sandbox, before).values())
     # an explicit override lets a new run through, and the audit says which rule removed them
     result = reconciler.reconcile(allow_large_change=True)
     assert {(a["system"], a["rule"]) for a in reconciler.audit(result["run_id"])} == {
