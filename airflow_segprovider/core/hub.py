@@ -26,7 +26,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.hub_spec import AttributePush, Hub, HubAttribute, SpokeSegment
     from airflow_segprovider.core.spec import Destination, Project
     from airflow_segprovider.core.warehouse import Warehouse
-    from airflow_segprovider.destinations.base import DestinationClient, Record
+    from airflow_segprovider.destinations.base import DestinationClient
 
 log = logging.getLogger(__name__)
 
@@ -566,37 +566,18 @@ class AttributePushEngine(SyncEngine):
         plan.remove = 0
         return plan
 
-    def _record_batches(self, sql: str, destination: Destination, batch_size: int,
-                        with_ids: bool) -> Iterator[tuple[list[Record], dict[str, str], dict[str, str]]]:
-        from airflow_segprovider.destinations.base import Record
-
-        for records, hashes, ids in super()._record_batches(sql, destination, batch_size, with_ids):
-            typed = []
-            for record in records:
-                values = {}
-                for name, value in record.attributes.items():
-                    try:
-                        values[name] = to_wire(self.kind, self.field_types[name], _raw(value))  # type: ignore[arg-type]
-                    except WireTypeError as exc:
-                        raise WireTypeError(f"push to {destination.name}, customer {record.key}: {exc}") from None
-                typed.append(Record(record.key, record.identity, values))
-            yield typed, hashes, ids
+    def _field_value(self, destination: Destination, key: str, name: str, value: Any) -> Any:
+        """The warehouse's value in the wire format of the destination field's type, checked."""
+        try:
+            return to_wire(self.kind, self.field_types[name], value)  # type: ignore[arg-type]
+        except WireTypeError as exc:
+            raise WireTypeError(f"push to {destination.name}, customer {key}: {exc}") from None
 
     def changed_count(self) -> dict[str, int]:
         """How many profiles the next push would send (new and changed), without sending anything."""
         destination = self.project.destinations[self.push.destination]
         queries = SyncEngine._plan_sql(self, self.sync, destination, _now(), SyncOptions().max_attempts)
         return {op: self._count(queries[op]) for op in ("add", "change")}
-
-
-def _raw(value: Any) -> Any:
-    """Undo the sync engine's JSON shaping of dates (it sends ISO text) so types are checked on real values."""
-    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-":
-        try:
-            return dt.datetime.fromisoformat(value) if "T" in value else dt.date.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
 
 
 # --- spoke segments: central evaluation and the spokes' own languages ------------------------------

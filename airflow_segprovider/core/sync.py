@@ -423,13 +423,17 @@ class SyncEngine:
             field_names = sorted(destination.field_mapping)
             if field_names and f"f__{field_names[0]}" in columns:
                 values = [columns[f"f__{name}"] for name in field_names]
-                records = [Record(key, identity or "", {name: _jsonable(column[i])
+                records = [Record(key, identity or "", {name: self._field_value(destination, key, name, column[i])
                                                         for name, column in zip(field_names, values)})
                            for i, (key, identity) in enumerate(zip(keys, identities))]
             else:  # identities only (removals, destinations without mapped fields)
                 records = [Record(key, identity or "") for key, identity in zip(keys, identities)]
             ids = {k: v for k, v in zip(keys, columns.get("destination_id", [None] * len(keys))) if v} if with_ids else {}
             yield records, dict(zip(keys, hashes)), ids
+
+    def _field_value(self, destination: Destination, key: str, name: str, value: Any) -> Any:
+        """A mapped field's value as the record carries it to the connector: JSON-ready (dates as ISO text)."""
+        return _jsonable(value)
 
     def _send_all(self, sync: Sync, operation: str, send: Callable[..., BatchResult],
                   batches: Iterator[tuple[list[Record], dict[str, str], dict[str, str]]], options: SyncOptions,

@@ -7,6 +7,7 @@ Mailchimp sandbox over loopback HTTP.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -59,6 +60,7 @@ def test_the_hub_builds_pushes_only_changes_and_counts_like_the_spoke_on_postgre
     from airflow_segprovider.core.hub import (
         AttributePushEngine,
         HubBuilder,
+        WireTypeError,
         push_sync,
         spoke_count_sql,
         type_checks,
@@ -136,4 +138,14 @@ def test_the_hub_builds_pushes_only_changes_and_counts_like_the_spoke_on_postgre
         assert [[m["email_address"] for m in batch] for batch in sent] == [["cy@example.com"]]
         assert spoke_segment_count(client.client, spoke) == wh.query(
             spoke_count_sql(project, spoke, wh.schema))[0][0] == 1
+
+        # a value the destination field's type cannot take stops the push, naming destination, customer, field
+        wh.execute("UPDATE customers SET lifetime_value = 41 WHERE customer_id = 3")
+        HubBuilder(project, wh).build(AS_OF + dt.timedelta(hours=8))
+        as_date = {**types, "LTV": dataclasses.replace(types["LTV"], type="date")}
+        before = len(sandbox.state.requests("mailchimp"))
+        with pytest.raises(WireTypeError, match=r"push to mailchimp_newsletter, customer 3: field 'LTV'.*not a date"):
+            AttributePushEngine(project, wh, "mailchimp_newsletter", as_date).run_push(
+                client, AS_OF + dt.timedelta(hours=8))
+        assert not [r for r in sandbox.state.requests("mailchimp")[before:] if r.method == "POST"]
         client.close()
