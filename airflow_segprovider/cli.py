@@ -55,6 +55,15 @@ def open_warehouse(project: Project | None, db: str | None):
     return DuckDBWarehouse(db, schema=project.warehouse.schema if project else "main")
 
 
+def env_client(project: Project, sync):
+    """The destination client of ``sync``, with credentials from ``AIRFLOW_CONN_<CONNECTION_ID>``."""
+    from airflow_segprovider.core.sync import build_client
+    from airflow_segprovider.destinations.connection import connection_from_env
+
+    destination = project.destinations[sync.destination]
+    return build_client(project, sync, connection_from_env(destination.connection_id, destination=destination.name))
+
+
 def _as_of(text: str | None):
     import datetime as dt
 
@@ -142,8 +151,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     import json
     import logging
 
-    from airflow_segprovider.core.sync import SyncEngine, SyncOptions, build_client, select_syncs
-    from airflow_segprovider.destinations.connection import connection_from_env
+    from airflow_segprovider.core.sync import SyncEngine, SyncOptions, select_syncs
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -158,9 +166,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     status = EXIT_OK
     results = []
     for sync in chosen:
-        destination = project.destinations[sync.destination]
-        client = build_client(project, sync, connection_from_env(destination.connection_id,
-                                                                 destination=destination.name))
+        client = env_client(project, sync)
         try:
             record = engine.run(sync, client, as_of, options=options, run_id=args.run_id)
         finally:

@@ -1,8 +1,9 @@
 """``segprovider reconcile``: the distributed model from the command line (pull, plan, gate, apply, report).
 
 Credentials come from ``AIRFLOW_CONN_<CONNECTION_ID>`` like ``segprovider sync``; the warehouse is
-the embedded DuckDB file. Exit 0 when the lists agree afterwards (or the dry run planned), 1 when
-the change-set gate stopped the run, a destination refused records, or anything failed.
+the embedded DuckDB file. Exit 0 when the run applied every planned change (or the dry run planned),
+1 when the change-set gate stopped the run, a destination refused records, or anything failed; the
+drift report after the run is printed, not judged.
 """
 
 from __future__ import annotations
@@ -31,22 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airflow_segprovider.cli import _load, open_warehouse
+    from airflow_segprovider.cli import _load, env_client, open_warehouse
     from airflow_segprovider.core.distributed import ChangeSetTooLargeError, Reconciler, new_run_id
-    from airflow_segprovider.core.sync import build_client
-    from airflow_segprovider.destinations.connection import connection_from_env
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     project = _load(args.project)
     warehouse = open_warehouse(project, args.db)
 
-    def clients(sync):
-        destination = project.destinations[sync.destination]
-        return build_client(project, sync, connection_from_env(destination.connection_id,
-                                                               destination=destination.name))
-
-    reconciler = Reconciler(project, warehouse, clients)
+    reconciler = Reconciler(project, warehouse, lambda sync: env_client(project, sync))
     run_id = args.run_id or new_run_id()
     as_of = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     reconciler.pull(run_id, as_of, args.segment)

@@ -541,7 +541,7 @@ def _gate_batches(gate: str, project: Project, warehouse: Warehouse, at: dt.date
         if not in_sql:
             batches = [GateBatch(gate, add_ages(query_frame(warehouse, sql), at), parameters)]
         else:
-            batches = [batch(gate, age_hours_sql(sql, at, dialect), parameters)]
+            batches = [batch(gate, age_hours_sql(sql, at), parameters)]
     elif gate == "types":
         attributes = queries.type_attributes(project, _select(project, syncs))
         existing = {c.lower(): c for c in (warehouse.columns(project.model.customer.table) or {})}

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_segprovider.core.membership import ts_literal
+
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouse import Warehouse
 
@@ -99,9 +101,8 @@ def sql_datasource(warehouse: Warehouse, gate: str, gx_path: str = "auto") -> Sq
     if gx_path == "pandas" or gate in PANDAS_ONLY_GATES:
         return None
     datasource = None
-    explicit = getattr(warehouse, "sqlalchemy_url", None)  # an adapter may know its URL (e.g. from the hook)
     if warehouse.dialect == "postgres":
-        url = explicit or postgres_url(getattr(warehouse, "connection", None), warehouse.schema)
+        url = postgres_url(getattr(warehouse, "connection", None), warehouse.schema)
         if url:
             datasource = SqlDatasource("postgres", url)
     if datasource is None and gx_path == "sql":
@@ -110,15 +111,11 @@ def sql_datasource(warehouse: Warehouse, gate: str, gx_path: str = "auto") -> Sq
     return datasource
 
 
-def age_hours_sql(query: str, as_of: dt.datetime, dialect: str) -> str:
-    """``query`` plus ``age_hours`` = hours from its ``newest`` to ``as_of`` (the freshness gate), in SQL."""
-    at = f"CAST('{as_of.isoformat(sep=' ')}' AS TIMESTAMP)"
-    if dialect == "postgres":
-        seconds = f"EXTRACT(EPOCH FROM ({at} - CAST(q.newest AS TIMESTAMP)))"
-    elif dialect == "snowflake":
-        seconds = f"DATEDIFF('second', CAST(q.newest AS TIMESTAMP), {at})"
-    elif dialect == "bigquery":
-        seconds = f"TIMESTAMP_DIFF({at}, CAST(q.newest AS TIMESTAMP), SECOND)"
-    else:
-        seconds = f"date_diff('second', CAST(q.newest AS TIMESTAMP), {at})"
+def age_hours_sql(query: str, as_of: dt.datetime) -> str:
+    """``query`` plus ``age_hours`` = hours from its ``newest`` to ``as_of`` (the freshness gate), in SQL.
+
+    For the SQL datasource path, which only PostgreSQL takes (see :func:`sql_datasource`); the other
+    warehouses compute ages on the pandas frame (``frames.add_ages``).
+    """
+    seconds = f"EXTRACT(EPOCH FROM ({ts_literal(as_of)} - CAST(q.newest AS TIMESTAMP)))"
     return f"SELECT q.*, ROUND(CAST({seconds} AS NUMERIC) / 3600.0, 3) AS age_hours FROM ({query}) AS q"

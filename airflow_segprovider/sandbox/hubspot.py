@@ -444,7 +444,7 @@ class HubSpotApi:
             raise _validation(f"objectTypeId must be '{CONTACT_OBJECT_TYPE}': the sandbox serves contact lists only.")
         processing_type = body.get("processingType")
         if processing_type not in ("MANUAL", "SNAPSHOT"):
-            raise _validation("processingType must be MANUAL or SNAPSHOT: the sandbox does not evaluate filters.")
+            raise _validation("processingType must be MANUAL, SNAPSHOT or DYNAMIC.")
         now = time.time()
         with self._state.write() as cursor:
             cursor.execute(

@@ -29,7 +29,8 @@ https://mailchimp.com/developer/marketing/docs/errors/):
 
 Sandbox choices where the docs are silent: 429s carry ``Retry-After``; an invalid
 address is one without a single ``@`` and a dotted domain (Mailchimp's own "looks
-fake" heuristics are not imitated); only static segments exist.
+fake" heuristics are not imitated). Saved segments (``options.conditions``) are served by
+:mod:`.dynamic`, which hands static segments back to this module.
 """
 
 from __future__ import annotations
@@ -688,8 +689,6 @@ class MailchimpApi:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise _invalid("This value should not be blank.", "name")
-        if "options" in body:
-            raise _invalid("The sandbox only serves static segments; send static_segment, not options.", "options")
         emails = body.get("static_segment") or []
         if not isinstance(emails, list):
             raise _invalid("static_segment must be an array of email addresses.", "static_segment")

@@ -148,15 +148,17 @@ def last_request_id(sandbox: Any) -> int:
     return requests[-1].id if requests else 0
 
 
-RECONCILE_TABLES = ("segprovider_reconcile_pulls", "segprovider_reconcile_counts", "segprovider_reconcile_decisions",
-                    "segprovider_reconcile_plan", "segprovider_reconcile_audit", "segprovider_reconcile_state",
-                    "segprovider_reconcile_runs", "segprovider_reconcile_drift", "segprovider_sync_state",
-                    "segprovider_rejected_records", "segprovider_sync_runs")
+def _state_tables() -> tuple[str, ...]:
+    """Every table the reconcile and the sync engine keep state in, from their own constants."""
+    from airflow_segprovider.core import distributed, sync
+
+    return (distributed.PULLS, distributed.COUNTS, distributed.DECISIONS, distributed.PLAN, distributed.AUDIT,
+            distributed.AGREED, distributed.RUNS, distributed.DRIFT, sync.STATE, sync.REJECTED, sync.RUNS)
 
 
 def reset(warehouse: Any, systems: Systems) -> None:
     """Forget every reconcile and empty the three lists (between property-test examples)."""
-    for table in RECONCILE_TABLES:
+    for table in _state_tables():
         warehouse.execute(f"DROP TABLE IF EXISTS {table}")
     with systems.sandbox.state.write() as cursor:
         cursor.execute("DELETE FROM mailchimp_segment_members")
