@@ -463,8 +463,12 @@ class HubSpotClient(HttpDestination):
         return result
 
     def _contact_property_names(self) -> set[str]:
-        """Internal names of the contact properties; follows ``paging.next.after`` should HubSpot page them."""
-        names: set[str] = set()
+        """Internal names of the contact properties."""
+        return {str(p["name"]) for p in self.contact_properties()}
+
+    def contact_properties(self) -> list[dict[str, Any]]:
+        """The contact properties (``name``, ``type``, ...); follows ``paging.next.after`` should HubSpot page them."""
+        properties: list[dict[str, Any]] = []
         after: str | None = None
         while True:
             params: dict[str, Any] = {"archived": "false"}
@@ -477,10 +481,10 @@ class HubSpotClient(HttpDestination):
                 operation="read contact properties",
                 hints={403: "the token needs the crm.schemas.contacts.read scope to read contact properties"},
             ).json_object()
-            names.update(str(p["name"]) for p in page.get("results") or [] if isinstance(p, dict) and p.get("name"))
+            properties.extend(p for p in page.get("results") or [] if isinstance(p, dict) and p.get("name"))
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not after:
-                return names
+                return properties
 
     def _batch_read(self, inputs: list[str], *, by_email: bool) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"inputs": [{"id": value} for value in inputs], "properties": ["email"]}

@@ -357,23 +357,28 @@ class MailchimpClient(HttpDestination):
 
     # --- internals --------------------------------------------------------------------------
 
-    def _merge_field_tags(self) -> set[str]:
-        """The audience's merge tags, upper-cased, read with ``count``/``offset`` paging."""
-        tags: set[str] = set()
+    def merge_fields(self) -> list[dict[str, Any]]:
+        """The audience's merge fields (``tag``, ``type``, ``options``), read with ``count``/``offset`` paging."""
+        merge_fields: list[dict[str, Any]] = []
         offset = 0
         while True:
             page = self.http.request(
                 "GET",
                 f"{self._list_path}/merge-fields",
-                params={"count": MAX_PAGE_SIZE, "offset": offset, "fields": "merge_fields.tag,total_items"},
+                params={"count": MAX_PAGE_SIZE, "offset": offset,
+                        "fields": "merge_fields.tag,merge_fields.type,merge_fields.options,total_items"},
                 operation=f"read merge fields of audience '{self.config.list_id}'",
                 hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
             ).json_object()
             fields = page.get("merge_fields") or []
-            tags.update(str(field.get("tag", "")).upper() for field in fields if isinstance(field, dict))
+            merge_fields.extend(field for field in fields if isinstance(field, dict))
             offset += len(fields)
             if not fields or offset >= int(page.get("total_items") or 0):
-                return tags
+                return merge_fields
+
+    def _merge_field_tags(self) -> set[str]:
+        """The audience's merge tags, upper-cased."""
+        return {str(field.get("tag", "")).upper() for field in self.merge_fields()}
 
     def _read_segment(self, segment_id: str, *, fields: str) -> dict[str, Any]:
         return self.http.request(

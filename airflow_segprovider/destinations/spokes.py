@@ -47,37 +47,13 @@ def _require_kind(client: Any) -> str:
 
 def field_types(client: Any) -> dict[str, FieldType]:
     """The spoke's fields by name, with their types as its API describes them."""
-    kind = _require_kind(client)
-    fields: dict[str, FieldType] = {}
-    if kind == "mailchimp":
-        offset = 0
-        while True:
-            page = client.http.request(
-                "GET", f"/lists/{quote(client.config.list_id, safe='')}/merge-fields",
-                params={"count": MAX_PAGE, "offset": offset,
-                        "fields": "merge_fields.tag,merge_fields.type,merge_fields.options,total_items"},
-                operation=f"read merge fields of audience '{client.config.list_id}'").json_object()
-            batch = page.get("merge_fields") or []
-            for item in batch:
-                tag = str(item.get("tag", "")).upper()
-                fields[tag] = FieldType(tag, str(item.get("type", "text")),
-                                        (item.get("options") or {}).get("date_format"))
-            offset += len(batch)
-            if not batch or offset >= int(page.get("total_items") or 0):
-                return fields
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"archived": "false"}
-        if after:
-            params["after"] = after
-        page = client.http.request("GET", "/crm/v3/properties/contacts", params=params,
-                                   operation="read contact properties").json_object()
-        for item in page.get("results") or []:
-            if isinstance(item, dict) and item.get("name"):
-                fields[str(item["name"])] = FieldType(str(item["name"]), str(item.get("type", "string")))
-        after = ((page.get("paging") or {}).get("next") or {}).get("after")
-        if not after:
-            return fields
+    if _require_kind(client) == "mailchimp":
+        return {str(item.get("tag", "")).upper(): FieldType(str(item.get("tag", "")).upper(),
+                                                            str(item.get("type", "text")),
+                                                            (item.get("options") or {}).get("date_format"))
+                for item in client.merge_fields()}
+    return {str(item["name"]): FieldType(str(item["name"]), str(item.get("type", "string")))
+            for item in client.contact_properties()}
 
 
 class PushClient:
