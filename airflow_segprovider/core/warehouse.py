@@ -45,7 +45,46 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
-class DuckDBWarehouse:
+class TransactionMixin:
+    """``transaction()`` for every adapter: all-or-nothing, and nested use joins the outer transaction.
+
+    The adapter holds ``_lock`` (an ``RLock``) and ``_in_transaction``, and says how its warehouse
+    begins, commits and rolls back.
+    """
+
+    _lock: threading.RLock
+    _in_transaction: bool
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing: on any exception everything done inside is rolled back."""
+        with self._lock:
+            if self._in_transaction:  # nested use joins the outer transaction
+                yield
+                return
+            self._begin()
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._in_transaction = False
+                self._rollback()
+                raise
+            else:
+                self._in_transaction = False
+                self._commit()
+
+
+class DuckDBWarehouse(TransactionMixin):
     """The embedded default warehouse.
 
     :param path: database file (created if missing), or ``":memory:"``.
@@ -100,24 +139,14 @@ class DuckDBWarehouse:
         finally:
             cursor.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All-or-nothing: on any exception everything done inside is rolled back."""
-        with self._lock:
-            if self._in_transaction:  # nested use joins the outer transaction
-                yield
-                return
-            self.connection.execute("BEGIN TRANSACTION")
-            self._in_transaction = True
-            try:
-                yield
-            except BaseException:
-                self.connection.execute("ROLLBACK")
-                raise
-            else:
-                self.connection.execute("COMMIT")
-            finally:
-                self._in_transaction = False
+    def _begin(self) -> None:
+        self.connection.execute("BEGIN TRANSACTION")
+
+    def _commit(self) -> None:
+        self.connection.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self.connection.execute("ROLLBACK")
 
     def columns(self, table: str) -> dict[str, str] | None:
         """Column name -> upper-case type of ``table``, or None when it does not exist."""

@@ -7,7 +7,6 @@ in from Arrow tables, chunk by chunk, through each warehouse's bulk path.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import decimal
 import threading
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow_segprovider.core.dialects import render
+from airflow_segprovider.core.warehouse import TransactionMixin
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -116,7 +116,7 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-class DBAPIWarehouse:
+class DBAPIWarehouse(TransactionMixin):
     """A warehouse over one DB-API 2 connection, guarded by a lock (the sync engine uses threads).
 
     Subclasses set :attr:`dialect` and override what their warehouse does differently:
@@ -201,24 +201,6 @@ class DBAPIWarehouse:
     def _rollback(self) -> None:
         self.execute("ROLLBACK")
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All-or-nothing: on any exception everything done inside is rolled back."""
-        with self._lock:
-            if self._in_transaction:  # nested use joins the outer transaction
-                yield
-                return
-            self._begin()
-            self._in_transaction = True
-            try:
-                yield
-            except BaseException:
-                self._in_transaction = False
-                self._rollback()
-                raise
-            else:
-                self._in_transaction = False
-                self._commit()
 
     # -- tables -------------------------------------------------------------------------------
     def _columns_sql(self, schema: str | None, name: str) -> str:

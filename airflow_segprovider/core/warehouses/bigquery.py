@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
+from airflow_segprovider.core.warehouse import TransactionMixin
 from airflow_segprovider.core.warehouses.base import arrow_table_ddl, split_table_name
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "\\`") + "`"
 
 
-class BigQueryWarehouse:
+class BigQueryWarehouse(TransactionMixin):
     """A BigQuery dataset as the project's warehouse.
 
     :param client: a ``google.cloud.bigquery.Client`` (e.g. ``BigQueryHook(...).get_client()``).
@@ -127,24 +128,16 @@ class BigQueryWarehouse:
             batches = chunk.to_batches(max_chunksize=batch_size) if hasattr(chunk, "to_batches") else [chunk]
             yield from batches
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All-or-nothing for the DML inside (see the module notes on DDL and load jobs)."""
-        with self._lock:
-            if self._in_transaction:
-                yield
-                return
-            self.execute("BEGIN TRANSACTION")
-            self._in_transaction = True
-            try:
-                yield
-            except BaseException:
-                self._in_transaction = False
-                self.execute("ROLLBACK TRANSACTION")
-                raise
-            else:
-                self._in_transaction = False
-                self.execute("COMMIT TRANSACTION")
+    # transaction() (TransactionMixin) is all-or-nothing for the DML inside: see the module notes on
+    # DDL and load jobs
+    def _begin(self) -> None:
+        self.execute("BEGIN TRANSACTION")
+
+    def _commit(self) -> None:
+        self.execute("COMMIT TRANSACTION")
+
+    def _rollback(self) -> None:
+        self.execute("ROLLBACK TRANSACTION")
 
     def columns(self, table: str) -> dict[str, str] | None:
         dataset, name = split_table_name(table, self.schema)
