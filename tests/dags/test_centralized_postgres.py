@@ -12,11 +12,11 @@ import datetime as dt
 import json
 import os
 import re
-import uuid
 from pathlib import Path
 
 import pytest
 from dag_world import DAY_1, World
+from postgres_support import postgres_schema
 
 from airflow_segprovider.hooks.warehouse import SUPPORTED_CONN_TYPES
 
@@ -49,20 +49,13 @@ class PostgresWorld(World):
 
 @pytest.fixture
 def pg_world(world: World, monkeypatch: pytest.MonkeyPatch) -> PostgresWorld:
-    import psycopg2
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    settings = world.project / "segprovider_project.yml"
-    settings.write_text(re.sub(r"schema: main", f"schema: {schema}", settings.read_text()))
-    monkeypatch.setenv("AIRFLOW_CONN_SEGPROVIDER_WAREHOUSE", json.dumps({"conn_type": "postgres", **PG}))
-    pg_world = PostgresWorld(world.project, Path(os.devnull), world.sandbox, world.alerts, world.docs)
-    pg_world.pg_schema = schema
-    yield pg_world
-    admin = psycopg2.connect(host=PG["host"], port=PG["port"], user=PG["login"], dbname=PG["schema"])
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    admin.close()
+    with postgres_schema() as schema:
+        settings = world.project / "segprovider_project.yml"
+        settings.write_text(re.sub(r"schema: main", f"schema: {schema}", settings.read_text()))
+        monkeypatch.setenv("AIRFLOW_CONN_SEGPROVIDER_WAREHOUSE", json.dumps({"conn_type": "postgres", **PG}))
+        pg_world = PostgresWorld(world.project, Path(os.devnull), world.sandbox, world.alerts, world.docs)
+        pg_world.pg_schema = schema
+        yield pg_world
 
 
 def test_a_day_on_postgres_ingests_evaluates_gates_and_syncs_then_a_stale_day_is_blocked(

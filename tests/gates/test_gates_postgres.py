@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import uuid
 
 import pyarrow as pa
 import pytest
@@ -19,57 +17,41 @@ import pytest
 from airflow_segprovider.core.warehouse import DuckDBWarehouse
 from airflow_segprovider.gates import evaluate_gate, stage_destination_counts
 from airflow_segprovider.gates.sql_datasource import postgres_url, sql_datasource
+from postgres_support import pg_connect, postgres_schema
 
 pytestmark = pytest.mark.integration
 
-PG_DSN = os.environ.get("SEGPROVIDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 DAY_2 = dt.datetime(2026, 11, 24)
 TABLES = ("customers", "events", "orders", "consents", "segprovider_memberships", "segprovider_snapshots",
           "segprovider_membership_changes")
 
 
-def _admin():
-    import psycopg2
-
-    connection = psycopg2.connect(PG_DSN)
-    connection.autocommit = True
-    return connection
-
-
 @pytest.fixture(scope="module")
 def pg_schema(evaluated_db):
     """A PostgreSQL schema holding the evaluated example warehouse (copied once per module)."""
-    import psycopg2
-
     from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
 
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    source = DuckDBWarehouse(evaluated_db)
-    target = PostgresWarehouse(psycopg2.connect(PG_DSN), schema=schema)
-    try:
-        for table in TABLES:
-            if source.columns(table) is None:
-                continue
-            batches = list(source.iter_batches(f"SELECT * FROM {table}", 50_000))
-            target.load(table, pa.Table.from_batches(batches), create=True)
-    finally:
-        source.close()
-        target.close()
-    yield schema
-    admin = _admin()
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    admin.close()
+    with postgres_schema() as schema:
+        source = DuckDBWarehouse(evaluated_db)
+        target = PostgresWarehouse(pg_connect(), schema=schema)
+        try:
+            for table in TABLES:
+                if source.columns(table) is None:
+                    continue
+                batches = list(source.iter_batches(f"SELECT * FROM {table}", 50_000))
+                target.load(table, pa.Table.from_batches(batches), create=True)
+        finally:
+            source.close()
+            target.close()
+        yield schema
 
 
 @pytest.fixture
 def pg(pg_schema):
-    """The copied warehouse; every change a test makes is undone afterwards (one transaction, rolled back)."""
-    import psycopg2
-
+    """The copied warehouse, opened on the module's schema."""
     from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
 
-    warehouse = PostgresWarehouse(psycopg2.connect(PG_DSN), schema=pg_schema)
+    warehouse = PostgresWarehouse(pg_connect(), schema=pg_schema)
     yield warehouse
     warehouse.close()
 

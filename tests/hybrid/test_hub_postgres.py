@@ -10,40 +10,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
 from airflow_segprovider.core.project import load_project
+from postgres_support import postgres_warehouse
 
 pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
-PG_DSN = os.environ.get("SEGPROVIDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 LIST_ID = "a1b2c3d4e5"
 AS_OF = dt.datetime(2026, 11, 24)
 
 
 @pytest.fixture
 def pg_warehouse():
-    psycopg2 = pytest.importorskip("psycopg2")
-    from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        connection = psycopg2.connect(PG_DSN)
-    except psycopg2.OperationalError as exc:  # pragma: no cover - the server is part of this machine
-        pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}: {exc}")
-    warehouse = PostgresWarehouse(connection, schema=schema)
-    yield warehouse
-    warehouse.close()
-    admin = psycopg2.connect(PG_DSN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    admin.close()
+    with postgres_warehouse() as warehouse:
+        yield warehouse
 
 
 def record_load(warehouse, source: str, table: str, at: dt.datetime, rows: int) -> None:

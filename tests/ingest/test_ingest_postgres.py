@@ -8,8 +8,6 @@ same behaviour as on DuckDB is asserted by reading PostgreSQL back.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -26,31 +24,18 @@ from airflow_segprovider.ingest import (
 )
 from airflow_segprovider.ingest.ledger import current_watermark
 from rest_customers_api import CUSTOMERS_API, customer
+from postgres_support import postgres_warehouse
 
 pytestmark = pytest.mark.integration
 
-PG_DSN = os.environ.get("SEGPROVIDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 NOW = dt.datetime(2026, 3, 1, 12, 0)
 
 
 @pytest.fixture
 def pg() -> Iterator:
     """A PostgresWarehouse in a fresh schema of the real server, dropped at the end."""
-    import psycopg2
-
-    from airflow_segprovider.core.warehouses.postgres import PostgresWarehouse
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    warehouse = PostgresWarehouse(psycopg2.connect(PG_DSN), schema=schema)
-    try:
+    with postgres_warehouse() as warehouse:
         yield warehouse
-    finally:
-        warehouse.close()
-        admin = psycopg2.connect(PG_DSN)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
 
 
 def quarantine(warehouse, source: str) -> list[tuple]:

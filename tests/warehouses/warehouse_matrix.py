@@ -9,15 +9,13 @@ the differential tests (parsed as BigQuery, executed after transpiling to DuckDB
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
 
 from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from postgres_support import PG_DSN, pg_connect, postgres_schema  # noqa: F401  (re-exported)
 
-PG_DSN = os.environ.get("SEGPROVIDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 KINDS = ("duckdb", "postgres", "snowflake")
 #: where the differential tests compare members: the three engines above, and BigQuery's SQL on DuckDB
 DIFFERENTIAL_KINDS = ("duckdb", "postgres", "snowflake", "bigquery_sql")
@@ -57,26 +55,6 @@ class BigQuerySQLOnDuckDB(DuckDBWarehouse):
         # the adapter's own catalogue query is DuckDB SQL, not SQL the core writes for BigQuery
         plain = DuckDBWarehouse(connection=self.connection, schema=self.schema)
         return plain.columns(table)
-
-
-def pg_connect(**options):
-    import psycopg2
-
-    return psycopg2.connect(PG_DSN, **options)
-
-
-@contextlib.contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A uniquely named, empty schema on the real server, dropped at the end."""
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    yield schema
-    admin = pg_connect()
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        admin.close()
 
 
 @contextlib.contextmanager
