@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-CUSTOMERS_API = """\
-sources:
+API_SOURCE = """\
   - name: crm_api
     table: customers
     kind: rest_api
     connection_id: crm_api
     url: /v1/customers
     records: data
-    pagination: {style: cursor, page_size: 3, cursor_path: meta.next_cursor}
-    incremental: {column: updated_at, param: updated_since}
+    pagination: {{style: cursor, page_size: {page_size}, cursor_path: meta.next_cursor}}
+    incremental: {{column: updated_at, param: updated_since}}
 """
+
+
+def customers_api_source(page_size: int = 3) -> str:
+    """The ``crm_api`` source item (under ``sources:``), cursor-paginated by ``page_size``."""
+    return API_SOURCE.format(page_size=page_size)
+
+
+CUSTOMERS_API = "sources:\n" + customers_api_source()
 
 
 def customer(number: int, updated: str, **fields) -> dict:

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_segprovider.ingest import ingest_source, last_loads
 from airflow_segprovider.ingest.ledger import current_watermark
+from rest_customers_api import customers_api_source
 
 
 @pytest.fixture
@@ -31,18 +32,8 @@ def snowflake():
 
 def test_files_and_a_paginated_api_load_into_snowflake_with_quarantine(api, make_project, project_dir,
                                                                       snowflake) -> None:
-    project = make_project("""\
-sources:
-  - {name: crm_file, table: customers, kind: file, format: csv, path: landing/customers.csv}
-  - name: crm_api
-    table: customers
-    kind: rest_api
-    connection_id: crm_api
-    url: /v1/customers
-    records: data
-    pagination: {style: cursor, page_size: 2, cursor_path: meta.next_cursor}
-    incremental: {column: updated_at, param: updated_since}
-""")
+    project = make_project("sources:\n  - {name: crm_file, table: customers, kind: file, format: csv, "
+                           "path: landing/customers.csv}\n" + customers_api_source(page_size=2))
     (project_dir / "landing" / "customers.csv").write_text(
         "customer_id,email,ltv,signup_at\n1,a@example.com,10.5,2026-01-01T10:00:00+02:00\n2,b@example.com,abc,\n")
     api.customers = [{"customer_id": n, "email": f"c{n}@example.com", "ltv": "x" if n == 4 else n,
