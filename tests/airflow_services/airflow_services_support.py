@@ -182,8 +182,19 @@ class AirflowApi:
                    for part in ("metadatabase", "scheduler", "dag_processor"))
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One call to ``/api/v2<path>``; raises with the server's explanation on an error status."""
-        reply = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kwargs)
+        """One call to ``/api/v2<path>``; raises with the server's explanation on an error status.
+
+        A 503 saying the SQLite metadata database is locked (the scheduler was writing: the API refuses
+        rather than wait, e.g. on ``POST /backfills``) is retried for up to 20 s, as a client of a real
+        deployment would; any other error status raises at once.
+        """
+        deadline = time.monotonic() + 20
+        while True:
+            reply = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kwargs)
+            if not (reply.status_code == 503 and "database is locked" in reply.text.lower()
+                    and time.monotonic() < deadline):
+                break
+            time.sleep(1.0)
         if reply.status_code >= 400:
             raise requests.HTTPError(f"{method} {path} -> {reply.status_code}: {reply.text}", response=reply)
         return reply.json() if reply.content else None
