@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlglot import exp
 
@@ -43,8 +43,12 @@ from airflow_segprovider.core.spec import (
     iter_conditions,
 )
 
+if TYPE_CHECKING:
+    from airflow_segprovider.core.membership import Slot
+
 KEY = "k"
 EXACT_NUMBER = "DECIMAL(38, 9)"  # exact in DuckDB, PostgreSQL, Snowflake and BigQuery (NUMERIC)
+_FLAGS_CTE = "segprovider_flags"
 KEY_TEXT = "k_text"  # the key as stored in the membership tables, cast once per customer
 _AGG_FUNCS: dict[str, type[exp.AggFunc]] = {
     "count": exp.Count, "sum": exp.Sum, "min": exp.Min, "max": exp.Max, "avg": exp.Avg,
@@ -150,6 +154,69 @@ class CompiledEvaluation:
         for select in selects[1:]:
             query = exp.union(query, select, distinct=False)
         return query
+
+    def packed_query(self, flags_table: str, slots: Sequence[Slot]) -> exp.Select:
+        """Rows ``(word, customer_key, bits)`` read from the flags in ``flags_table``, laid out as ``slots``.
+
+        One row per customer and word with a bit set: ``bits`` is the sum of the masks of the slots
+        the customer holds (a member of the segment, in the slot's arm for a split segment). The
+        flags are read once, whatever the number of words: a project of more than 63 slots crosses
+        each customer with its words instead of scanning the flags once per word.
+        """
+        bigint = exp.DataType.build("BIGINT")
+        words = sorted({slot.word for slot in slots})
+        per_word: dict[int, exp.Expression] = {}
+        held_by_word: dict[int, list[exp.Expression]] = {}
+        for word in words:
+            terms: list[exp.Expression] = []
+            for slot in (s for s in slots if s.word == word):
+                held: exp.Expression = col(f"m__{slot.segment}", "f")
+                if slot.arm is not None:
+                    held = exp.and_(held, exp.EQ(this=col(f"arm__{slot.segment}", "f"),
+                                                 expression=exp.Literal.string(slot.arm)))
+                held_by_word.setdefault(word, []).append(held.copy())
+                terms.append(exp.Case(ifs=[exp.If(this=held, true=exp.cast(exp.Literal.number(slot.mask), bigint))],
+                                      default=exp.cast(exp.Literal.number(0), bigint)))
+            bits = terms[0]
+            for term in terms[1:]:
+                bits = exp.Add(this=bits, expression=term)
+            per_word[word] = bits
+        source: exp.Expression = table_ref(flags_table, alias="f")
+        if len(words) == 1:
+            word_column: exp.Expression = exp.Literal.number(words[0])
+            bits = per_word[words[0]]
+        else:
+            numbers = exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True))
+            for word in words[1:]:
+                numbers = exp.union(numbers, exp.select(exp.alias_(exp.Literal.number(word), "word", quoted=True)),
+                                    distinct=False)
+            word_column = col("word", "n")
+            bits = exp.Case(this=word_column.copy(), ifs=[exp.If(this=exp.Literal.number(w), true=per_word[w])
+                                                          for w in words])
+        packed = exp.select(
+            exp.alias_(word_column, "word", quoted=True),
+            exp.alias_(col(KEY_TEXT, "f"), "customer_key", quoted=True),
+            exp.alias_(bits, "bits", quoted=True),
+        ).from_(source)
+        if len(words) > 1:
+            packed = packed.join(exp.Subquery(this=numbers, alias=exp.TableAlias(this=ident("n"))), join_type="CROSS")
+        if len(words) == 1:
+            # the customers holding any slot, tested on the flags: a filter on ``bits <> 0`` is
+            # inlined by DuckDB, which then computes the sum of every mask twice per customer
+            return packed.where(_or(held_by_word[words[0]]))
+        return (exp.select(col("word"), col("customer_key"), col("bits"))
+                .from_(packed.subquery("p"))
+                .where(exp.NEQ(this=col("bits"), expression=exp.Literal.number(0))))
+
+    def packed_evaluation(self, slots: Sequence[Slot]) -> exp.Select:
+        """The whole evaluation as one query of packed rows (see :meth:`packed_query`): the flags are
+        a CTE read once, never materialised as a table of their own."""
+        flags = self.flags_query.copy()
+        ctes = flags.args.pop("with_", None)
+        query = self.packed_query(_FLAGS_CTE, slots)
+        for cte in (ctes.expressions if ctes else []):
+            query = query.with_(ident(cte.alias), as_=cte.this)
+        return query.with_(ident(_FLAGS_CTE), as_=flags)
 
     def sql(self, pretty: bool = True) -> str:
         return dialects.to_sql(self.flags_query, self.dialect, pretty=pretty)

@@ -156,14 +156,3 @@ def render(duckdb_sql: str, dialect: str) -> str:
     if dialect == "duckdb":
         return duckdb_sql
     return ";\n".join(to_sql(tree, dialect) for tree in sqlglot.parse(duckdb_sql, read="duckdb") if tree is not None)
-
-
-def create_temp_table_as(name: str, select_sql: str, dialect: str) -> str:
-    """``CREATE TEMPORARY TABLE name AS select`` in ``dialect`` (``select_sql`` is already in it).
-
-    BigQuery knows temporary tables only inside a script or session: its adapter runs every
-    statement in a session.
-    """
-    keyword = "TEMP" if dialect == "bigquery" else "TEMPORARY"
-    quoted = f"`{name}`" if dialect == "bigquery" else name
-    return f"CREATE {keyword} TABLE {quoted} AS {select_sql}"

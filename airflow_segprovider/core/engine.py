@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from airflow_segprovider.core.compiler import CompiledEvaluation, SegmentCompiler
-from airflow_segprovider.core.dialects import create_temp_table_as, render, to_sql
+from airflow_segprovider.core.dialects import render, to_sql
 from airflow_segprovider.core.errors import EvaluationError
-from airflow_segprovider.core.membership import MembershipStore, SegmentDiff, ts_literal
+from airflow_segprovider.core.membership import MembershipStore, SegmentDiff, bit_layout, ts_literal
 from airflow_segprovider.core.spec import AttributeCondition, EventCondition, Project, iter_conditions
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ _TYPE_FAMILIES = {
     "timestamp": re.compile(r"^(TIMESTAMP|DATETIME|TIMESTAMPTZ|TIMESTAMP_NS|TIMESTAMP_MS|TIMESTAMP_S|"
                             r"TIMESTAMP WITH(OUT)? TIME ZONE|TIMESTAMP_NTZ|TIMESTAMP_LTZ|TIMESTAMP_TZ)\b"),
 }
-FLAGS_TABLE = "segprovider_eval_flags"
 
 
 def parse_as_of(value: str | dt.datetime | dt.date) -> dt.datetime:
@@ -192,32 +191,27 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     store.ensure_tables()
     timings: dict[str, float] = {}
     dialect = warehouse.dialect
-    drop_flags = render(f"DROP TABLE IF EXISTS {FLAGS_TABLE}", dialect)
     try:
-        # The flags are a session's temporary table, made before the transaction opens: Snowflake
-        # commits any open transaction before DDL, which would break the all-or-nothing write below.
-        t0 = time.perf_counter()
-        warehouse.execute(drop_flags)
-        warehouse.execute(create_temp_table_as(FLAGS_TABLE, compiled.sql(pretty=False), dialect))
-        timings["flags_s"] = time.perf_counter() - t0
-        try:
-            with warehouse.transaction():
-                t0 = time.perf_counter()
-                member_rows = to_sql(compiled.membership_query(FLAGS_TABLE, names), dialect)
-                store.replace_snapshot(member_rows, names, at, run_id)
-                timings["write_s"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                diffs = store.write_diff(names, at, run_id, now)
-                # A backfill inserts a snapshot before later ones: their diffs must now be against it.
-                for later_at, later_names in _group(store.next_as_of(names, at)).items():
-                    later_run = warehouse.query(render(
-                        f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = {ts_literal(later_at)}", dialect)
-                    )[0][0]
-                    store.write_diff(later_names, later_at, later_run or run_id, now)
-                timings["diff_s"] = time.perf_counter() - t0
-        finally:
-            warehouse.execute(drop_flags)
+        with warehouse.transaction():
+            # One statement evaluates every segment and writes the packed snapshot: the per-customer
+            # flags are a CTE read once, never a table of their own (materialising them cost about
+            # as much as the packed write, benchmarks/evaluation.py).
+            slots = bit_layout([(name, [arm.name for arm in project.segments[name].split.arms]
+                                 if project.segments[name].split else []) for name in names])
+            packed = to_sql(compiled.packed_evaluation(slots), dialect)
+            t0 = time.perf_counter()
+            store.replace_snapshot(packed, slots, at, run_id)
+            timings["evaluate_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            diffs = store.write_diff(names, at, run_id, now)
+            # A backfill inserts a snapshot before later ones: their diffs must now be against it.
+            for later_at, later_names in _group(store.next_as_of(names, at)).items():
+                later_run = warehouse.query(render(
+                    f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = {ts_literal(later_at)}", dialect)
+                )[0][0]
+                store.write_diff(later_names, later_at, later_run or run_id, now)
+            timings["diff_s"] = time.perf_counter() - t0
     except EvaluationError:
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause

@@ -1,10 +1,17 @@
 """The membership store: snapshots of every segment's members, kept in the warehouse.
 
-Three tables, created on first use in the project's schema:
+Tables and one view, created on first use in the project's schema:
 
-``segprovider_memberships``
+``segprovider_memberships`` (a view)
     one row per (segment, customer, ``as_of``): the members of each snapshot, with
-    the run that wrote it and the split arm; history is kept.
+    the run that wrote it and the split arm; history is kept. Sync, gates, the
+    distributed model and anyone's own SQL read snapshots here.
+``segprovider_membership_words``
+    how the snapshots are stored: one row per member customer (per 63 segments) of
+    each write, its ``bits`` holding one bit per segment (per arm of a split segment).
+``segprovider_membership_bits``
+    which bit of which word means which (segment, arm) in each write, with the
+    write's ``as_of`` and run id: the view's join key.
 ``segprovider_snapshots``
     one row per (segment, ``as_of``): size, and the diff against the previous
     snapshot of the same segment (added, removed, unchanged).
@@ -12,33 +19,54 @@ Three tables, created on first use in the project's schema:
     the keys added to and removed from each segment at each ``as_of`` (a first
     snapshot's changes are its members, read from the snapshot rather than copied).
 
-Re-running an ``as_of`` replaces its snapshot; a snapshot written before an
-existing later one (a backfill) also refreshes that later snapshot's diff.
+Why packed: an evaluation computes every segment of a customer in one row, and
+writing that row once (about 1M rows for 25 segments over 1M customers) costs
+a fraction of writing one row per membership (about 6M): in
+``benchmarks/evaluation.py`` the row-per-member write took 0.8 to 2.2 s, most of
+the engine's time beyond computing the aggregates.
+
+Re-running an ``as_of`` replaces its snapshot of the segments evaluated: their
+bit rows are deleted (the view stops reading those bits) and a write whose bits
+are all replaced is deleted whole. A snapshot written before an existing later
+one (a backfill) also refreshes that later snapshot's diff.
+
+A ``segprovider_memberships`` *table* (the row-per-member store of earlier
+versions) is copied into the packed store on first use, history included, and
+kept as ``segprovider_memberships_v0``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from airflow_segprovider.core.dialects import render
+from airflow_segprovider.core.dialects import quoted_table, render
+from airflow_segprovider.core.errors import EvaluationError
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouse import Warehouse
 
 MEMBERSHIPS = "segprovider_memberships"
+WORDS = "segprovider_membership_words"
+BITS = "segprovider_membership_bits"
 SNAPSHOTS = "segprovider_snapshots"
 CHANGES = "segprovider_membership_changes"
-_MEMBER_ROWS = "segprovider_member_rows_placeholder"
+_WORD_ROWS = "segprovider_word_rows_placeholder"
+# a BIGINT holds 63 bits without its sign bit: every mask, and any sum of them, stays positive
+BITS_PER_WORD = 63
 
 # Written once in DuckDB's dialect and transpiled: one SQL source for every warehouse. Only
 # constructs every dialect reads alike: no list literals, no FILTER clauses, ``UNION ALL`` of
 # literal rows instead of ``UNNEST``, ``COUNT(CASE ...)`` for conditional counts.
 _DDL = (
-    f"""CREATE TABLE IF NOT EXISTS {MEMBERSHIPS} (
-        segment VARCHAR NOT NULL, customer_key VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL,
-        run_id VARCHAR NOT NULL, arm VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {WORDS} (
+        write_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, word INTEGER NOT NULL,
+        customer_key VARCHAR NOT NULL, bits BIGINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {BITS} (
+        write_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+        arm VARCHAR, word INTEGER NOT NULL, mask BIGINT NOT NULL)""",
     f"""CREATE TABLE IF NOT EXISTS {SNAPSHOTS} (
         segment VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL,
         members BIGINT NOT NULL, added BIGINT, removed BIGINT, unchanged BIGINT,
@@ -47,6 +75,15 @@ _DDL = (
         segment VARCHAR NOT NULL, customer_key VARCHAR NOT NULL, change VARCHAR NOT NULL, arm VARCHAR,
         as_of TIMESTAMP NOT NULL, previous_as_of TIMESTAMP, run_id VARCHAR NOT NULL)""",
 )
+
+
+def _view_sql(schema: str | None) -> str:
+    """The view; ``write_id`` also tells it apart from the earlier row-per-member table of that name."""
+    # ``as_of`` joined too: a reader's as_of filter then prunes the words table as well as the bits
+    return (f"CREATE VIEW {MEMBERSHIPS} AS "
+            f"SELECT b.segment, w.customer_key, b.as_of, b.run_id, b.arm, b.write_id "
+            f"FROM {quoted_table(BITS, schema)} AS b JOIN {quoted_table(WORDS, schema)} AS w "
+            f"ON w.write_id = b.write_id AND w.as_of = b.as_of AND w.word = b.word WHERE (w.bits & b.mask) <> 0")
 
 
 def ts_literal(value: dt.datetime) -> str:
@@ -59,6 +96,29 @@ def text_literal(value: str) -> str:
 
 def in_list(values: Sequence[str]) -> str:
     return "(" + ", ".join(text_literal(v) for v in values) + ")"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The bit that stores membership of ``segment`` (in ``arm``, for a split segment) in one write."""
+
+    segment: str
+    arm: str | None
+    word: int
+    mask: int
+
+
+def bit_layout(segments: Sequence[tuple[str, Sequence[str]]]) -> list[Slot]:
+    """One bit per segment, or per arm of a split segment, in order, 63 to a word.
+
+    :param segments: ``(segment, arms)`` pairs; ``arms`` is empty for a segment without a split.
+    """
+    slots: list[Slot] = []
+    for segment, arms in segments:
+        for arm in (arms or [None]):
+            index = len(slots)
+            slots.append(Slot(segment, arm, index // BITS_PER_WORD, 1 << (index % BITS_PER_WORD)))
+    return slots
 
 
 @dataclass(frozen=True)
@@ -88,28 +148,94 @@ class MembershipStore:
         return render(duckdb_sql, self.warehouse.dialect)
 
     def ensure_tables(self) -> None:
+        """Create the store's tables and its view when missing (DDL: call outside a transaction).
+
+        A ``segprovider_memberships`` table of an earlier version (one row per member) is moved
+        into the packed store first, history included (see :meth:`_migrate_row_table`).
+        """
+        existing = self.warehouse.columns(MEMBERSHIPS)
         for statement in _DDL:
             self.warehouse.execute(self._sql(statement))
+        if existing is not None and "write_id" in {column.lower() for column in existing}:
+            return  # this version's view
+        if existing is not None:
+            self._migrate_row_table()
+        # The view reads the tables the unqualified DDL above created (the session's schema), except
+        # on BigQuery, whose views have no default dataset to resolve unqualified names in.
+        schema = self.warehouse.schema if self.warehouse.dialect == "bigquery" else None
+        self.warehouse.execute(self._sql(_view_sql(schema)))
 
-    def replace_snapshot(self, member_rows_sql: str, segments: Sequence[str], as_of: dt.datetime,
-                         run_id: str) -> None:
-        """Replace the ``as_of`` snapshot of ``segments`` with the rows of ``member_rows_sql``.
+    def _migrate_row_table(self) -> None:
+        """Move the row-per-member table of an earlier version into the packed store.
 
-        :param member_rows_sql: a query returning ``(segment, customer_key, arm)``.
+        Each ``(as_of, run_id)`` of the old table becomes one write (id ``v0:<run>:<as_of>``), its
+        (segment, arm) pairs numbered into bits, so the view returns exactly the old rows and later
+        diffs compare with them. The old table is kept as ``segprovider_memberships_v0`` (drop it
+        once satisfied). The copy is one transaction, and a run interrupted before the rename
+        replaces its own partial copy when it starts again.
+
+        :raises EvaluationError: when ``segprovider_memberships_v0`` exists already.
+        """
+        legacy = f"{MEMBERSHIPS}_v0"
+        if self.warehouse.columns(legacy) is not None:
+            raise EvaluationError(
+                f"{MEMBERSHIPS} is a table of an earlier segprovider version (one row per member), and {legacy}, "
+                f"the name this version moves it to once copied into {WORDS}, exists already: rename or drop "
+                f"{legacy}, then evaluate again")
+        write_id = "'v0:' || run_id || ':' || CAST(as_of AS VARCHAR)"
+        with self.warehouse.transaction():
+            for table in (BITS, WORDS):
+                self.warehouse.execute(self._sql(f"DELETE FROM {table} WHERE write_id LIKE 'v0:%'"))
+            self.warehouse.execute(self._sql(
+                f"INSERT INTO {BITS} (write_id, as_of, run_id, segment, arm, word, mask) "
+                f"SELECT {write_id}, as_of, run_id, segment, arm, "
+                f"CAST(FLOOR((n - 1) / {BITS_PER_WORD}) AS INTEGER), "
+                f"CAST(POWER(2, (n - 1) % {BITS_PER_WORD}) AS BIGINT) "
+                f"FROM (SELECT as_of, run_id, segment, arm, "
+                f"DENSE_RANK() OVER (PARTITION BY as_of, run_id ORDER BY segment, arm) AS n "
+                f"FROM (SELECT DISTINCT as_of, run_id, segment, arm FROM {MEMBERSHIPS}) AS d) AS r"))
+            self.warehouse.execute(self._sql(
+                f"INSERT INTO {WORDS} (write_id, as_of, word, customer_key, bits) "
+                f"SELECT b.write_id, b.as_of, b.word, m.customer_key, CAST(SUM(b.mask) AS BIGINT) "
+                f"FROM {MEMBERSHIPS} AS m JOIN {BITS} AS b ON b.as_of = m.as_of AND b.run_id = m.run_id "
+                f"AND b.segment = m.segment AND (b.arm = m.arm OR (b.arm IS NULL AND m.arm IS NULL)) "
+                f"WHERE b.write_id LIKE 'v0:%' GROUP BY b.write_id, b.as_of, b.word, m.customer_key"))
+        self.warehouse.execute(self._sql(f"ALTER TABLE {MEMBERSHIPS} RENAME TO {legacy}"))
+
+    def replace_snapshot(self, words_sql: str, slots: Sequence[Slot], as_of: dt.datetime, run_id: str) -> None:
+        """Replace the ``as_of`` snapshot of the slots' segments with the rows of ``words_sql``.
+
+        :param words_sql: a query in the warehouse's dialect returning ``(word, customer_key, bits)``,
+            one row per customer and word with at least one bit set, the bits laid out as ``slots``.
         Call inside a transaction: the caller commits snapshot, diff and registry together.
         """
         at = ts_literal(as_of)
+        segments = sorted({slot.segment for slot in slots})
+        write_id = uuid.uuid4().hex
+        # the segments' bits at this as_of, whichever write holds them, stop being read...
+        self.warehouse.execute(self._sql(f"DELETE FROM {BITS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
+        # ...and a write left with no bit read by anyone is deleted whole
         self.warehouse.execute(self._sql(
-            f"DELETE FROM {MEMBERSHIPS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
-        # member_rows_sql is already in the warehouse's dialect: render around it, then put it in
+            f"DELETE FROM {WORDS} WHERE as_of = {at} AND write_id NOT IN "
+            f"(SELECT write_id FROM {BITS} WHERE as_of = {at})"))
+        rows = " UNION ALL ".join(
+            f"SELECT {text_literal(write_id)} AS write_id, {at} AS as_of, {text_literal(run_id)} AS run_id, "
+            f"{text_literal(slot.segment)} AS segment, "
+            f"{'CAST(NULL AS VARCHAR)' if slot.arm is None else text_literal(slot.arm)} AS arm, "
+            f"{slot.word} AS word, CAST({slot.mask} AS BIGINT) AS mask" for slot in slots)
+        self.warehouse.execute(self._sql(
+            f"INSERT INTO {BITS} (write_id, as_of, run_id, segment, arm, word, mask) "
+            f"SELECT write_id, as_of, run_id, segment, arm, word, mask FROM ({rows}) AS s"))
+        # words_sql is already in the warehouse's dialect: render around it, then put it in
         insert = self._sql(
-            f"INSERT INTO {MEMBERSHIPS} (segment, customer_key, as_of, run_id, arm) "
-            f"SELECT segment, customer_key, {at}, {text_literal(run_id)}, arm FROM {_MEMBER_ROWS} AS m")
-        self.warehouse.execute(insert.replace(_MEMBER_ROWS, f"({member_rows_sql})", 1))
+            f"INSERT INTO {WORDS} (write_id, as_of, word, customer_key, bits) "
+            f"SELECT {text_literal(write_id)}, {at}, word, customer_key, bits FROM {_WORD_ROWS} AS w")
+        self.warehouse.execute(insert.replace(_WORD_ROWS, f"({words_sql})", 1))
         if self.warehouse.dialect == "postgres":
             # PostgreSQL plans the diff's join from table statistics; without fresh ones it
             # assumes a few rows and runs nested loops (seconds instead of milliseconds)
-            self.warehouse.execute(f"ANALYZE {MEMBERSHIPS}")
+            self.warehouse.execute(f"ANALYZE {WORDS}")
+            self.warehouse.execute(f"ANALYZE {BITS}")
 
     def previous_as_of(self, segments: Sequence[str], as_of: dt.datetime) -> dict[str, dt.datetime]:
         rows = self.warehouse.query(self._sql(

@@ -17,8 +17,9 @@ import pytest
 
 from airflow_segprovider.core.engine import evaluate
 from airflow_segprovider.core.errors import EvaluationError, ProjectValidationError
-from airflow_segprovider.core.membership import MEMBERSHIPS, SNAPSHOTS, MembershipStore
+from airflow_segprovider.core.membership import BITS, MEMBERSHIPS, SNAPSHOTS, WORDS, MembershipStore
 from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from membership_support import to_row_per_member_layout
 from engine_harness import (
     COLUMN_TYPES,
     DESTINATIONS,
@@ -578,6 +579,106 @@ def test_same_data_and_as_of_give_identical_members_and_replace_the_snapshot(tmp
     assert snapshots[("scored", later)] == (3, 0, 0, 3, AS_OF)
 
 
+def test_the_store_holds_one_packed_row_per_member_customer(tmp_path: Path) -> None:
+    """Three segments over five customers: one stored row for each customer in any segment, not one per
+    membership, and the view still gives every (segment, customer) pair."""
+    project = write_project(tmp_path / "project", segments_of({
+        "low": {"attribute": "score", "op": "lt", "value": 2},
+        "high": {"attribute": "score", "op": "gte", "value": 2},
+        "all": {"attribute": "score", "op": "gte", "value": 0},
+    }))
+    warehouse = warehouse_with({"customers": [customer(f"c{i}", score=i) for i in range(4)] + [customer("c9")]})
+    evaluate(project, warehouse, AS_OF, run_id="first")
+    assert warehouse.query(f"SELECT COUNT(*) FROM {MEMBERSHIPS}")[0][0] == 8
+    words = warehouse.query(f"SELECT customer_key, bits FROM {WORDS}")
+    assert sorted(key for key, _ in words) == ["c0", "c1", "c2", "c3"]  # c9 (no score) is in no segment
+    masks = dict(warehouse.query(f"SELECT segment, mask FROM {BITS}"))
+    assert dict(words) == {"c0": masks["low"] + masks["all"], "c1": masks["low"] + masks["all"],
+                           "c2": masks["high"] + masks["all"], "c3": masks["high"] + masks["all"]}
+
+
+def test_re_evaluating_some_segments_keeps_the_others_and_drops_a_write_no_one_reads(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project", segments_of({
+        "low": {"attribute": "score", "op": "lt", "value": 2},
+        "high": {"attribute": "score", "op": "gte", "value": 2},
+    }))
+    warehouse = warehouse_with({"customers": [customer(f"c{i}", score=i) for i in range(4)]})
+    store = MembershipStore(warehouse)
+    evaluate(project, warehouse, AS_OF, run_id="first")
+    warehouse.execute("UPDATE customers SET score = 0")
+
+    evaluate(project, warehouse, AS_OF, run_id="second", segments=["high"])
+    assert store.members("high", AS_OF) == set()
+    assert store.members("low", AS_OF) == {"c0", "c1"}  # first's bits for low are still read
+    assert dict(warehouse.query(f"SELECT segment, run_id FROM {MEMBERSHIPS}")) == {"low": "first"}
+    assert warehouse.query(f"SELECT COUNT(DISTINCT write_id) FROM {WORDS}")[0][0] == 1  # second wrote no member
+
+    evaluate(project, warehouse, AS_OF, run_id="third", segments=["low"])
+    assert store.members("low", AS_OF) == {"c0", "c1", "c2", "c3"}
+    # first's write holds no bit anyone reads now: it is gone, not left behind as dead rows
+    assert {run for (run,) in warehouse.query(
+        f"SELECT DISTINCT b.run_id FROM {WORDS} AS w JOIN {BITS} AS b ON b.write_id = w.write_id")} == {"third"}
+    assert warehouse.query(f"SELECT COUNT(*) FROM {WORDS}")[0][0] == 4
+    assert {(s[0], s[2]) for s in store.snapshots()} == {("high", "second"), ("low", "third")}
+
+
+def test_more_than_63_bits_span_words_with_split_arms(tmp_path: Path) -> None:
+    """70 segments and a 3-arm split: 73 bits, two words per customer holding bits in both."""
+    thirds = {"salt": "w", "arms": [{"name": "x", "percent": 30}, {"name": "y", "percent": 30},
+                                    {"name": "z", "percent": 40}]}
+    segments = [{"name": f"s{i:02d}", "rule": {"attribute": "score", "op": "gte", "value": i}} for i in range(70)]
+    segments.append({"name": "split", "rule": {"attribute": "score", "op": "gte", "value": 0}, "split": thirds})
+    project = write_project(tmp_path / "project", segments)
+    tables = {"customers": [customer(f"c{i}", score=i) for i in range(75)]}
+    warehouse = warehouse_with(tables)
+    evaluate(project, warehouse, AS_OF, run_id="wide")
+    reference = reference_members(project, tables, AS_OF)
+    assert stored_arms(warehouse, AS_OF) == {name: members for name, members in reference.items() if members}
+    assert {arm for arm in reference["split"].values()} == {"x", "y", "z"}
+    assert warehouse.query(f"SELECT COUNT(DISTINCT word) FROM {BITS}")[0][0] == 2
+    assert warehouse.query(f"SELECT COUNT(*) FROM {WORDS} WHERE customer_key = 'c74'")[0][0] == 2
+
+
+def test_a_row_per_member_table_of_an_earlier_version_is_migrated_with_its_history(tmp_path: Path) -> None:
+    halves = {"salt": "m", "arms": [{"name": "a", "percent": 50}, {"name": "b", "percent": 50}]}
+    project = write_project(tmp_path / "project", [
+        {"name": "scored", "rule": {"attribute": "score", "op": "gt", "value": 2}, "split": halves},
+        {"name": "low", "rule": {"attribute": "score", "op": "lt", "value": 2}}])
+    warehouse = warehouse_with({"customers": [customer(f"c{i}", score=i % 7) for i in range(30)]})
+    store = MembershipStore(warehouse)
+    evaluate(project, warehouse, AS_OF, run_id="day_1")
+    day_1 = stored_arms(warehouse, AS_OF)
+    to_row_per_member_layout(warehouse)
+    assert warehouse.columns(WORDS) is None and "write_id" not in warehouse.columns(MEMBERSHIPS)
+
+    later = AS_OF + dt.timedelta(days=1)
+    warehouse.execute("UPDATE customers SET score = 6 WHERE customer_id IN ('c0', 'c1')")
+    evaluate(project, warehouse, later, run_id="day_2")
+
+    assert stored_arms(warehouse, AS_OF) == day_1  # the old snapshot, read through the view
+    assert {run for (run,) in warehouse.query(f"SELECT DISTINCT run_id FROM {MEMBERSHIPS} WHERE as_of = "
+                                              f"TIMESTAMP '{AS_OF.isoformat(sep=' ')}'")} == {"day_1"}
+    # the diff of the new snapshot is against the migrated one: c0 and c1 moved from low to scored
+    assert store.changes("low", later) == {"added": set(), "removed": {"c0", "c1"}}
+    assert store.changes("scored", later) == {"added": {"c0", "c1"}, "removed": set()}
+    assert warehouse.query(f"SELECT COUNT(*) FROM {MEMBERSHIPS}_v0")[0][0] == sum(map(len, day_1.values()))
+
+    evaluate(project, warehouse, later, run_id="day_2_again")  # migrated once: nothing moves again
+    assert stored_arms(warehouse, AS_OF) == day_1
+
+
+def test_a_migration_never_overwrites_an_earlier_copy_of_the_old_table(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "project", segments_of({"any": {"attribute": "score", "op": "gte", "value": 0}}))
+    warehouse = warehouse_with({"customers": [customer("c1", score=1)]})
+    evaluate(project, warehouse, AS_OF, run_id="old")
+    to_row_per_member_layout(warehouse)
+    warehouse.execute(f"CREATE TABLE {MEMBERSHIPS}_v0 AS SELECT * FROM {MEMBERSHIPS}")
+    with pytest.raises(EvaluationError, match=f"{MEMBERSHIPS}_v0.*exists already"):
+        evaluate(project, warehouse, AS_OF + dt.timedelta(days=1), run_id="new")
+    assert warehouse.query(f"SELECT customer_key, run_id FROM {MEMBERSHIPS}") == [("c1", "old")]
+    assert not warehouse.query(f"SELECT * FROM {WORDS}")
+
+
 def test_change_rows_carry_the_arm_of_the_side_that_holds_the_key(tmp_path: Path) -> None:
     """An added key's arm is its arm now; a removed key's arm is the arm it was synced in."""
     halves = {"salt": "diff", "arms": [{"name": "a", "percent": 50}, {"name": "b", "percent": 50}]}
@@ -700,3 +801,23 @@ def test_duplicate_customer_keys_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EvaluationError, match=r"customers.customer_id is not unique: 'c1' \(2 rows\)"):
         evaluate(project, warehouse, AS_OF, run_id="r1")
     assert warehouse.columns(MEMBERSHIPS) is None or not warehouse.query(f"SELECT * FROM {MEMBERSHIPS}")
+
+
+def test_a_duckdb_project_schema_holds_its_sources_and_its_store(tmp_path: Path) -> None:
+    """With ``schema: analytics`` the membership store is created, found and read in that schema."""
+    project = write_project(tmp_path / "project", segments_of({"any": {"attribute": "score", "op": "gte", "value": 1}}))
+    path = tmp_path / "warehouse.duckdb"
+    setup = duckdb.connect(str(path))
+    setup.execute("CREATE SCHEMA analytics")
+    setup.execute("CREATE TABLE analytics.customers (customer_id VARCHAR, score INTEGER)")
+    setup.execute("INSERT INTO analytics.customers VALUES ('c1', 1), ('c2', 0)")
+    setup.close()
+    for day, run in ((AS_OF, "first"), (AS_OF + dt.timedelta(days=1), "second")):
+        warehouse = DuckDBWarehouse(path, schema="analytics")
+        evaluate(project, warehouse, day, run_id=run)  # the second run finds the view it made
+        assert MembershipStore(warehouse).members("any", day) == {"c1"}
+        warehouse.close()
+    check = duckdb.connect(str(path))
+    assert {name for (name,) in check.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()} == set()
+    check.close()

@@ -14,6 +14,7 @@ import json
 import pyarrow as pa
 import pytest
 
+from airflow_segprovider.core.membership import MembershipStore
 from airflow_segprovider.core.warehouse import DuckDBWarehouse
 from airflow_segprovider.gates import evaluate_gate, stage_destination_counts
 from airflow_segprovider.gates.sql_datasource import postgres_url, sql_datasource
@@ -22,8 +23,8 @@ from postgres_support import pg_connect, postgres_schema
 pytestmark = pytest.mark.integration
 
 DAY_2 = dt.datetime(2026, 11, 24)
-TABLES = ("customers", "events", "orders", "consents", "segprovider_memberships", "segprovider_snapshots",
-          "segprovider_membership_changes")
+TABLES = ("customers", "events", "orders", "consents", "segprovider_membership_words", "segprovider_membership_bits",
+          "segprovider_snapshots", "segprovider_membership_changes")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def pg_schema(evaluated_db):
                     continue
                 batches = list(source.iter_batches(f"SELECT * FROM {table}", 50_000))
                 target.load(table, pa.Table.from_batches(batches), create=True)
+            MembershipStore(target).ensure_tables()  # the segprovider_memberships view over the copied store
         finally:
             source.close()
             target.close()

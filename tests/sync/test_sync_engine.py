@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+from membership_support import remove_members
 from sync_constants import DAY_1, DAY_2
 
 from airflow_segprovider.core.membership import MembershipStore
@@ -120,7 +121,7 @@ def test_mirror_removes_only_what_this_project_added_and_baselines_an_existing_l
 def test_an_empty_segment_never_wipes_a_destination(project, warehouse, sandbox, connections):
     sync = sync_of(project, "vip", "mailchimp_newsletter")
     run(project, warehouse, connections, sync, DAY_2)
-    warehouse.execute("DELETE FROM segprovider_memberships WHERE segment = 'vip' AND as_of = TIMESTAMP '2026-11-24'")
+    remove_members(warehouse, "vip", DAY_2)
     writes = len(write_requests(sandbox, "mailchimp"))
     with pytest.raises(SyncBlockedError, match="empty"):
         run(project, warehouse, connections, sync, DAY_2)
@@ -134,8 +135,7 @@ def test_removing_more_than_the_allowed_fraction_needs_an_override(project, ware
     run(project, warehouse, connections, sync, DAY_2)
     kept = warehouse.query("SELECT customer_key FROM segprovider_memberships WHERE segment = 'vip' "
                            "AND as_of = TIMESTAMP '2026-11-24' ORDER BY customer_key LIMIT 10")
-    warehouse.execute("DELETE FROM segprovider_memberships WHERE segment = 'vip' AND as_of = TIMESTAMP '2026-11-24' "
-                      f"AND customer_key NOT IN ({', '.join(repr(k) for (k,) in kept)})")
+    remove_members(warehouse, "vip", DAY_2, keep=[k for (k,) in kept])
     with pytest.raises(SyncBlockedError, match="max_remove_fraction"):
         run(project, warehouse, connections, sync, DAY_2)
     record = run(project, warehouse, connections, sync, DAY_2, allow_mass_removal=True)
