@@ -77,10 +77,13 @@ _DDL = (
 )
 
 
-def _view_sql(schema: str | None) -> str:
+def _view_sql(schema: str | None, dialect: str) -> str:
     """The view; ``write_id`` also tells it apart from the earlier row-per-member table of that name."""
+    # Tolerates a concurrent first evaluation: PostgreSQL has no CREATE VIEW IF NOT EXISTS (and this
+    # runs only when the view is missing, so OR REPLACE never takes a view's ownership or grants).
+    create = "CREATE OR REPLACE VIEW" if dialect == "postgres" else "CREATE VIEW IF NOT EXISTS"
     # ``as_of`` joined too: a reader's as_of filter then prunes the words table as well as the bits
-    return (f"CREATE VIEW {MEMBERSHIPS} AS "
+    return (f"{create} {MEMBERSHIPS} AS "
             f"SELECT b.segment, w.customer_key, b.as_of, b.run_id, b.arm, b.write_id "
             f"FROM {quoted_table(BITS, schema)} AS b JOIN {quoted_table(WORDS, schema)} AS w "
             f"ON w.write_id = b.write_id AND w.as_of = b.as_of AND w.word = b.word WHERE (w.bits & b.mask) <> 0")
@@ -153,7 +156,7 @@ class MembershipStore:
         A ``segprovider_memberships`` table of an earlier version (one row per member) is moved
         into the packed store first, history included (see :meth:`_migrate_row_table`).
         """
-        existing = self.warehouse.columns(MEMBERSHIPS)
+        existing = self._store_columns(MEMBERSHIPS)
         for statement in _DDL:
             self.warehouse.execute(self._sql(statement))
         if existing is not None and "write_id" in {column.lower() for column in existing}:
@@ -163,27 +166,47 @@ class MembershipStore:
         # The view reads the tables the unqualified DDL above created (the session's schema), except
         # on BigQuery, whose views have no default dataset to resolve unqualified names in.
         schema = self.warehouse.schema if self.warehouse.dialect == "bigquery" else None
-        self.warehouse.execute(self._sql(_view_sql(schema)))
+        self.warehouse.execute(self._sql(_view_sql(schema, self.warehouse.dialect)))
+
+    def _store_columns(self, name: str) -> dict[str, str] | None:
+        """Columns of one of the store's own objects, which unqualified DDL created: in the session's
+        schema. That is the warehouse's schema, except on DuckDB, whose adapter leaves the session
+        in ``main`` whatever schema the project's sources are read from."""
+        if self.warehouse.dialect == "duckdb":
+            return self.warehouse.columns(f"{self.warehouse.query('SELECT current_schema()')[0][0]}.{name}")
+        return self.warehouse.columns(name)
 
     def _migrate_row_table(self) -> None:
         """Move the row-per-member table of an earlier version into the packed store.
 
         Each ``(as_of, run_id)`` of the old table becomes one write (id ``v0:<run>:<as_of>``), its
-        (segment, arm) pairs numbered into bits, so the view returns exactly the old rows and later
-        diffs compare with them. The old table is kept as ``segprovider_memberships_v0`` (drop it
-        once satisfied). The copy is one transaction, and a run interrupted before the rename
-        replaces its own partial copy when it starts again.
+        (segment, arm) pairs numbered into bits, so the view returns exactly the old rows (a
+        duplicated old row counts once) and later diffs compare with them. The old table is kept as
+        ``segprovider_memberships_v0`` (drop it once satisfied; on PostgreSQL, views you built on
+        the old table follow it to that name). On DuckDB and PostgreSQL, whose DDL is
+        transactional, copy and rename are one transaction, and PostgreSQL locks the old table
+        first, so a second run starting at the same time waits and then finds nothing to move. On
+        Snowflake and BigQuery the rename follows the copy's commit: a run interrupted between
+        them replaces its own partial copy when it starts again.
 
         :raises EvaluationError: when ``segprovider_memberships_v0`` exists already.
         """
         legacy = f"{MEMBERSHIPS}_v0"
-        if self.warehouse.columns(legacy) is not None:
+        if self._store_columns(legacy) is not None:
             raise EvaluationError(
                 f"{MEMBERSHIPS} is a table of an earlier segprovider version (one row per member), and {legacy}, "
                 f"the name this version moves it to once copied into {WORDS}, exists already: rename or drop "
                 f"{legacy}, then evaluate again")
+        dialect = self.warehouse.dialect
+        rename = self._sql(f"ALTER TABLE {MEMBERSHIPS} RENAME TO {legacy}")
         write_id = "'v0:' || run_id || ':' || CAST(as_of AS VARCHAR)"
+        old_rows = f"(SELECT DISTINCT segment, customer_key, as_of, run_id, arm FROM {MEMBERSHIPS})"
         with self.warehouse.transaction():
+            if dialect == "postgres":
+                self.warehouse.execute(f"LOCK TABLE {MEMBERSHIPS} IN ACCESS EXCLUSIVE MODE")
+                existing = self._store_columns(MEMBERSHIPS)
+                if existing is None or "write_id" in {column.lower() for column in existing}:
+                    return  # another run moved it while this one waited
             for table in (BITS, WORDS):
                 self.warehouse.execute(self._sql(f"DELETE FROM {table} WHERE write_id LIKE 'v0:%'"))
             self.warehouse.execute(self._sql(
@@ -197,10 +220,13 @@ class MembershipStore:
             self.warehouse.execute(self._sql(
                 f"INSERT INTO {WORDS} (write_id, as_of, word, customer_key, bits) "
                 f"SELECT b.write_id, b.as_of, b.word, m.customer_key, CAST(SUM(b.mask) AS BIGINT) "
-                f"FROM {MEMBERSHIPS} AS m JOIN {BITS} AS b ON b.as_of = m.as_of AND b.run_id = m.run_id "
+                f"FROM {old_rows} AS m JOIN {BITS} AS b ON b.as_of = m.as_of AND b.run_id = m.run_id "
                 f"AND b.segment = m.segment AND (b.arm = m.arm OR (b.arm IS NULL AND m.arm IS NULL)) "
                 f"WHERE b.write_id LIKE 'v0:%' GROUP BY b.write_id, b.as_of, b.word, m.customer_key"))
-        self.warehouse.execute(self._sql(f"ALTER TABLE {MEMBERSHIPS} RENAME TO {legacy}"))
+            if dialect in ("duckdb", "postgres"):
+                self.warehouse.execute(rename)
+        if dialect not in ("duckdb", "postgres"):
+            self.warehouse.execute(rename)
 
     def replace_snapshot(self, words_sql: str, slots: Sequence[Slot], as_of: dt.datetime, run_id: str) -> None:
         """Replace the ``as_of`` snapshot of the slots' segments with the rows of ``words_sql``.

@@ -108,15 +108,6 @@ class DuckDBWarehouse(TransactionMixin):
         # (keeping insertion order costs seconds on large writes).
         self.connection.execute("SET TimeZone = 'UTC'")
         self.connection.execute("SET preserve_insertion_order = false")
-        if schema and schema != "main":
-            # as the other adapters do: the project's schema exists and is the session's default, so
-            # the project's own tables (membership store, sync state) live there, where columns() looks
-            exists = self.connection.execute(
-                "SELECT COUNT(*) FROM information_schema.schemata WHERE catalog_name = current_database() "
-                f"AND schema_name = '{_sql_text(schema)}'").fetchone()[0]
-            if not exists:  # a read-only connection may still use a schema that exists
-                self.connection.execute(f"CREATE SCHEMA {_identifier(schema)}")
-            self.connection.execute(f"SET schema = '{_sql_text(schema)}'")
         if threads:
             self.connection.execute(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -204,10 +195,6 @@ class DuckDBWarehouse(TransactionMixin):
 
     def close(self) -> None:
         self.connection.close()
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_text(value: str) -> str:
