@@ -181,29 +181,22 @@ class CompiledEvaluation:
             for term in terms[1:]:
                 bits = exp.Add(this=bits, expression=term)
             per_word[word] = bits
-        source: exp.Expression = table_ref(flags_table, alias="f")
-        if len(words) == 1:
-            word_column: exp.Expression = exp.Literal.number(words[0])
-            bits = per_word[words[0]]
-        else:
-            numbers = exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True))
-            for word in words[1:]:
-                numbers = exp.union(numbers, exp.select(exp.alias_(exp.Literal.number(word), "word", quoted=True)),
-                                    distinct=False)
-            word_column = col("word", "n")
-            bits = exp.Case(this=word_column.copy(), ifs=[exp.If(this=exp.Literal.number(w), true=per_word[w])
-                                                          for w in words])
-        packed = exp.select(
-            exp.alias_(word_column, "word", quoted=True),
-            exp.alias_(col(KEY_TEXT, "f"), "customer_key", quoted=True),
-            exp.alias_(bits, "bits", quoted=True),
-        ).from_(source)
-        if len(words) > 1:
-            packed = packed.join(exp.Subquery(this=numbers, alias=exp.TableAlias(this=ident("n"))), join_type="CROSS")
+        customer_key = exp.alias_(col(KEY_TEXT, "f"), "customer_key", quoted=True)
         if len(words) == 1:
             # the customers holding any slot, tested on the flags: a filter on ``bits <> 0`` is
             # inlined by DuckDB, which then computes the sum of every mask twice per customer
-            return packed.where(_or(held_by_word[words[0]]))
+            return (exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True), customer_key,
+                               exp.alias_(per_word[words[0]], "bits", quoted=True))
+                    .from_(table_ref(flags_table, alias="f")).where(_or(held_by_word[words[0]])))
+        numbers = exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True))
+        for word in words[1:]:
+            numbers = exp.union(numbers, exp.select(exp.alias_(exp.Literal.number(word), "word", quoted=True)),
+                                distinct=False)
+        bits = exp.Case(this=col("word", "n"), ifs=[exp.If(this=exp.Literal.number(w), true=per_word[w]) for w in words])
+        packed = (exp.select(exp.alias_(col("word", "n"), "word", quoted=True), customer_key,
+                             exp.alias_(bits, "bits", quoted=True))
+                  .from_(table_ref(flags_table, alias="f"))
+                  .join(exp.Subquery(this=numbers, alias=exp.TableAlias(this=ident("n"))), join_type="CROSS"))
         return (exp.select(col("word"), col("customer_key"), col("bits"))
                 .from_(packed.subquery("p"))
                 .where(exp.NEQ(this=col("bits"), expression=exp.Literal.number(0))))

@@ -89,6 +89,11 @@ def _view_sql(schema: str | None, dialect: str) -> str:
             f"ON w.write_id = b.write_id AND w.as_of = b.as_of AND w.word = b.word WHERE (w.bits & b.mask) <> 0")
 
 
+def _is_packed_view(columns: dict[str, str] | None) -> bool:
+    """Whether ``segprovider_memberships`` (its columns, or None when missing) is this version's view."""
+    return columns is not None and "write_id" in {column.lower() for column in columns}
+
+
 def ts_literal(value: dt.datetime) -> str:
     return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
 
@@ -159,8 +164,8 @@ class MembershipStore:
         existing = self._store_columns(MEMBERSHIPS)
         for statement in _DDL:
             self.warehouse.execute(self._sql(statement))
-        if existing is not None and "write_id" in {column.lower() for column in existing}:
-            return  # this version's view
+        if _is_packed_view(existing):
+            return
         if existing is not None:
             self._migrate_row_table()
         # The view reads the tables the unqualified DDL above created (the session's schema), except
@@ -205,7 +210,7 @@ class MembershipStore:
             if dialect == "postgres":
                 self.warehouse.execute(f"LOCK TABLE {MEMBERSHIPS} IN ACCESS EXCLUSIVE MODE")
                 existing = self._store_columns(MEMBERSHIPS)
-                if existing is None or "write_id" in {column.lower() for column in existing}:
+                if existing is None or _is_packed_view(existing):
                     return  # another run moved it while this one waited
             for table in (BITS, WORDS):
                 self.warehouse.execute(self._sql(f"DELETE FROM {table} WHERE write_id LIKE 'v0:%'"))
