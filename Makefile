@@ -2,7 +2,7 @@
 # (Python 3.11 and pip are all they need) and are safe to run again.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
-PROJECT := dags/segments_project
+PROJECT := airflow_segprovider/example/segments_project
 DEMO_DIR := .demo
 DEMO_DB := $(DEMO_DIR)/warehouse.duckdb
 
@@ -15,7 +15,7 @@ setup:
 ## The main job on the embedded default: generate data, start the destination sandbox, run
 ## segments_centralized for two days with dag.test(), print the summary, stop everything.
 demo: setup
-	$(UV) run python -m airflow_segprovider.demo --workdir $(DEMO_DIR)
+	$(UV) run python -m airflow_segprovider.cli.demo --workdir $(DEMO_DIR)
 
 ## A tour of the command line on the same data: validate, describe, evaluate, preview, explain.
 cli-demo: setup

@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from airflow_segprovider.core.hub import AttributePushEngine, HubBuilder, push_sync  # noqa: E402
-from airflow_segprovider.core.project import load_project  # noqa: E402
-from airflow_segprovider.core.sync import STATE, SyncOptions, build_client  # noqa: E402
-from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
+from airflow_segprovider.core.hybrid.hub import AttributePushEngine, HubBuilder, push_sync  # noqa: E402
+from airflow_segprovider.core.project.loader import load_project  # noqa: E402
+from airflow_segprovider.core.sync.engine import STATE, SyncOptions, build_client  # noqa: E402
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
 from airflow_segprovider.destinations.spokes import PUSH_CONFIG, PushClient, field_types  # noqa: E402
-from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY, SandboxState  # noqa: E402
+from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, SandboxState  # noqa: E402
 from sandbox_process import sandbox_process  # noqa: E402
 
 LIST_ID = "bench00001"

@@ -59,18 +59,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from airflow_segprovider.core.compiler import SegmentCompiler  # noqa: E402
-from airflow_segprovider.core.dialects import to_sql  # noqa: E402
-from airflow_segprovider.core.engine import evaluate  # noqa: E402
-from airflow_segprovider.core.membership import BITS, CHANGES, MEMBERSHIPS, SNAPSHOTS, WORDS, ts_literal  # noqa: E402
-from airflow_segprovider.core.project import load_project  # noqa: E402
-from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
+from airflow_segprovider.core.evaluate.compiler import SegmentCompiler  # noqa: E402
+from airflow_segprovider.core.evaluate.dialects import to_sql  # noqa: E402
+from airflow_segprovider.core.evaluate.engine import evaluate  # noqa: E402
+from airflow_segprovider.core.state.membership import BITS, CHANGES, MEMBERSHIPS, SNAPSHOTS, WORDS, ts_literal  # noqa: E402
+from airflow_segprovider.core.project.loader import load_project  # noqa: E402
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
 
 AS_OF = dt.datetime(2026, 11, 24)
 
 
 def _generate(db: str, customers: int, events_per_customer: float) -> None:
-    from airflow_segprovider.core.generate import generate
+    from airflow_segprovider.example.generate import generate
 
     warehouse = DuckDBWarehouse(db)
     generate(warehouse, customers, events_per_customer=events_per_customer, anchor=AS_OF)

@@ -12,6 +12,7 @@ nothing. Prints one JSON object on its last line with the seconds of each step o
 
 from __future__ import annotations
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
 import argparse
 import json
 import resource
@@ -24,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from airflow_segprovider.core.distributed import Reconciler, new_run_id  # noqa: E402
-from airflow_segprovider.core.generate import generate  # noqa: E402
-from airflow_segprovider.core.project import load_project  # noqa: E402
-from airflow_segprovider.core.sync import build_client  # noqa: E402
-from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
-from airflow_segprovider.sandbox import DEFAULT_HUBSPOT_TOKEN, DEFAULT_MAILCHIMP_API_KEY, serve  # noqa: E402
-from airflow_segprovider.sandbox.store import subscriber_hash  # noqa: E402
+from airflow_segprovider.core.distributed.reconciler import Reconciler, new_run_id  # noqa: E402
+from airflow_segprovider.example.generate import generate  # noqa: E402
+from airflow_segprovider.core.project.loader import load_project  # noqa: E402
+from airflow_segprovider.core.sync.engine import build_client  # noqa: E402
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
+from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN, DEFAULT_MAILCHIMP_API_KEY, serve  # noqa: E402
+from segprovider_sandbox.store import subscriber_hash  # noqa: E402
 
 RECONCILE = "reconcile:\n  - {segment: sales_priority, policy: union, max_change_fraction: 1.0}\n"
 
@@ -62,7 +63,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="segprovider-reconcile-bench-"))
     try:
         project_dir = work / "project"
-        shutil.copytree(ROOT.parent / "dags" / "segments_project", project_dir,
+        shutil.copytree(EXAMPLE_PROJECT, project_dir,
                         ignore=shutil.ignore_patterns("landing"))
         (project_dir / "reconcile.yml").write_text(RECONCILE)
         project = load_project(project_dir)

@@ -21,13 +21,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 @contextlib.contextmanager
 def sandbox_process(db: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Start ``python -m airflow_segprovider.sandbox`` on a free port with state in ``db``.
+    """Start ``python -m segprovider_sandbox`` on a free port with state in ``db``.
 
     :param options: more command-line options (``--config FILE``, ``--seed``).
     :returns: the process and the sandbox's base URL; the process is stopped on exit.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_segprovider.sandbox", "--port", "0", "--db", str(db), *options],
+        [sys.executable, "-m", "segprovider_sandbox", "--port", "0", "--db", str(db), *options],
         stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert process.stdout is not None

@@ -40,9 +40,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from airflow_segprovider.core.engine import evaluate  # noqa: E402
-from airflow_segprovider.core.project import load_project  # noqa: E402
-from airflow_segprovider.core.warehouse import DuckDBWarehouse  # noqa: E402
+from airflow_segprovider.core.evaluate.engine import evaluate  # noqa: E402
+from airflow_segprovider.core.project.loader import load_project  # noqa: E402
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
 from airflow_segprovider.ingest import ingest_source  # noqa: E402
 
 AS_OF = dt.datetime(2026, 11, 24)
@@ -124,7 +124,7 @@ def _serve_api(rows: int, port_queue) -> None:  # runs in a child process
 
 
 def _generate(db: str, customers: int) -> None:  # runs in a child process
-    from airflow_segprovider.core.generate import generate
+    from airflow_segprovider.example.generate import generate
 
     warehouse = DuckDBWarehouse(db)
     generate(warehouse, customers, events_per_customer=20.0, anchor=AS_OF)

@@ -1,6 +1,6 @@
 """The centralized rule engine: every segment defined once, evaluated in the warehouse, synced as changes.
 
-Built from the example segments project next to this file. Connections used (create them in
+Built from the example segments project shipped in the package (``airflow_segprovider.example``). Connections used (create them in
 Airflow; nothing is looked up when this file is parsed):
 
 * ``segprovider_warehouse``: the warehouse (``duckdb`` connection, host = database file path);
@@ -10,10 +10,9 @@ Airflow; nothing is looked up when this file is parsed):
 
 from __future__ import annotations
 
-from pathlib import Path
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.factory.centralized import build_centralized_dag
 
-from airflow_segprovider.dag_factory import build_centralized_dag
-
-PROJECT = Path(__file__).resolve().parent / "segments_project"
+PROJECT = EXAMPLE_PROJECT
 
 dag = build_centralized_dag(PROJECT, dag_id="segments_centralized")

@@ -1,7 +1,7 @@
 """The distributed list synchronization model: pull, compare, resolve, push, log, never loop.
 
 For teams whose segment lists live in the tools themselves (edited in Mailchimp, in the CRM):
-built from the ``reconcile:`` section of the example segments project next to this file.
+built from the ``reconcile:`` section of the example segments project shipped in the package (``airflow_segprovider.example``).
 Connections used (create them in Airflow; nothing is looked up when this file is parsed):
 
 * ``segprovider_warehouse``: where pulls, decisions, the audit log and the sync state live;
@@ -11,10 +11,9 @@ Connections used (create them in Airflow; nothing is looked up when this file is
 
 from __future__ import annotations
 
-from pathlib import Path
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.factory.distributed import build_distributed_dag
 
-from airflow_segprovider.distributed_dag import build_distributed_dag
-
-PROJECT = Path(__file__).resolve().parent / "segments_project"
+PROJECT = EXAMPLE_PROJECT
 
 dag = build_distributed_dag(PROJECT, dag_id="segments_distributed")

@@ -1,6 +1,6 @@
 """The hybrid model: a central attribute hub pushes attributes to the tools, and each tool segments for itself.
 
-Built from the example segments project next to this file (its ``hub.yml``). Connections used
+Built from the example segments project shipped in the package (its ``hub.yml``). Connections used
 (nothing is looked up when this file is parsed):
 
 * ``segprovider_warehouse``: the warehouse (``duckdb`` connection, host = database file path);
@@ -10,10 +10,9 @@ Built from the example segments project next to this file (its ``hub.yml``). Con
 
 from __future__ import annotations
 
-from pathlib import Path
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.factory.hybrid import build_hybrid_dag
 
-from airflow_segprovider.dag_factory_hybrid import build_hybrid_dag
-
-PROJECT = Path(__file__).resolve().parent / "segments_project"
+PROJECT = EXAMPLE_PROJECT
 
 dag = build_hybrid_dag(PROJECT, dag_id="segments_hybrid")

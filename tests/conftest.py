@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
 import os
 import shutil
 import tempfile
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE_PROJECT = Path(__file__).resolve().parents[1] / "dags" / "segments_project"
 
 
 def _isolate_airflow() -> None:
@@ -34,7 +34,7 @@ _isolate_airflow()
 
 @pytest.fixture
 def example_project() -> Path:
-    """The example project shipped in ``dags/segments_project`` (read only)."""
+    """The example project shipped in ``airflow_segprovider/example/segments_project`` (read only)."""
     return EXAMPLE_PROJECT
 
 

@@ -1,47 +1,19 @@
-"""Destination connectors: one HTTP layer, one interface, four vendors.
+"""Destination connectors: one HTTP layer, four vendors, one contract.
 
-Pure library code (no Airflow import): hooks read Airflow connections and call
-:func:`create_client` with plain config and credential mappings.
+Pure library code (no Airflow import). Each connector implements
+:class:`~airflow_segprovider.core.destination.DestinationClient`, the contract the core's sync
+engine drives; hooks read Airflow connections and call :func:`create_client` with plain config and
+credential mappings.
 """
 
 from __future__ import annotations
 
-from airflow_segprovider.destinations.base import (
-    BatchResult,
-    ConnectionField,
-    DestinationClient,
-    Member,
-    Record,
-)
-from airflow_segprovider.destinations.errors import (
-    DestinationAuthError,
-    DestinationConfigError,
-    DestinationError,
-    MalformedResponseError,
-    RateLimitExhaustedError,
-    RejectedRecord,
-    TerminalDestinationError,
-    TransientDestinationError,
-    UnsupportedOperationError,
-)
+from airflow_segprovider.destinations.base import ConnectionField
 from airflow_segprovider.destinations.registry import DESTINATION_KINDS, connection_fields, create_client
 
 __all__ = [
     "DESTINATION_KINDS",
-    "BatchResult",
     "ConnectionField",
-    "DestinationAuthError",
-    "DestinationClient",
-    "DestinationConfigError",
-    "DestinationError",
-    "MalformedResponseError",
-    "Member",
-    "RateLimitExhaustedError",
-    "Record",
-    "RejectedRecord",
-    "TerminalDestinationError",
-    "TransientDestinationError",
-    "UnsupportedOperationError",
     "connection_fields",
     "create_client",
 ]

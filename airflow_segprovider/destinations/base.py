@@ -11,125 +11,26 @@ which connection field becomes which key).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
 
-from airflow_segprovider.destinations.errors import DestinationConfigError, RejectedRecord
+from airflow_segprovider.core.destination import DestinationConfigError, Record, RejectedRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
-    from datetime import datetime
 
     from airflow_segprovider.destinations.http import DestinationHttpClient
 
 __all__ = [
-    "BatchResult",
     "ConfigReader",
     "ConnectionField",
-    "DestinationClient",
     "HttpDestination",
-    "Member",
-    "Record",
-    "RejectedRecord",
     "chunked",
     "connection_phrase",
     "group_by_identity",
     "missing_fields_error",
     "split_blank_identities",
 ]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One customer as sent to a destination.
-
-    :param key: our customer key.
-    :param identity: the identifier the destination matches on, e.g. an email address.
-    :param attributes: values already mapped to the destination's field names.
-    """
-
-    key: str
-    identity: str
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class BatchResult:
-    """What a destination did with one call's records.
-
-    :param acknowledged: keys the destination accepted.
-    :param rejected: records it refused, with reasons.
-    :param destination_ids: key to the vendor's id of the contact (HubSpot contact ids, Mailchimp subscriber hashes).
-    """
-
-    acknowledged: list[str] = field(default_factory=list)
-    rejected: list[RejectedRecord] = field(default_factory=list)
-    destination_ids: dict[str, str] = field(default_factory=dict)
-
-    def merge(self, other: BatchResult) -> None:
-        """Fold the result of another chunk of the same call into this one."""
-        self.acknowledged.extend(other.acknowledged)
-        self.rejected.extend(other.rejected)
-        self.destination_ids.update(other.destination_ids)
-
-
-@dataclass(frozen=True)
-class Member:
-    """One member as read back from a destination.
-
-    :param identity: the identifier as the destination stores it (e.g. the email address).
-    :param destination_id: the vendor's id of the member, if it has one.
-    :param last_changed: when the vendor last changed the member, if it reports it.
-    """
-
-    identity: str
-    destination_id: str | None = None
-    last_changed: datetime | None = None
-
-
-@runtime_checkable
-class DestinationClient(Protocol):
-    """The interface the sync engine drives; one instance per configured destination.
-
-    Every method raises :class:`~airflow_segprovider.destinations.errors.TerminalDestinationError`
-    or :class:`~airflow_segprovider.destinations.errors.TransientDestinationError`
-    for failures of the whole call; per-record refusals come back in :class:`BatchResult`.
-    """
-
-    name: str
-    kind: str
-    max_batch_size: int
-    can_read_members: bool
-
-    def check(self) -> None:
-        """Verify credentials and that the target list/segment/audience exists; say what to fix if not."""
-
-    def check_fields(self, field_names: Sequence[str]) -> None:
-        """Verify that the destination has every field ``field_mapping`` writes to.
-
-        :param field_names: the destination field names, as keys of the destination's ``field_mapping``.
-        :raises DestinationConfigError: naming the missing fields and how to fix the mapping or the destination.
-        """
-
-    def upsert(self, records: Sequence[Record]) -> BatchResult:
-        """Create or update the records' attributes, without changing membership."""
-
-    def add_members(self, records: Sequence[Record]) -> BatchResult:
-        """Make sure each contact exists, then add it to the target list/segment/audience."""
-
-    def remove_members(
-        self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None
-    ) -> BatchResult:
-        """Remove the records from the target; ``destination_ids`` (key to vendor id) avoids look-ups."""
-
-    def iter_members(self, page_size: int = 500) -> Iterator[Member]:
-        """Read the target's members back, page by page."""
-
-    def member_count(self) -> int:
-        """The target's size: exact, or the vendor's approximation where that is all it reports."""
-
-    def close(self) -> None:
-        """Release the HTTP session."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +59,7 @@ class ConfigReader:
     """Reads and validates one destination's config or credentials mapping.
 
     Errors name the destination and the field, as
-    :class:`~airflow_segprovider.destinations.errors.DestinationConfigError`.
+    :class:`~airflow_segprovider.core.destination.DestinationConfigError`.
 
     :param destination: the destination's name.
     :param values: the mapping to read.

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from airflow_segprovider.destinations.errors import DestinationConfigError
+from airflow_segprovider.core.destination import DestinationConfigError
 from airflow_segprovider.destinations.registry import connection_fields
 
 

@@ -15,9 +15,9 @@ destination instance and owns everything a vendor API makes us care about:
   the wall (see :meth:`ResponsePolicy.pace`);
 * **transient failures** (5xx, timeouts, dropped connections): exponential
   backoff with full jitter up to ``max_attempts``, then
-  :class:`~airflow_segprovider.destinations.errors.TransientDestinationError`;
+  :class:`~airflow_segprovider.core.destination.TransientDestinationError`;
 * **terminal failures** (other 4xx, unreadable bodies):
-  :class:`~airflow_segprovider.destinations.errors.TerminalDestinationError`
+  :class:`~airflow_segprovider.core.destination.TerminalDestinationError`
   naming the destination, the endpoint and what to fix.
 
 Vendor differences (how HubSpot or Meta say "slow down", where their error
@@ -45,7 +45,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from airflow_segprovider import __version__
-from airflow_segprovider.destinations.errors import (
+from airflow_segprovider.core.destination import (
     DestinationAuthError,
     MalformedResponseError,
     RateLimitExhaustedError,

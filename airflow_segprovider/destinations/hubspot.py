@@ -31,20 +31,18 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_segprovider.core.destination import BatchResult, Member, Record
 from airflow_segprovider.destinations.base import (
-    BatchResult,
     ConfigReader,
     ConnectionField,
     HttpDestination,
-    Member,
-    Record,
     chunked,
     connection_phrase,
     group_by_identity,
     missing_fields_error,
     split_blank_identities,
 )
-from airflow_segprovider.destinations.errors import RejectedRecord, TerminalDestinationError
+from airflow_segprovider.core.destination import RejectedRecord, TerminalDestinationError
 from airflow_segprovider.destinations.http import (
     BearerAuth,
     DestinationHttpClient,

@@ -36,20 +36,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_segprovider.core.destination import BatchResult, Member, Record
 from airflow_segprovider.destinations.base import (
-    BatchResult,
     ConfigReader,
     ConnectionField,
     HttpDestination,
-    Member,
-    Record,
     chunked,
     connection_phrase,
     group_by_identity,
     missing_fields_error,
     split_blank_identities,
 )
-from airflow_segprovider.destinations.errors import (
+from airflow_segprovider.core.destination import (
     MalformedResponseError,
     RejectedRecord,
     TerminalDestinationError,

@@ -32,15 +32,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_segprovider.core.destination import BatchResult, Record
 from airflow_segprovider.destinations.base import (
-    BatchResult,
     ConfigReader,
     ConnectionField,
     HttpDestination,
-    Record,
     connection_phrase,
 )
-from airflow_segprovider.destinations.errors import (
+from airflow_segprovider.core.destination import (
     MalformedResponseError,
     RejectedRecord,
     TerminalDestinationError,
@@ -60,7 +59,7 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_segprovider.destinations.base import Member
+    from airflow_segprovider.core.destination import Member
 
 logger = logging.getLogger(__name__)
 

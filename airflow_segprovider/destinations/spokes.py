@@ -18,15 +18,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_segprovider.core.hub import FieldType, hubspot_filter_branch, mailchimp_conditions
-from airflow_segprovider.core.hub_spec import SPOKE_KINDS
-from airflow_segprovider.destinations.errors import MalformedResponseError, TerminalDestinationError
+from airflow_segprovider.core.hybrid.hub import FieldType, hubspot_filter_branch, mailchimp_conditions
+from airflow_segprovider.core.project.hybrid import SPOKE_KINDS
+from airflow_segprovider.core.destination import MalformedResponseError, TerminalDestinationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow_segprovider.core.hub_spec import Hub, SpokeSegment
-    from airflow_segprovider.destinations.base import BatchResult, DestinationClient, Record
+    from airflow_segprovider.core.project.hybrid import Hub, SpokeSegment
+    from airflow_segprovider.core.destination import BatchResult, DestinationClient, Record
 
 #: Config that satisfies a connector's membership settings for a client that never touches membership.
 PUSH_CONFIG: dict[str, dict[str, Any]] = {
@@ -57,7 +57,7 @@ def field_types(client: Any) -> dict[str, FieldType]:
 
 
 class PushClient:
-    """A spoke connector limited to attribute updates, for :class:`~airflow_segprovider.core.hub.AttributePushEngine`.
+    """A spoke connector limited to attribute updates, for :class:`~airflow_segprovider.core.hybrid.hub.AttributePushEngine`.
 
     :param client: the Mailchimp or HubSpot connector (owned: closed with this object).
     """

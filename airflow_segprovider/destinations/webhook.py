@@ -31,22 +31,21 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.core.destination import BatchResult, Record
 from airflow_segprovider.destinations.base import (
-    BatchResult,
     ConfigReader,
     ConnectionField,
     HttpDestination,
-    Record,
     chunked,
     connection_phrase,
 )
-from airflow_segprovider.destinations.errors import RejectedRecord, UnsupportedOperationError
+from airflow_segprovider.core.destination import RejectedRecord, UnsupportedOperationError
 from airflow_segprovider.destinations.http import Auth, BearerAuth, DestinationHttpClient, HttpSettings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-    from airflow_segprovider.destinations.base import Member
+    from airflow_segprovider.core.destination import Member
 
 logger = logging.getLogger(__name__)
 

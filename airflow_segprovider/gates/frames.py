@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from airflow_segprovider.core.spec import Attribute
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.project.spec import Attribute
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 #: The pandas dtype family each declared attribute type must arrive as.
 EXPECTED_FAMILY = {"number": "number", "string": "string", "boolean": "boolean", "date": "datetime",

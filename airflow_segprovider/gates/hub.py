@@ -1,7 +1,7 @@
 """Great Expectations gates of the hybrid model's attribute hub: ``hub_freshness`` and ``hub_types``.
 
-The frames come from the pure core (:func:`~airflow_segprovider.core.hub.freshness_rows`,
-:func:`~airflow_segprovider.core.hub.type_checks`); the suites are ``expectations/hub_*.json``,
+The frames come from the pure core (:func:`~airflow_segprovider.core.hybrid.hub.freshness_rows`,
+:func:`~airflow_segprovider.core.hybrid.hub.type_checks`); the suites are ``expectations/hub_*.json``,
 validated like every other gate, so a failure reads the same in logs, XCom and alerts.
 """
 
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from airflow_segprovider.gates.queries import HUB_GATES, GateConfigError
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.hub import FieldType
-    from airflow_segprovider.core.spec import Project
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.hybrid.hub import FieldType
+    from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.core.warehouses.base import Warehouse
     from airflow_segprovider.gates.runner import GateResult
 
 
@@ -26,7 +26,7 @@ def hub_gate_frame(gate: str, project: Project, warehouse: Warehouse, as_of: dt.
     """The frame ``gate`` validates: one row per attribute and source, or per attribute and pushed field."""
     import pandas as pd
 
-    from airflow_segprovider.core.hub import freshness_rows, type_checks
+    from airflow_segprovider.core.hybrid.hub import freshness_rows, type_checks
 
     if gate == "hub_freshness":
         return pd.DataFrame(freshness_rows(project, warehouse, as_of))
@@ -39,7 +39,7 @@ def evaluate_hub_gate(gate: str, project: Project, warehouse: Warehouse, as_of: 
                       field_types: Mapping[str, Mapping[str, FieldType]] | None = None,
                       docs_dir: str | Path | None = None, **parameters: Any) -> GateResult:
     """Validate one hub gate; ``max_age_hours`` defaults to the hub's ``max_source_age``."""
-    from airflow_segprovider.core.hub import require_hub
+    from airflow_segprovider.core.hybrid.hub import require_hub
     from airflow_segprovider.gates.runner import GateBatch, run_gate_batches
 
     hub = require_hub(project)

@@ -1,7 +1,7 @@
 """The SQL each gate validates: small, one row per checked thing, never a whole table.
 
 Every query is written once in DuckDB's dialect and transpiled with
-:func:`~airflow_segprovider.core.dialects.render`, like the core's own statements.
+:func:`~airflow_segprovider.core.evaluate.dialects.render`, like the core's own statements.
 Values that depend on ``as_of`` are emitted as typed literals; ages and type
 families are derived in Python from the fetched rows (see :mod:`.frames`), so no
 dialect has to do date arithmetic.
@@ -25,14 +25,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.dialects import quote_identifier as quote
-from airflow_segprovider.core.dialects import quoted_table as table_ref
-from airflow_segprovider.core.dialects import render
-from airflow_segprovider.core.membership import MEMBERSHIPS, SNAPSHOTS, text_literal, ts_literal
-from airflow_segprovider.core.spec import AttributeCondition, iter_conditions
+from airflow_segprovider.core.evaluate.dialects import quote_identifier as quote
+from airflow_segprovider.core.evaluate.dialects import quoted_table as table_ref
+from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS, text_literal, ts_literal
+from airflow_segprovider.core.project.spec import AttributeCondition, iter_conditions
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.spec import Attribute, Project, Sync
+    from airflow_segprovider.core.project.spec import Attribute, Project, Sync
 
 GATES = ("freshness", "types", "segment_size", "consent", "cross_system_counts")
 #: Gates of the hybrid model's attribute hub (frames built by airflow_segprovider.gates.hub).
@@ -54,7 +54,7 @@ class GateConfigError(ValueError):
 
 @dataclass(frozen=True)
 class _SqlTarget:
-    """Just enough of a warehouse for :class:`~airflow_segprovider.core.sync.SyncEngine` to write its SQL."""
+    """Just enough of a warehouse for :class:`~airflow_segprovider.core.sync.engine.SyncEngine` to write its SQL."""
 
     dialect: str = "duckdb"
     schema: str | None = None
@@ -62,7 +62,7 @@ class _SqlTarget:
 
 def gate_syncs(project: Project, gate: str, selectors: Sequence[str] | None = None) -> list[Sync]:
     """The syncs that declare ``gate``, narrowed to ``selectors`` (sync ids, segments or destinations)."""
-    from airflow_segprovider.core.sync import select_syncs
+    from airflow_segprovider.core.sync.engine import select_syncs
 
     check_gate(gate)
     return [sync for sync in select_syncs(project, selectors) if gate in sync.gates]
@@ -225,7 +225,7 @@ def planned_payload_sql(project: Project, sync: Sync, as_of: dt.datetime, *, sch
 
     Built from :meth:`SyncEngine._plan_sql` so the gate checks exactly what the sync would send.
     """
-    from airflow_segprovider.core.sync import SyncEngine
+    from airflow_segprovider.core.sync.engine import SyncEngine
 
     engine = SyncEngine(project, _SqlTarget("duckdb", schema))  # type: ignore[arg-type]
     plan = engine._plan_sql(sync, project.destinations[sync.destination], as_of, max_attempts)
@@ -302,7 +302,7 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
     """
     if phase not in PHASES:
         raise GateConfigError(f"unknown phase {phase!r} for cross_system_counts; phases: {', '.join(PHASES)}")
-    from airflow_segprovider.core.sync import SyncEngine
+    from airflow_segprovider.core.sync.engine import SyncEngine
 
     engine = SyncEngine(project, _SqlTarget("duckdb", schema))  # type: ignore[arg-type]
     counts, state = table_ref(DESTINATION_COUNTS, schema), table_ref(SYNC_STATE, schema)

@@ -31,8 +31,8 @@ from airflow_segprovider.gates.queries import GateConfigError, check_gate
 if TYPE_CHECKING:
     import pandas as pd
 
-    from airflow_segprovider.core.spec import Project, Sync
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.project.spec import Project, Sync
+    from airflow_segprovider.core.warehouses.base import Warehouse
     from airflow_segprovider.gates.sql_datasource import SqlDatasource
 
 SUITE_DIR_ENV = "SEGPROVIDER_EXPECTATIONS_DIR"
@@ -487,8 +487,8 @@ def evaluate_gate(gate: str, project: Project, warehouse: Warehouse, as_of: str 
         ``max_size_change`` win over these, which win over the suite's defaults.
     :raises GateConfigError: unknown gate, phase or parameter, or nothing the gate can check.
     """
-    from airflow_segprovider.core.dialects import quoted_table
-    from airflow_segprovider.core.engine import parse_as_of
+    from airflow_segprovider.core.evaluate.dialects import quoted_table
+    from airflow_segprovider.core.evaluate.engine import parse_as_of
     from airflow_segprovider.gates.frames import query_frame
     from airflow_segprovider.gates.sql_datasource import sql_datasource
 
@@ -564,20 +564,20 @@ def _gate_batches(gate: str, project: Project, warehouse: Warehouse, at: dt.date
             batches = [GateBatch(sync.id, frame[frame["sync_id"] == sync.id], {**parameters, **_size_settings(sync)})
                        for sync in chosen] or [GateBatch(gate, frame, parameters)]
         else:
-            from airflow_segprovider.core.membership import text_literal
+            from airflow_segprovider.core.state.membership import text_literal
 
             batches = [batch(sync.id, f"SELECT * FROM ({sql}) AS sizes WHERE sync_id = {text_literal(sync.id)}",
                              {**parameters, **_size_settings(sync)}) for sync in chosen] or [
                 batch(gate, sql, parameters)]
     elif gate == "consent":
-        from airflow_segprovider.core.sync import SyncEngine
+        from airflow_segprovider.core.sync.engine import SyncEngine
 
         SyncEngine(project, warehouse).ensure_tables()  # the plan reads the sync state, empty before a first sync
         chosen = queries.gate_syncs(project, gate, syncs)
         batches = [batch(gate, queries.consent_sql(project, at, chosen, dialect=dialect, schema=schema,
                                                    payloads=payloads), parameters)]
     else:
-        from airflow_segprovider.core.sync import SyncEngine
+        from airflow_segprovider.core.sync.engine import SyncEngine
         from airflow_segprovider.gates.staging import ensure_counts_table
 
         SyncEngine(project, warehouse).ensure_tables()
@@ -591,7 +591,7 @@ def _gate_batches(gate: str, project: Project, warehouse: Warehouse, at: dt.date
 def _select(project: Project, selectors: Sequence[str] | None) -> list[Sync] | None:
     if not selectors:
         return None
-    from airflow_segprovider.core.sync import select_syncs
+    from airflow_segprovider.core.sync.engine import select_syncs
 
     return select_syncs(project, selectors)
 

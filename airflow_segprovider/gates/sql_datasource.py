@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_segprovider.core.membership import ts_literal
+from airflow_segprovider.core.state.membership import ts_literal
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 GX_PATHS = ("auto", "sql", "pandas")
 #: Gates whose checks are properties of the fetched rows (dtypes), never pushed down.

@@ -13,12 +13,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.dialects import render
-from airflow_segprovider.core.membership import text_literal, ts_literal
+from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.state.membership import text_literal, ts_literal
 from airflow_segprovider.gates.queries import DESTINATION_COUNTS, PHASES, GateConfigError, table_ref
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 _COLUMNS = ("sync_id VARCHAR NOT NULL, destination VARCHAR NOT NULL, reported_count BIGINT, "
             "reported_at TIMESTAMP NOT NULL, phase VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL")
@@ -42,7 +42,7 @@ def stage_destination_counts(warehouse: Warehouse, counts: Iterable[Mapping[str,
     """
     if phase not in PHASES:
         raise GateConfigError(f"unknown phase {phase!r}; phases: {', '.join(PHASES)}")
-    from airflow_segprovider.core.engine import parse_as_of
+    from airflow_segprovider.core.evaluate.engine import parse_as_of
 
     at = parse_as_of(as_of)
     when = reported_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -24,7 +24,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_segprovider.destinations import hubspot, mailchimp, meta, webhook
 from airflow_segprovider.destinations.connection import client_settings
-from airflow_segprovider.destinations.errors import DestinationConfigError, DestinationError
+from airflow_segprovider.core.destination import DestinationConfigError, DestinationError
 from airflow_segprovider.destinations.registry import connection_fields, create_client
 from airflow_segprovider.hooks.connection_form import CONNECTION_TYPES, ui_field_behaviour
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
-    from airflow_segprovider.core.spec import Destination, Project, Sync
-    from airflow_segprovider.destinations.base import DestinationClient
+    from airflow_segprovider.core.project.spec import Destination, Project, Sync
+    from airflow_segprovider.core.destination import DestinationClient
 
 __all__ = [
     "HubSpotHook",
@@ -153,7 +153,7 @@ class SegproviderDestinationHook(BaseHook):
             missing or invalid (named in the message).
         :raises AirflowNotFoundException: the connection is not defined.
         """
-        from airflow_segprovider.core.sync import build_client  # imports pyarrow: only when a sync runs
+        from airflow_segprovider.core.sync.engine import build_client  # imports pyarrow: only when a sync runs
 
         destination = project.destinations[sync.destination]
         if destination.kind != self.kind:

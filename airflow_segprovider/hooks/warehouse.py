@@ -1,4 +1,4 @@
-"""The warehouse hook: the core's :class:`~airflow_segprovider.core.warehouse.Warehouse` from an Airflow connection.
+"""The warehouse hook: the core's :class:`~airflow_segprovider.core.warehouses.duckdb.Warehouse` from an Airflow connection.
 
 Users configure the warehouse the standard way, with the connection type of
 Airflow's own provider for it; this hook asks that provider's hook for an open
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 __all__ = ["SUPPORTED_CONN_TYPES", "SegproviderWarehouseHook", "UnsupportedWarehouseError"]
 
@@ -124,7 +124,7 @@ class SegproviderWarehouseHook(BaseHook):
     def _open_duckdb(self, schema: str | None) -> Warehouse:
         from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
-        from airflow_segprovider.core.warehouse import DuckDBWarehouse
+        from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
         duckdb_hook = DuckDBHook(duckdb_conn_id=self.warehouse_conn_id)
         connection = duckdb_hook.get_conn()

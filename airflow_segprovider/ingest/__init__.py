@@ -15,7 +15,6 @@ are handed over as Arrow tables.
 from __future__ import annotations
 
 from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
-from airflow_segprovider.ingest.landing import write_landing_files
 from airflow_segprovider.ingest.ledger import LOADS_TABLE, QUARANTINE_TABLE, last_loads
 from airflow_segprovider.ingest.loader import LoadResult, ingest_all, ingest_source
 
@@ -29,5 +28,4 @@ __all__ = [
     "ingest_all",
     "ingest_source",
     "last_loads",
-    "write_landing_files",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.spec import DataModel, Source
+    from airflow_segprovider.core.project.spec import DataModel, Source
 
 #: The warehouse type each model type is loaded as (DuckDB).
 SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"}

@@ -19,10 +19,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.dialects import quoted_table, render
+from airflow_segprovider.core.evaluate.dialects import quoted_table, render
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 LOADS_TABLE = "segprovider_source_loads"
 QUARANTINE_TABLE = "segprovider_quarantine"

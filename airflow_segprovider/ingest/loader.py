@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.dialects import render
+from airflow_segprovider.core.evaluate.dialects import render
 from airflow_segprovider.ingest import ledger
 from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
 from airflow_segprovider.ingest.layout import LOAD_COLUMN, SQL_TYPES, TableLayout, table_layout
@@ -51,8 +51,9 @@ from airflow_segprovider.ingest.ledger import text
 
 if TYPE_CHECKING:
 
-    from airflow_segprovider.core.spec import Project, Source
-    from airflow_segprovider.core.warehouse import DuckDBWarehouse, Warehouse
+    from airflow_segprovider.core.project.spec import Project, Source
+    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class _Load:
         import sqlglot
         from sqlglot import exp
 
-        from airflow_segprovider.core.dialects import to_sql
+        from airflow_segprovider.core.evaluate.dialects import to_sql
 
         return to_sql(sqlglot.parse_one(table, into=exp.Table, read="duckdb"), self.dialect)
 
@@ -540,7 +541,7 @@ def _wrap(exc: BaseException, source: Source) -> IngestError | None:
     """The IngestError an exception means, or None for a programming error (re-raised as it is)."""
     import duckdb
 
-    from airflow_segprovider.destinations.errors import DestinationError
+    from airflow_segprovider.core.destination import DestinationError
 
     if isinstance(exc, IngestError):
         return exc
@@ -569,7 +570,7 @@ def _wrap(exc: BaseException, source: Source) -> IngestError | None:
 
 def _engine_for(warehouse: Warehouse) -> DuckDBWarehouse:
     """The DuckDB that reads and types rows: the warehouse itself when it is DuckDB, else a private one."""
-    from airflow_segprovider.core.warehouse import DuckDBWarehouse
+    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
     if warehouse.dialect == "duckdb" and isinstance(warehouse, DuckDBWarehouse):
         return warehouse
@@ -581,7 +582,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                   files_root: str | Path | None = None) -> LoadResult:
     """Load one source of ``project`` into its table, in one transaction of ``warehouse``.
 
-    ``warehouse`` is any :class:`~airflow_segprovider.core.warehouse.Warehouse` (DuckDB, PostgreSQL,
+    ``warehouse`` is any :class:`~airflow_segprovider.core.warehouses.duckdb.Warehouse` (DuckDB, PostgreSQL,
     Snowflake, BigQuery): the table, the quarantine, the ledger and the watermark live there.
 
     :param source_name: a name from the project's ``sources:``.

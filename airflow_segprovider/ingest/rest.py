@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from airflow_segprovider.destinations.base import ConfigReader
-from airflow_segprovider.destinations.errors import DestinationError
+from airflow_segprovider.core.destination import DestinationError
 from airflow_segprovider.destinations.http import (
     Auth,
     BasicAuth,
@@ -44,7 +44,7 @@ from airflow_segprovider.ingest.errors import TerminalIngestError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from airflow_segprovider.core.spec import Source
+    from airflow_segprovider.core.project.spec import Source
 
 #: Connection extra keys that are not HTTP tuning.
 _NON_TUNING_EXTRA = {"auth_type", "token_param", "headers", "scheme", "base_url"}

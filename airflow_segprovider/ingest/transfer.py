@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 
 def load_batches(warehouse: Warehouse, table: str, columns: Sequence[str],

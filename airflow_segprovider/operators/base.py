@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_segprovider.core.spec import Project
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 DEFAULT_WAREHOUSE_CONN_ID = "segprovider_warehouse"
 WAREHOUSE_LOCK_WAIT_S = 1800.0
@@ -42,12 +42,12 @@ class SegmentsBaseOperator(BaseOperator):
 
     @cached_property
     def project(self) -> Project:
-        from airflow_segprovider.core.project import load_project
+        from airflow_segprovider.core.project.loader import load_project
 
         return load_project(self.project_path)
 
     def as_of_value(self) -> dt.datetime:
-        from airflow_segprovider.core.engine import parse_as_of
+        from airflow_segprovider.core.evaluate.engine import parse_as_of
 
         return parse_as_of(self.as_of)
 
@@ -85,7 +85,7 @@ def historical_reason(context: Context, warehouse: Warehouse, segments: Sequence
     A backfill recomputes history but never pushes it; neither does any run whose ``as_of``
     is older than the newest snapshot of the segments it would sync.
     """
-    from airflow_segprovider.core.membership import SNAPSHOTS, in_list
+    from airflow_segprovider.core.state.membership import SNAPSHOTS, in_list
 
     dag_run = context.get("dag_run")
     run_type = str(getattr(dag_run, "run_type", "") or "")

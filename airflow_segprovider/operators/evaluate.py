@@ -28,7 +28,7 @@ class SegmentsEvaluateOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_segprovider.core.engine import evaluate
+        from airflow_segprovider.core.evaluate.engine import evaluate
         from airflow_segprovider.core.errors import EvaluationError
 
         with self.warehouse() as warehouse:

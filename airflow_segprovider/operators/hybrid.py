@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_segprovider.core.hub import FieldType
-    from airflow_segprovider.core.spec import Project
-    from airflow_segprovider.core.warehouse import Warehouse
+    from airflow_segprovider.core.hybrid.hub import FieldType
+    from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 
 def hub_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.datetime) -> str | None:
     """Why this run must neither rebuild nor push the hub, or None when it is the latest run."""
-    from airflow_segprovider.core.hub import latest_build
+    from airflow_segprovider.core.hybrid.hub import latest_build
 
     reason = historical_reason(context, warehouse, [], as_of)
     if reason:
@@ -37,7 +37,7 @@ def hub_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.date
 
 def _spoke_client(project: Project, destination: str):
     """A Mailchimp/HubSpot connector for the hub's push to ``destination`` (no membership target)."""
-    from airflow_segprovider.core.hub import push_sync, require_hub
+    from airflow_segprovider.core.hybrid.hub import push_sync, require_hub
     from airflow_segprovider.destinations.spokes import PUSH_CONFIG
     from airflow_segprovider.hooks.destination import hook_for_destination
 
@@ -49,7 +49,7 @@ def _spoke_client(project: Project, destination: str):
 
 def read_field_types(project: Project, destinations: Sequence[str] | None = None) -> dict[str, dict[str, FieldType]]:
     """Each pushed destination's fields, as its API describes them."""
-    from airflow_segprovider.core.hub import require_hub
+    from airflow_segprovider.core.hybrid.hub import require_hub
     from airflow_segprovider.destinations.spokes import field_types
 
     hub = require_hub(project)
@@ -71,7 +71,7 @@ class HubBuildOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_segprovider.core.hub import HubBuilder
+        from airflow_segprovider.core.hybrid.hub import HubBuilder
 
         as_of = self.as_of_value()
         with self.warehouse() as warehouse:
@@ -149,9 +149,9 @@ class AttributePushOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_segprovider.core.hub import AttributePushEngine, HubError, WireTypeError, require_hub
-        from airflow_segprovider.core.sync import SyncBlockedError, SyncOptions
-        from airflow_segprovider.destinations.errors import TerminalDestinationError
+        from airflow_segprovider.core.hybrid.hub import AttributePushEngine, HubError, WireTypeError, require_hub
+        from airflow_segprovider.core.sync.engine import SyncBlockedError, SyncOptions
+        from airflow_segprovider.core.destination import TerminalDestinationError
         from airflow_segprovider.destinations.spokes import PushClient, deploy_spoke_segment, field_types
         from airflow_segprovider.operators.sync import _flag
 
@@ -220,8 +220,8 @@ class DriftCheckOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_segprovider.core.hub import hub_drift_findings, record_drift
-        from airflow_segprovider.core.sync import SyncEngine
+        from airflow_segprovider.core.hybrid.hub import hub_drift_findings, record_drift
+        from airflow_segprovider.core.sync.engine import SyncEngine
         from airflow_segprovider.destinations.spokes import spoke_segment_count
         from airflow_segprovider.hooks.destination import hook_for_destination
         from airflow_segprovider.operators.sync import _flag
@@ -274,7 +274,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
 
 def _sync_count_finding(project: Project, sync: Any, expected: int, reported: int | None, tolerance: float) -> Any:
     """The count check of one sync, labelled and held to the tolerance of the model that owns it."""
-    from airflow_segprovider.core.hub import compare_counts, relative_drift
+    from airflow_segprovider.core.hybrid.hub import compare_counts, relative_drift
 
     policy = project.reconcile.get(sync.segment)
     if policy is None:

@@ -33,7 +33,7 @@ class DestinationCountsOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_segprovider.core.sync import centralized_syncs
+        from airflow_segprovider.core.sync.engine import centralized_syncs
         from airflow_segprovider.gates import stage_destination_counts
         from airflow_segprovider.hooks.destination import hook_for_destination
 

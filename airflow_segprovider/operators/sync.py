@@ -15,7 +15,7 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     """Run every centralized sync of the project to ``destination`` for the snapshot at ``as_of``.
 
     Syncs of a segment with a ``reconcile:`` policy are not run: the distributed model owns them
-    (:func:`~airflow_segprovider.core.sync.centralized_syncs`).
+    (:func:`~airflow_segprovider.core.sync.engine.centralized_syncs`).
 
     Backfills and runs older than the newest snapshot are skipped: history is recomputed but
     never pushed. Terminal destination errors (bad credentials, missing list, a safety rule)
@@ -41,8 +41,8 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions, centralized_syncs
-        from airflow_segprovider.destinations.errors import TerminalDestinationError
+        from airflow_segprovider.core.sync.engine import SyncBlockedError, SyncEngine, SyncOptions, centralized_syncs
+        from airflow_segprovider.core.destination import TerminalDestinationError
         from airflow_segprovider.hooks.destination import hook_for_destination
 
         project = self.project

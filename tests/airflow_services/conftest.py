@@ -7,6 +7,7 @@ Docs and the sandbox's database. Nothing is written to the repository.
 
 from __future__ import annotations
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
 import json
 import secrets
 import shutil
@@ -17,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from airflow_services_support import (
-    REPO,
+from support.airflow_services import (
     VENV_BIN,
     AirflowApi,
     Service,
@@ -29,18 +29,24 @@ from airflow_services_support import (
     wait_for,
 )
 
-from airflow_segprovider.sandbox import RunningSandbox, serve
+from segprovider_sandbox import RunningSandbox, serve
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
-DAG_FILE = REPO / "dags" / "segments_centralized.py"
-PROJECT = REPO / "dags" / "segments_project"
+#: The DAG file the scheduler parses: the repository's ``dags/segments_centralized.py`` built from this
+#: test's copy of the example project (the repository's file builds from the packaged one).
+DAG_SOURCE = (
+    "from pathlib import Path\n"
+    "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
+    "dag = build_centralized_dag(Path(__file__).resolve().parent / 'segments_project', dag_id='segments_centralized')\n"
+)
+PROJECT = EXAMPLE_PROJECT
 CUSTOMERS = 2_000
 ADMIN = "admin"
 WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.execution_time.task_runner, "
-                   "airflow_segprovider.dag_factory, airflow_segprovider.gates.runner, "
-                   "airflow_segprovider.core.sync, airflow_segprovider.ingest")
+                   "airflow_segprovider.factory.centralized, airflow_segprovider.gates.runner, "
+                   "airflow_segprovider.core.sync.engine, airflow_segprovider.ingest")
 
 
 TEST_FAILED = pytest.StashKey[bool]()
@@ -81,13 +87,13 @@ class RunningAirflow:
 @pytest.fixture
 def segments_dags(tmp_path: Path) -> Path:
     """A DAG folder with only ``segments_centralized`` and its project, whose landing files hold data up to today."""
-    from airflow_segprovider.core.generate import generate
-    from airflow_segprovider.core.warehouse import DuckDBWarehouse
-    from airflow_segprovider.ingest.landing import write_landing_files
+    from airflow_segprovider.example.generate import generate
+    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.example.landing import write_landing_files
 
     dags = tmp_path / "dags"
     dags.mkdir()
-    shutil.copy2(DAG_FILE, dags / DAG_FILE.name)
+    (dags / "segments_centralized.py").write_text(DAG_SOURCE)
     shutil.copytree(PROJECT, dags / PROJECT.name, ignore=shutil.ignore_patterns("landing", "__pycache__"))
     upstream = DuckDBWarehouse(tmp_path / "upstream.duckdb")
     try:
@@ -112,7 +118,7 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
 
 def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables (JSON) of the connections the DAG uses, as the demo defines them."""
-    from airflow_segprovider.demo import connection_variables, sandbox_connections
+    from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
 
     return connection_variables(sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts"))
 

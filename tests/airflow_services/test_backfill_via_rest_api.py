@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pytest
 import requests
-from airflow_services_support import FINISHED_RUN_STATES, latest_midnight, task_log, wait_for
+from support.airflow_services import FINISHED_RUN_STATES, latest_midnight, task_log, wait_for
 
 if TYPE_CHECKING:
     from conftest import RunningAirflow
 
-    from airflow_segprovider.sandbox import RunningSandbox
+    from segprovider_sandbox import RunningSandbox
 
 DAG_ID = "segments_centralized"
 # Three past days before the latest interval, leaving a gap (2026-11-20..22 when today is 2026-11-24).

@@ -1,7 +1,7 @@
 """The ``segprovider`` command line: exit codes, located errors on stderr, never a traceback.
 
 Subprocess tests run the installed console script, as a data engineer would; the rest call
-:func:`airflow_segprovider.cli.main` in-process, which is faster and checks the same code.
+:func:`airflow_segprovider.cli.main.main` in-process, which is faster and checks the same code.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_segprovider.cli import EXIT_ERROR, EXIT_OK, main
-from airflow_segprovider.core.project import load_project
+from airflow_segprovider.cli.main import EXIT_ERROR, EXIT_OK, main
+from airflow_segprovider.core.project.loader import load_project
 
 SEGPROVIDER = Path(sys.executable).parent / "segprovider"
 ISSUE_LINE = re.compile(r"^(?P<file>\S+):(?P<line>\d+):(?P<column>\d+): (?P<code>SEG\d{3}) ", re.MULTILINE)

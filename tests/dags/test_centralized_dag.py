@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dag_world import DAY_1, DAY_2, World
+from support.dag_world import DAY_1, DAY_2, World
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def held(world: World) -> dict[str, set[str]]:
     """What each sync's list or audience holds, read from the sandbox (lowercased emails or hashes)."""
-    from airflow_segprovider.sandbox import DemoFixtures
+    from segprovider_sandbox import DemoFixtures
 
     fx = DemoFixtures()
     state = world.sandbox.state
@@ -29,7 +29,7 @@ def held(world: World) -> dict[str, set[str]]:
 def state_segments(world: World, list_id: str) -> list[tuple[str, str]]:
     import requests
 
-    from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY
+    from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY
 
     response = requests.get(f"{world.sandbox.url}/3.0/lists/{list_id}/segments", params={"count": 1000},
                             auth=("any", DEFAULT_MAILCHIMP_API_KEY), timeout=10)
@@ -68,7 +68,7 @@ def test_two_days_land_members_everywhere_and_day_two_sends_only_the_diff(world:
     assert sent_day2 < sent_day1 / 5
     assert not world.alerts
     # sales_priority is reconciled (segments_distributed owns it): two days of runs never touched its lists
-    from airflow_segprovider.sandbox import DemoFixtures
+    from segprovider_sandbox import DemoFixtures
 
     fx = DemoFixtures()
     assert not any(sync_id.startswith("sales_priority__") for sync_id in synced_state(world))

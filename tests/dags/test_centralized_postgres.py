@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 import pytest
-from dag_world import DAY_1, World
-from postgres_support import postgres_schema
+from support.dag_world import DAY_1, World
+from support.postgres import postgres_schema
 
 from airflow_segprovider.hooks.warehouse import SUPPORTED_CONN_TYPES
 

@@ -11,10 +11,11 @@ import threading
 
 import pytest
 
-from airflow_segprovider.destinations import Record, create_client
-from airflow_segprovider.destinations.errors import DestinationAuthError
+from airflow_segprovider.core.destination import Record
+from airflow_segprovider.destinations import create_client
+from airflow_segprovider.core.destination import DestinationAuthError
 from airflow_segprovider.destinations.meta import normalize_and_hash
-from airflow_segprovider.sandbox import (
+from segprovider_sandbox import (
     DEFAULT_HUBSPOT_TOKEN,
     DEFAULT_MAILCHIMP_API_KEY,
     DEFAULT_META_ACCESS_TOKEN,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_segprovider.destinations.errors import (
+from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
     DestinationError,

@@ -9,8 +9,9 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from airflow_segprovider.destinations import Record, create_client
-from airflow_segprovider.destinations.errors import (
+from airflow_segprovider.core.destination import Record
+from airflow_segprovider.destinations import create_client
+from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
     TerminalDestinationError,

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from airflow_segprovider.destinations import Record, create_client
-from airflow_segprovider.destinations.errors import (
+from airflow_segprovider.core.destination import Record
+from airflow_segprovider.destinations import create_client
+from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
     TerminalDestinationError,

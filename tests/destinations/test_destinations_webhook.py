@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_segprovider.destinations import Record, create_client
-from airflow_segprovider.destinations.errors import DestinationConfigError, UnsupportedOperationError
+from airflow_segprovider.core.destination import Record
+from airflow_segprovider.destinations import create_client
+from airflow_segprovider.core.destination import DestinationConfigError, UnsupportedOperationError
 from airflow_segprovider.destinations.webhook import (
     BATCH_ID_HEADER,
     SIGNATURE_HEADER,

@@ -6,18 +6,19 @@ database file, so a test can break the data without affecting the others.
 
 from __future__ import annotations
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import shutil
 from pathlib import Path
 
 import pytest
 
-from airflow_segprovider.core.engine import evaluate
-from airflow_segprovider.core.generate import generate
-from airflow_segprovider.core.project import load_project
-from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from airflow_segprovider.core.evaluate.engine import evaluate
+from airflow_segprovider.example.generate import generate
+from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dags" / "segments_project"
+PROJECT_DIR = EXAMPLE_PROJECT
 DAY_1 = dt.datetime(2026, 11, 23)
 DAY_2 = dt.datetime(2026, 11, 24)  # the generated data's newest timestamps are just before this
 

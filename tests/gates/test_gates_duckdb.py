@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from airflow_segprovider.core.engine import evaluate
-from airflow_segprovider.core.sync import SyncEngine
+from airflow_segprovider.core.evaluate.engine import evaluate
+from airflow_segprovider.core.sync.engine import SyncEngine
 from airflow_segprovider.gates import evaluate_gate, query_frame, stage_destination_counts
 from airflow_segprovider.gates.queries import consent_sql, planned_payload_sql
 

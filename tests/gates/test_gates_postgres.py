@@ -14,11 +14,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from airflow_segprovider.core.membership import MembershipStore
-from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from airflow_segprovider.core.state.membership import MembershipStore
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.gates import evaluate_gate, stage_destination_counts
 from airflow_segprovider.gates.sql_datasource import postgres_url, sql_datasource
-from postgres_support import pg_connect, postgres_schema
+from support.postgres import pg_connect, postgres_schema
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 import sqlglot
 
-from airflow_segprovider.core.dialects import SUPPORTED_DIALECTS
-from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from airflow_segprovider.core.evaluate.dialects import SUPPORTED_DIALECTS
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.gates import GateConfigError, query_frame, stage_destination_counts
 from airflow_segprovider.gates import queries
 

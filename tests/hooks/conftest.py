@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from airflow.sdk import Connection
 
-from airflow_segprovider.sandbox import (
+from segprovider_sandbox import (
     DEFAULT_HUBSPOT_TOKEN,
     DEFAULT_MAILCHIMP_API_KEY,
     DEFAULT_META_ACCESS_TOKEN,
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from airflow_segprovider.sandbox import RunningSandbox
+    from segprovider_sandbox import RunningSandbox
 
 #: Fail fast against the loopback sandbox.
 FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 2}

@@ -11,8 +11,8 @@ import pytest
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_segprovider.core.project import load_project
-from airflow_segprovider.destinations.errors import DestinationAuthError, DestinationConfigError
+from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.destination import DestinationAuthError, DestinationConfigError
 from airflow_segprovider.hooks.destination import (
     HOOKS_BY_KIND,
     MailchimpHook,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from airflow_segprovider.sandbox import RunningSandbox
+    from segprovider_sandbox import RunningSandbox
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_secrets_never_reach_the_logs(kind: str, sandbox: RunningSandbox,
             client.check()
 
     # the sandbox plays the vendor: its access log is the far side of the wire, not ours
-    ours = [record for record in caplog.records if not record.name.startswith("airflow_segprovider.sandbox")]
+    ours = [record for record in caplog.records if not record.name.startswith("segprovider_sandbox")]
     assert any(record.name.startswith("airflow_segprovider") for record in ours), "nothing of ours was logged"
     logged = "\n".join(record.getMessage() for record in ours)
     for secret in (fields["password"], WRONG_SECRET, *secret_extras.values()):

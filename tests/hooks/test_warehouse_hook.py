@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.hooks.warehouse import SegproviderWarehouseHook, UnsupportedWarehouseError
 
 if TYPE_CHECKING:

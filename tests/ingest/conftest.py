@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from airflow_segprovider.core.project import load_project
-from airflow_segprovider.core.spec import Project
-from airflow_segprovider.core.warehouse import DuckDBWarehouse
+from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.project.spec import Project
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
 PROJECT_YAML = """\
 project: {name: ingest_test, version: 1}

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_segprovider.ingest import ingest_source, last_loads
 from airflow_segprovider.ingest.ledger import current_watermark
-from rest_customers_api import customers_api_source
+from support.rest_customers_api import customers_api_source
 
 
 @pytest.fixture

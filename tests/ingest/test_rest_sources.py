@@ -16,7 +16,7 @@ from airflow_segprovider.ingest import (
     ingest_source,
 )
 from airflow_segprovider.ingest.ledger import current_watermark
-from rest_customers_api import CUSTOMERS_API, customer
+from support.rest_customers_api import CUSTOMERS_API, customer
 
 def table(warehouse) -> list[tuple]:
     return warehouse.query("SELECT customer_id, email, ltv FROM customers ORDER BY CAST(customer_id AS INTEGER)")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from airflow_segprovider.sandbox import DemoFixtures, RunningSandbox, serve
+from segprovider_sandbox import DemoFixtures, RunningSandbox, serve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from airflow_segprovider.sandbox import DEFAULT_MAILCHIMP_API_KEY, RateLimit, SandboxConfig, VendorFaults, serve
-from airflow_segprovider.sandbox.faults import FaultInjector, FaultKind
+from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, RateLimit, SandboxConfig, VendorFaults, serve
+from segprovider_sandbox.faults import FaultInjector, FaultKind
 
 AUTH = ("anyuser", DEFAULT_MAILCHIMP_API_KEY)
 

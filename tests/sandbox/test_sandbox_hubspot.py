@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_segprovider.sandbox import DEFAULT_HUBSPOT_TOKEN
+from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN
 
 HEADERS = {"Authorization": f"Bearer {DEFAULT_HUBSPOT_TOKEN}"}
 RATE_LIMIT_HEADERS = (

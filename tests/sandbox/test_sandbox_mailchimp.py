@@ -6,7 +6,7 @@ import threading
 
 import requests
 
-from airflow_segprovider.sandbox import (
+from segprovider_sandbox import (
     DEFAULT_MAILCHIMP_API_KEY,
     SandboxConfig,
     VendorFaults,

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from airflow_segprovider.sandbox import DEFAULT_META_ACCESS_TOKEN
-from airflow_segprovider.sandbox.meta import approximate_bounds
+from segprovider_sandbox import DEFAULT_META_ACCESS_TOKEN
+from segprovider_sandbox.meta import approximate_bounds
 
 TOKEN = DEFAULT_META_ACCESS_TOKEN
 

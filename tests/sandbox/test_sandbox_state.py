@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from airflow_segprovider.sandbox import (
+from segprovider_sandbox import (
     DEFAULT_HUBSPOT_TOKEN,
     DEFAULT_MAILCHIMP_API_KEY,
     SandboxConfig,

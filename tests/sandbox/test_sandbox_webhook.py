@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from airflow_segprovider.sandbox import DEFAULT_WEBHOOK_SECRET, sign
+from segprovider_sandbox import DEFAULT_WEBHOOK_SECRET, sign
 
 
 def test_a_correctly_signed_batch_is_recorded(sandbox, http):

@@ -1,246 +1,82 @@
-"""What the PostgreSQL, Snowflake and BigQuery adapters share: DB-API plumbing and Arrow conversion.
+"""The warehouse interface the core runs on, and the transaction shape every adapter shares.
 
-Results leave the warehouse in bounded Arrow record batches (``fetchmany`` or the
-driver's own Arrow batches), never as one Python list of a whole table. Rows go
-in from Arrow tables, chunk by chunk, through each warehouse's bulk path.
+The engine needs little from a warehouse: run statements inside a transaction,
+read small results, stream large ones in Arrow batches, load and upsert Arrow
+rows, and describe tables. DuckDB (:mod:`~airflow_segprovider.core.warehouses.duckdb`) is the
+embedded default; the adapters for PostgreSQL, Snowflake and BigQuery wrap the connections that
+Airflow's own hooks hand out; the core never imports Airflow.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
+import contextlib
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Sequence
-
-from airflow_segprovider.core.dialects import render
-from airflow_segprovider.core.warehouse import TransactionMixin
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DBAPIWarehouse", "arrow_table_ddl", "arrow_type_sql", "rows_to_batch", "split_table_name"]
+
+class Warehouse(Protocol):
+    """What the evaluation engine, the membership store and the sync state need from a warehouse."""
+
+    dialect: str
+    schema: str | None
+
+    def execute(self, sql: str) -> None: ...
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def query_records(self, sql: str) -> list[dict[str, Any]]: ...
+
+    def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def columns(self, table: str) -> dict[str, str] | None: ...
+
+    def upsert(self, table: str, keys: Sequence[str], rows: pa.Table) -> None: ...
+
+    def load(self, table: str, rows: pa.Table, *, create: bool = False) -> None: ...
+
+    def close(self) -> None: ...
 
 
-def split_table_name(table: str, default_schema: str | None) -> tuple[str | None, str]:
-    """``"schema.table"`` or ``"table"`` -> ``(schema, table)``; quotes around parts are dropped."""
-    parts = [part.strip('"`') for part in table.split(".")]
-    return (parts[-2] if len(parts) > 1 else default_schema), parts[-1]
+class TransactionMixin:
+    """``transaction()`` for every adapter: all-or-nothing, and nested use joins the outer transaction.
 
-
-def arrow_type_sql(field: pa.Field) -> str:
-    """The DuckDB-dialect SQL type of an Arrow field (rendered per dialect by :func:`arrow_table_ddl`).
-
-    :raises ValueError: naming the field when its type has no portable SQL type (lists, structs, maps).
-    """
-    import pyarrow.types as t
-
-    kind = field.type
-    if t.is_dictionary(kind):
-        kind = kind.value_type
-    if t.is_string(kind) or t.is_large_string(kind) or t.is_null(kind):
-        return "VARCHAR"
-    if t.is_boolean(kind):
-        return "BOOLEAN"
-    if t.is_int8(kind) or t.is_int16(kind) or t.is_uint8(kind):
-        return "SMALLINT"
-    if t.is_int32(kind) or t.is_uint16(kind):
-        return "INTEGER"
-    if t.is_integer(kind):
-        return "BIGINT"
-    if t.is_floating(kind):
-        return "DOUBLE"
-    if t.is_decimal(kind):
-        return f"DECIMAL({kind.precision}, {kind.scale})"
-    if t.is_date(kind):
-        return "DATE"
-    if t.is_timestamp(kind):
-        return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
-    if t.is_time(kind):
-        return "TIME"
-    if t.is_binary(kind) or t.is_large_binary(kind):
-        return "BLOB"
-    raise ValueError(f"column {field.name!r} has Arrow type {kind}, which has no portable warehouse type; "
-                     "flatten it (e.g. to JSON text) before loading")
-
-
-def arrow_table_ddl(table: str, schema: pa.Schema, dialect: str) -> str:
-    """``CREATE TABLE IF NOT EXISTS table (...)`` for an Arrow schema, in ``dialect``.
-
-    :param table: the table name as SQL text (qualified and quoted as the caller wants it).
-    """
-    from airflow_segprovider.core.dialects import quote_identifier
-
-    columns = ", ".join(f"{quote_identifier(f.name)} {arrow_type_sql(f)}" for f in schema)
-    return render(f"CREATE TABLE IF NOT EXISTS {table} ({columns})", dialect)
-
-
-def rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]],
-                  types: Sequence[pa.DataType | None] | None = None) -> pa.RecordBatch:
-    """A record batch of driver rows; a column without a known type is inferred from its values."""
-    import pyarrow as pa
-
-    columns = list(zip(*rows)) if rows else [() for _ in names]
-    arrays = []
-    for index, values in enumerate(columns):
-        kind = types[index] if types is not None else None
-        if kind is None:
-            arrays.append(pa.array(list(values)))
-        else:
-            arrays.append(pa.array(list(values), type=kind))
-    return pa.RecordBatch.from_arrays(arrays, names=list(names))
-
-
-def sql_literal(value: Any) -> str:
-    """A Python value as a SQL literal in the portable form every dialect reads the same way.
-
-    Backslashes are not escapes in standard SQL text, but they are in Snowflake and BigQuery
-    string literals: the adapters that need it double them (see ``SnowflakeWarehouse``).
-    """
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, decimal.Decimal)):
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"cannot write the float {value!r} as a portable SQL literal")
-        return repr(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return f"'{value.isoformat(sep=' ')}'"
-    if isinstance(value, dt.date):
-        return f"'{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-class DBAPIWarehouse(TransactionMixin):
-    """A warehouse over one DB-API 2 connection, guarded by a lock (the sync engine uses threads).
-
-    Subclasses set :attr:`dialect` and override what their warehouse does differently:
-    how a transaction starts and ends, how rows are loaded in bulk, how to upsert and how
-    to read a table's columns.
-
-    :param connection: an open DB-API connection (the adapter uses it for its lifetime).
-    :param schema: schema of the project's tables and the core's own tables.
+    The adapter holds ``_lock`` (an ``RLock``) and ``_in_transaction``, and says how its warehouse
+    begins, commits and rolls back.
     """
 
-    dialect = ""
+    _lock: threading.RLock
+    _in_transaction: bool
 
-    def __init__(self, connection: Any, *, schema: str | None = None) -> None:
-        self.connection = connection
-        self.schema = schema
-        self._lock = threading.RLock()
-        self._in_transaction = False
-
-    # -- statements ---------------------------------------------------------------------------
-    def _cursor(self) -> Any:
-        return self.connection.cursor()
-
-    def execute(self, sql: str) -> None:
-        with self._lock:
-            cursor = self._cursor()
-            try:
-                cursor.execute(sql)
-            finally:
-                cursor.close()
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        with self._lock:
-            cursor = self._cursor()
-            try:
-                cursor.execute(sql)
-                return [tuple(row) for row in cursor.fetchall()]
-            finally:
-                cursor.close()
-
-    def query_records(self, sql: str) -> list[dict[str, Any]]:
-        """Small results as dicts keyed by column name."""
-        with self._lock:
-            cursor = self._cursor()
-            try:
-                cursor.execute(sql)
-                names = self._result_names(cursor.description)
-                return [dict(zip(names, row)) for row in cursor.fetchall()]
-            finally:
-                cursor.close()
-
-    def _result_names(self, description: Sequence[Any]) -> list[str]:
-        return [column[0] for column in description]
-
-    def _arrow_types(self, description: Sequence[Any]) -> list[pa.DataType | None] | None:
-        return None
-
-    def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]:
-        """Stream a result in Arrow record batches of at most ``batch_size`` rows."""
-        with self._lock:
-            cursor = self._cursor()
-            cursor.execute(sql)
-            names = self._result_names(cursor.description)
-            types = self._arrow_types(cursor.description)
-        try:
-            while True:
-                with self._lock:
-                    rows = cursor.fetchmany(batch_size)
-                if not rows:
-                    return
-                yield rows_to_batch(names, rows, types)
-        finally:
-            with self._lock:
-                cursor.close()
-
-    # -- transactions -------------------------------------------------------------------------
     def _begin(self) -> None:
-        self.execute("BEGIN")
+        raise NotImplementedError
 
     def _commit(self) -> None:
-        self.execute("COMMIT")
+        raise NotImplementedError
 
     def _rollback(self) -> None:
-        self.execute("ROLLBACK")
-
-
-    # -- tables -------------------------------------------------------------------------------
-    def _columns_sql(self, schema: str | None, name: str) -> str:
-        where = f"table_schema = {sql_literal(schema)} AND " if schema else ""
-        return ("SELECT table_name, column_name, data_type FROM information_schema.columns "
-                f"WHERE {where}LOWER(table_name) = LOWER({sql_literal(name)}) ORDER BY ordinal_position")
-
-    def columns(self, table: str) -> dict[str, str] | None:
-        """Column name -> upper-case type of ``table``, or None when it does not exist.
-
-        Names match case-insensitively (an exact match wins), because warehouses fold
-        unquoted names differently: PostgreSQL to lower case, Snowflake to upper case.
-        """
-        schema, name = split_table_name(table, self.schema)
-        rows = self.query(self._columns_sql(schema, name))
-        exact = [row for row in rows if row[0] == name]
-        chosen = exact or [row for row in rows if row[0] == rows[0][0]]
-        return {column: str(data_type).upper() for _, column, data_type in chosen} or None
-
-    def load(self, table: str, rows: pa.Table, *, create: bool = False) -> None:
-        """Append ``rows`` (columns matched by name) to ``table``.
-
-        :param table: the table name as SQL text.
-        :param create: create the table from the Arrow schema first when it does not exist.
-        """
-        if create and self.columns(table) is None:
-            self.execute(arrow_table_ddl(table, rows.schema, self.dialect))
-        if rows.num_rows:
-            self._load(table, rows)
-
-    def _load(self, table: str, rows: pa.Table) -> None:
         raise NotImplementedError
 
-    def upsert(self, table: str, keys: Sequence[str], rows: pa.Table) -> None:
-        """Insert ``rows`` into ``table``, replacing rows with the same ``keys``."""
-        raise NotImplementedError
-
-    def close(self) -> None:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing: on any exception everything done inside is rolled back."""
         with self._lock:
-            self.connection.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(schema={self.schema!r})"
+            if self._in_transaction:  # nested use joins the outer transaction
+                yield
+                return
+            self._begin()
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._in_transaction = False
+                self._rollback()
+                raise
+            else:
+                self._in_transaction = False
+                self._commit()

@@ -29,8 +29,8 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.warehouse import TransactionMixin
-from airflow_segprovider.core.warehouses.base import arrow_table_ddl, split_table_name
+from airflow_segprovider.core.warehouses.base import TransactionMixin
+from airflow_segprovider.core.warehouses.dbapi import arrow_table_ddl, split_table_name
 
 if TYPE_CHECKING:
     import pyarrow as pa

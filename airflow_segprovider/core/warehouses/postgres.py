@@ -20,8 +20,8 @@ import io
 import itertools
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.dialects import quote_identifier
-from airflow_segprovider.core.warehouses.base import DBAPIWarehouse, rows_to_batch, sql_literal
+from airflow_segprovider.core.evaluate.dialects import quote_identifier
+from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch, sql_literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -1,0 +1,252 @@
+"""The destination contract: what the sync engine sends, what comes back, and how it fails.
+
+The core drives every destination through :class:`DestinationClient`; connectors in
+``airflow_segprovider.destinations`` implement it, and import this module (the arrow points
+from destinations to the core, as dlt keeps its destination contract in ``common/``).
+
+Errors raised by destination connectors are split by whether a retry can help.
+
+The sync engine keys its retry logic on this split, as dlt's loader does:
+
+* :class:`TerminalDestinationError` - retrying cannot fix it (bad request, bad
+  credentials, a missing list, a malformed response, bad configuration). The
+  message names the destination and says what to fix.
+* :class:`TransientDestinationError` - retrying later may succeed (5xx after
+  the client's own retries, timeouts, dropped connections, rate-limit budget
+  exhausted).
+
+Per-record failures inside an accepted batch are not exceptions at all: they
+come back as :class:`RejectedRecord` entries in the batch result, so one bad
+email never fails the other 499 in its batch.
+
+Every exception carries its facts as attributes (``destination``, ``status``,
+``path``, ``body_excerpt``, ``hint``) and pickles with them intact, because
+Airflow moves exceptions across processes. None of them may hold a secret:
+:class:`~airflow_segprovider.destinations.http.DestinationHttpClient` masks
+credentials before it builds one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from airflow_segprovider.core.errors import SegproviderError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from datetime import datetime
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """One record the destination refused, with the destination's reason.
+
+    :param key: our customer key of the refused record.
+    :param code: a short, stable reason code (the vendor's error code where it gives one).
+    :param message: the vendor's explanation, or ours when we refused before sending.
+    """
+
+    key: str
+    code: str
+    message: str
+
+
+class DestinationError(SegproviderError):
+    """Base of every destination failure.
+
+    :param message: what failed, in words a data engineer can act on.
+    :param destination: the destination's name as declared in the project.
+    :param status: the HTTP status of the failing response, if there was one.
+    :param path: the endpoint's URL path (never the query string, which may hold a token).
+    :param body_excerpt: the start of the response body, secrets masked.
+    :param hint: how to fix it.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        destination: str = "",
+        status: int | None = None,
+        path: str | None = None,
+        body_excerpt: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.destination = destination
+        self.status = status
+        self.path = path
+        self.body_excerpt = body_excerpt
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"destination '{self.destination}': {self.message}" if self.destination else self.message
+        where = []
+        if self.status is not None:
+            where.append(f"HTTP {self.status}")
+        if self.path:
+            where.append(f"on {self.path}")
+        if where:
+            text += f" ({' '.join(where)})"
+        if self.body_excerpt:
+            text += f"\n    response: {self.body_excerpt}"
+        if self.hint:
+            text += f"\n    fix: {self.hint}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, destination={self.destination!r}, status={self.status!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickling replays ``cls(*args)``; the keyword-only fields travel in the state dict.
+        return (type(self), (self.message,), self.__dict__.copy())
+
+
+class TerminalDestinationError(DestinationError):
+    """Retrying cannot help: the request, the credentials or the configuration must change."""
+
+    retryable = False
+
+
+class DestinationAuthError(TerminalDestinationError):
+    """The destination refused our credentials (401) or their permissions (403)."""
+
+
+class DestinationConfigError(TerminalDestinationError):
+    """The destination's configuration is incomplete or invalid; raised before any request.
+
+    :param field: the configuration or credential field at fault.
+    """
+
+    def __init__(self, message: str, *, field: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
+
+
+class MalformedResponseError(TerminalDestinationError):
+    """The destination answered with a body we cannot read (e.g. not JSON where JSON is documented)."""
+
+
+class UnsupportedOperationError(TerminalDestinationError):
+    """The destination cannot do this at all (e.g. Meta cannot list the members of an audience)."""
+
+
+class TransientDestinationError(DestinationError):
+    """Retrying later may succeed: 5xx, timeouts, dropped connections, rate limits.
+
+    :param attempts: how many attempts the HTTP client made before giving up.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, attempts: int = 0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.attempts = attempts
+
+
+class RateLimitExhaustedError(TransientDestinationError):
+    """The destination kept rate limiting us beyond the client's budget of waits.
+
+    :param retry_after: the wait, in seconds, the destination last asked for, if it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Record:
+    """One customer as sent to a destination.
+
+    :param key: our customer key.
+    :param identity: the identifier the destination matches on, e.g. an email address.
+    :param attributes: values already mapped to the destination's field names.
+    """
+
+    key: str
+    identity: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchResult:
+    """What a destination did with one call's records.
+
+    :param acknowledged: keys the destination accepted.
+    :param rejected: records it refused, with reasons.
+    :param destination_ids: key to the vendor's id of the contact (HubSpot contact ids, Mailchimp subscriber hashes).
+    """
+
+    acknowledged: list[str] = field(default_factory=list)
+    rejected: list[RejectedRecord] = field(default_factory=list)
+    destination_ids: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, other: BatchResult) -> None:
+        """Fold the result of another chunk of the same call into this one."""
+        self.acknowledged.extend(other.acknowledged)
+        self.rejected.extend(other.rejected)
+        self.destination_ids.update(other.destination_ids)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member as read back from a destination.
+
+    :param identity: the identifier as the destination stores it (e.g. the email address).
+    :param destination_id: the vendor's id of the member, if it has one.
+    :param last_changed: when the vendor last changed the member, if it reports it.
+    """
+
+    identity: str
+    destination_id: str | None = None
+    last_changed: datetime | None = None
+
+
+@runtime_checkable
+class DestinationClient(Protocol):
+    """The interface the sync engine drives; one instance per configured destination.
+
+    Every method raises :class:`~airflow_segprovider.core.destination.TerminalDestinationError`
+    or :class:`~airflow_segprovider.core.destination.TransientDestinationError`
+    for failures of the whole call; per-record refusals come back in :class:`BatchResult`.
+    """
+
+    name: str
+    kind: str
+    max_batch_size: int
+    can_read_members: bool
+
+    def check(self) -> None:
+        """Verify credentials and that the target list/segment/audience exists; say what to fix if not."""
+
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Verify that the destination has every field ``field_mapping`` writes to.
+
+        :param field_names: the destination field names, as keys of the destination's ``field_mapping``.
+        :raises DestinationConfigError: naming the missing fields and how to fix the mapping or the destination.
+        """
+
+    def upsert(self, records: Sequence[Record]) -> BatchResult:
+        """Create or update the records' attributes, without changing membership."""
+
+    def add_members(self, records: Sequence[Record]) -> BatchResult:
+        """Make sure each contact exists, then add it to the target list/segment/audience."""
+
+    def remove_members(
+        self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None
+    ) -> BatchResult:
+        """Remove the records from the target; ``destination_ids`` (key to vendor id) avoids look-ups."""
+
+    def iter_members(self, page_size: int = 500) -> Iterator[Member]:
+        """Read the target's members back, page by page."""
+
+    def member_count(self) -> int:
+        """The target's size: exact, or the vendor's approximation where that is all it reports."""
+
+    def close(self) -> None:
+        """Release the HTTP session."""

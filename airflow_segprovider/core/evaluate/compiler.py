@@ -1,0 +1,545 @@
+"""Compile a segments project into SQL, as a sqlglot syntax tree, for one ``as_of``.
+
+The plan evaluates **every segment of the project in one query**:
+
+* one scan per event or order table computes every aggregate any segment needs
+  (count, sum, min, max, avg, first, last), each distinct (event, aggregate,
+  property, window, filters) once, over the widest window in use;
+* one pass over the consent table keeps the latest consent per customer and channel;
+* one pass over the customers joins those and computes each segment's flag;
+  segments that reference other segments (or yield to higher-priority ones) are
+  computed in later projection levels, so the whole dependency graph resolves
+  inside the same query.
+
+User values are typed literals (``CAST('2026-01-01' AS DATE)``), identifiers are
+quoted, and relative windows become literal bounds computed from ``as_of`` in
+Python: the same ``as_of`` gives the same SQL, whenever it runs.
+
+Rules use two-valued logic: a comparison with a missing (NULL) value is false,
+so ``not`` of it is true; ``is_null`` selects missing values explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sqlglot import exp
+
+from airflow_segprovider.core.evaluate import dialects
+from airflow_segprovider.core.project.spec import (
+    AllOf,
+    AnyOf,
+    AttributeCondition,
+    Condition,
+    EventCondition,
+    Not,
+    Predicate,
+    Project,
+    PropertyFilter,
+    Segment,
+    SegmentCondition,
+    iter_conditions,
+)
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.state.membership import Slot
+
+KEY = "k"
+EXACT_NUMBER = "DECIMAL(38, 9)"  # exact in DuckDB, PostgreSQL, Snowflake and BigQuery (NUMERIC)
+_FLAGS_CTE = "segprovider_flags"
+KEY_TEXT = "k_text"  # the key as stored in the membership tables, cast once per customer
+_AGG_FUNCS: dict[str, type[exp.AggFunc]] = {
+    "count": exp.Count, "sum": exp.Sum, "min": exp.Min, "max": exp.Max, "avg": exp.Avg,
+    "first": exp.Min, "last": exp.Max,
+}
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=ident(name), table=ident(table) if table else None)
+
+
+def table_ref(name: str, schema: str | None = None, alias: str | None = None) -> exp.Table:
+    parts = name.split(".")
+    table = exp.Table(this=ident(parts[-1]), db=ident(parts[-2]) if len(parts) > 1 else (ident(schema) if schema else None),
+                      catalog=ident(parts[-3]) if len(parts) > 2 else None)
+    if alias:
+        table.set("alias", exp.TableAlias(this=ident(alias)))
+    return table
+
+
+def literal(value: Any) -> exp.Expression:
+    """A typed SQL literal for a parsed spec value."""
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
+    if isinstance(value, dt.datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
+def false_if_null(expression: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=exp.Paren(this=expression), expressions=[exp.false()])
+
+
+def _and(parts: Sequence[exp.Expression]) -> exp.Expression:
+    parts = list(parts)
+    if not parts:
+        return exp.true()
+    result = parts[0]
+    for part in parts[1:]:
+        result = exp.And(this=result, expression=part)
+    return result
+
+
+def _or(parts: Sequence[exp.Expression]) -> exp.Expression:
+    result = parts[0]
+    for part in parts[1:]:
+        result = exp.Or(this=result, expression=part)
+    return result
+
+
+@dataclass(frozen=True)
+class AggregateKey:
+    """One aggregate shared by every segment that needs it."""
+
+    source: str
+    aggregate: str
+    property: str | None
+    within: dt.timedelta | None
+    where: tuple[PropertyFilter, ...]
+
+
+@dataclass
+class CompiledEvaluation:
+    """The SQL of one evaluation, plus what is needed to read its result.
+
+    :param flags_query: one row per customer: ``k`` and, per segment, ``m__<segment>`` (final
+        membership) and, for split segments, ``arm__<segment>``; with ``explain`` also the
+        observed values and each rule node's outcome.
+    """
+
+    project: Project
+    as_of: dt.datetime
+    dialect: str
+    flags_query: exp.Select
+    aggregates: dict[AggregateKey, str]
+    node_columns: dict[tuple[str, int], str] = field(default_factory=dict)
+    value_columns: dict[str, str] = field(default_factory=dict)
+
+    def membership_query(self, flags_table: str, segments: Sequence[str] | None = None) -> exp.Expression:
+        """Rows ``(segment, customer_key, arm)`` for every member, read from the materialised flags."""
+        selects = []
+        for name in segments or list(self.project.segments):
+            segment = self.project.segments[name]
+            arm: exp.Expression = col(f"arm__{name}") if segment.split else exp.cast(exp.null(), "VARCHAR")
+            selects.append(
+                exp.select(
+                    exp.alias_(exp.Literal.string(name), "segment", quoted=True),
+                    exp.alias_(col(KEY_TEXT), "customer_key", quoted=True),
+                    exp.alias_(arm, "arm", quoted=True),
+                ).from_(table_ref(flags_table)).where(col(f"m__{name}"))
+            )
+        query: exp.Expression = selects[0]
+        for select in selects[1:]:
+            query = exp.union(query, select, distinct=False)
+        return query
+
+    def packed_query(self, flags_table: str, slots: Sequence[Slot]) -> exp.Select:
+        """Rows ``(word, customer_key, bits)`` read from the flags in ``flags_table``, laid out as ``slots``.
+
+        One row per customer and word with a bit set: ``bits`` is the sum of the masks of the slots
+        the customer holds (a member of the segment, in the slot's arm for a split segment). The
+        flags are read once, whatever the number of words: a project of more than 63 slots crosses
+        each customer with its words instead of scanning the flags once per word.
+        """
+        bigint = exp.DataType.build("BIGINT")
+        words = sorted({slot.word for slot in slots})
+        per_word: dict[int, exp.Expression] = {}
+        held_by_word: dict[int, list[exp.Expression]] = {}
+        for word in words:
+            terms: list[exp.Expression] = []
+            for slot in (s for s in slots if s.word == word):
+                held: exp.Expression = col(f"m__{slot.segment}", "f")
+                if slot.arm is not None:
+                    held = exp.and_(held, exp.EQ(this=col(f"arm__{slot.segment}", "f"),
+                                                 expression=exp.Literal.string(slot.arm)))
+                held_by_word.setdefault(word, []).append(held.copy())
+                terms.append(exp.Case(ifs=[exp.If(this=held, true=exp.cast(exp.Literal.number(slot.mask), bigint))],
+                                      default=exp.cast(exp.Literal.number(0), bigint)))
+            bits = terms[0]
+            for term in terms[1:]:
+                bits = exp.Add(this=bits, expression=term)
+            per_word[word] = bits
+        customer_key = exp.alias_(col(KEY_TEXT, "f"), "customer_key", quoted=True)
+        if len(words) == 1:
+            # the customers holding any slot, tested on the flags: a filter on ``bits <> 0`` is
+            # inlined by DuckDB, which then computes the sum of every mask twice per customer
+            return (exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True), customer_key,
+                               exp.alias_(per_word[words[0]], "bits", quoted=True))
+                    .from_(table_ref(flags_table, alias="f")).where(_or(held_by_word[words[0]])))
+        numbers = exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True))
+        for word in words[1:]:
+            numbers = exp.union(numbers, exp.select(exp.alias_(exp.Literal.number(word), "word", quoted=True)),
+                                distinct=False)
+        bits = exp.Case(this=col("word", "n"), ifs=[exp.If(this=exp.Literal.number(w), true=per_word[w]) for w in words])
+        packed = (exp.select(exp.alias_(col("word", "n"), "word", quoted=True), customer_key,
+                             exp.alias_(bits, "bits", quoted=True))
+                  .from_(table_ref(flags_table, alias="f"))
+                  .join(exp.Subquery(this=numbers, alias=exp.TableAlias(this=ident("n"))), join_type="CROSS"))
+        return (exp.select(col("word"), col("customer_key"), col("bits"))
+                .from_(packed.subquery("p"))
+                .where(exp.NEQ(this=col("bits"), expression=exp.Literal.number(0))))
+
+    def packed_evaluation(self, slots: Sequence[Slot]) -> exp.Select:
+        """The whole evaluation as one query of packed rows (see :meth:`packed_query`): the flags are
+        a CTE read once, never materialised as a table of their own."""
+        flags = self.flags_query.copy()
+        ctes = flags.args.pop("with_", None)
+        query = self.packed_query(_FLAGS_CTE, slots)
+        for cte in (ctes.expressions if ctes else []):
+            query = query.with_(ident(cte.alias), as_=cte.this)
+        return query.with_(ident(_FLAGS_CTE), as_=flags)
+
+    def sql(self, pretty: bool = True) -> str:
+        return dialects.to_sql(self.flags_query, self.dialect, pretty=pretty)
+
+
+class SegmentCompiler:
+    """Builds the evaluation query of a project for one ``as_of`` and one dialect.
+
+    :param project: a validated project.
+    :param dialect: ``duckdb`` (default), ``postgres``, ``snowflake`` or ``bigquery``.
+    :param schema: schema holding the source tables when their names are unqualified.
+    """
+
+    def __init__(self, project: Project, dialect: str = "duckdb", schema: str | None = None) -> None:
+        self.project = project
+        self.dialect = dialects.check_dialect(dialect)
+        self.schema = schema
+
+    # --- public ---------------------------------------------------------------------------
+    def compile(self, as_of: dt.datetime, *, segments: Sequence[str] | None = None,
+                customers: Sequence[str] | None = None, explain: bool = False) -> CompiledEvaluation:
+        """Compile the evaluation of ``segments`` (default: all) and everything they depend on.
+
+        :param as_of: evaluation time, naive UTC; every relative window is computed from it.
+        :param customers: restrict to these customer keys (``explain``, previews).
+        :param explain: also return every rule node's outcome and the observed values.
+        """
+        if as_of.tzinfo is not None:
+            as_of = as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        names = self._closure(segments or list(self.project.segments))
+        state = _State(as_of=as_of)
+        for name in names:
+            for node in iter_conditions(self.project.segments[name].rule):
+                if isinstance(node, EventCondition):
+                    state.aggregate_column(node)
+                elif isinstance(node, AttributeCondition):
+                    state.attributes.add(node.attribute)
+        ctes: list[tuple[str, exp.Select]] = []
+        for source_table, keys in state.aggregates_by_table(self.project).items():
+            ctes.append((f"agg__{source_table}", self._aggregate_cte(keys, state, customers)))
+        channels = sorted({c for n in names for c in self.project.segments[n].suppress_channels})
+        if channels:
+            ctes.append(("consent_latest", self._consent_cte(channels, as_of, customers)))
+        ctes.append(("base", self._base_cte(state, [t for t, _ in ctes if t.startswith("agg__")], channels,
+                                            customers, explain)))
+        previous = "base"
+        node_columns: dict[tuple[str, int], str] = {}
+        pending_arms: list[Segment] = []
+        for level, level_names in enumerate(self._levels(names)):
+            projections: list[exp.Expression] = [exp.Star()]
+            for segment in pending_arms:
+                projections.extend(self._arm_columns(segment))
+            pending_arms = []
+            for name in level_names:
+                segment = self.project.segments[name]
+                projections.extend(self._segment_columns(segment, state, explain, node_columns))
+                if segment.split:
+                    pending_arms.append(segment)
+            cte_name = f"level_{level}"
+            ctes.append((cte_name, exp.select(*projections).from_(table_ref(previous))))
+            previous = cte_name
+        if pending_arms:
+            ctes.append(("arms", exp.select(exp.Star(), *[c for s in pending_arms for c in self._arm_columns(s)])
+                         .from_(table_ref(previous))))
+            previous = "arms"
+        outputs: list[exp.Expression] = [
+            col(KEY), exp.alias_(exp.cast(col(KEY), exp.DataType.build("VARCHAR")), KEY_TEXT, quoted=True)]
+        for name in names:
+            outputs.append(col(f"m__{name}"))
+            if self.project.segments[name].split:
+                outputs.append(col(f"arm__{name}"))
+        if explain:
+            outputs = [exp.Star()]
+        query = exp.select(*outputs).from_(table_ref(previous))
+        for cte_name, cte_query in ctes:
+            query = query.with_(ident(cte_name), as_=cte_query)
+        value_columns = {**{f"attribute:{a}": f"a__{a}" for a in state.attributes},
+                         **{f"consent:{c}": f"c__{c}" for c in channels}}
+        return CompiledEvaluation(self.project, as_of, self.dialect, query, dict(state.aggregates),
+                                  node_columns, value_columns)
+
+    # --- plan pieces ----------------------------------------------------------------------
+    def _closure(self, names: Sequence[str]) -> list[str]:
+        wanted: set[str] = set()
+        stack = list(names)
+        while stack:
+            name = stack.pop()
+            if name not in wanted:
+                wanted.add(name)
+                stack.extend(self.project.dependencies(name))
+        return [n for n in self.project.evaluation_order() if n in wanted]
+
+    def _levels(self, names: list[str]) -> list[list[str]]:
+        level: dict[str, int] = {}
+        for name in names:  # evaluation order: dependencies come first
+            level[name] = 1 + max((level[d] for d in self.project.dependencies(name)), default=-1)
+        out: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+        for name in names:
+            out[level[name]].append(name)
+        return out
+
+    def _customer_filter(self, column: exp.Expression, customers: Sequence[str] | None) -> exp.Expression | None:
+        if customers is None:
+            return None
+        return exp.In(this=exp.cast(column, exp.DataType.build("VARCHAR")),
+                      expressions=[exp.Literal.string(c) for c in customers])
+
+    def _aggregate_cte(self, keys: list[tuple[AggregateKey, str]], state: _State,
+                       customers: Sequence[str] | None) -> exp.Select:
+        sources = [self.project.model.events[key.source] for key, _ in keys]
+        first = sources[0]
+        ts = dialects.wall_clock(self.dialect, col(first.timestamp), "timestamp")
+        projections: list[exp.Expression] = [exp.alias_(col(first.customer_key), KEY, quoted=True)]
+        for (key, column), source in zip(keys, sources):
+            conditions: list[exp.Expression] = []  # the event type is filtered once, in WHERE
+            if key.within is not None:
+                conditions.append(exp.GTE(this=ts.copy(), expression=literal(state.as_of - key.within)))
+            for flt in key.where:
+                value_type = source.properties[flt.property]
+                conditions.append(false_if_null(_predicate_sql(
+                    self.dialect, dialects.wall_clock(self.dialect, col(flt.property), value_type), flt.predicate,
+                    value_type, state.as_of)))
+            arg = None if key.aggregate == "count" else (
+                ts.copy() if key.property is None
+                else dialects.wall_clock(self.dialect, col(key.property), source.properties[key.property]))
+            if key.aggregate in ("sum", "avg"):
+                # exact decimal arithmetic: a floating-point sum depends on the (parallel) order of
+                # its terms, and a customer right at a threshold would flip between runs
+                arg = exp.cast(arg, exp.DataType.build(EXACT_NUMBER))
+            aggregate = (dialects.filtered_aggregate(self.dialect, _AGG_FUNCS[key.aggregate], arg, _and(conditions))
+                         if conditions else _AGG_FUNCS[key.aggregate](this=exp.Star() if arg is None else arg))
+            projections.append(exp.alias_(aggregate, column, quoted=True))
+        where: list[exp.Expression] = [exp.LTE(this=ts.copy(), expression=literal(state.as_of))]
+        if all(key.within is not None for key, _ in keys):
+            widest = max(key.within for key, _ in keys)  # type: ignore[type-var]
+            where.append(exp.GTE(this=ts.copy(), expression=literal(state.as_of - widest)))
+        if first.type_column is not None:
+            where.append(exp.EQ(this=col(first.type_column), expression=literal(first.type_value)))
+        only = self._customer_filter(col(first.customer_key), customers)
+        if only is not None:
+            where.append(only)
+        return (exp.select(*projections).from_(table_ref(first.table, self.schema)).where(_and(where))
+                .group_by(col(first.customer_key)))
+
+    def _consent_cte(self, channels: list[str], as_of: dt.datetime, customers: Sequence[str] | None) -> exp.Select:
+        consent = self.project.model.consent
+        assert consent is not None  # validation requires a consent model for channels
+        updated_at = dialects.wall_clock(self.dialect, col(consent.updated_at_column), "timestamp")
+        ranked_where = [exp.LTE(this=updated_at, expression=literal(as_of)),
+                        exp.In(this=col(consent.channel_column), expressions=[literal(c) for c in channels])]
+        only = self._customer_filter(col(consent.customer_key), customers)
+        if only is not None:
+            ranked_where.append(only)
+        # latest row per (customer, channel); on a tie the opt-out wins, the safe reading
+        rank = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col(consent.customer_key), col(consent.channel_column)],
+            order=exp.Order(expressions=[exp.Ordered(this=updated_at.copy(), desc=True),
+                                         exp.Ordered(this=col(consent.opted_in_column), desc=False)]),
+        )
+        ranked = exp.select(
+            exp.alias_(col(consent.customer_key), KEY, quoted=True),
+            exp.alias_(col(consent.channel_column), "channel", quoted=True),
+            exp.alias_(col(consent.opted_in_column), "opted_in", quoted=True),
+            exp.alias_(rank, "rn", quoted=True),
+        ).from_(table_ref(consent.table, self.schema)).where(_and(ranked_where))
+        pivots: list[exp.Expression] = [col(KEY)]
+        for channel in channels:
+            when = exp.Case(ifs=[exp.If(this=exp.EQ(this=col("channel"), expression=literal(channel)),
+                                        true=exp.cast(col("opted_in"), exp.DataType.build("INT")))])
+            pivots.append(exp.alias_(exp.Max(this=when), f"c__{channel}", quoted=True))
+        return (exp.select(*pivots).from_(exp.Subquery(this=ranked, alias=exp.TableAlias(this=ident("ranked"))))
+                .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1))).group_by(col(KEY)))
+
+    def _base_cte(self, state: _State, agg_ctes: list[str], channels: list[str],
+                  customers: Sequence[str] | None, explain: bool) -> exp.Select:
+        customer = self.project.model.customer
+        projections: list[exp.Expression] = [exp.alias_(col(customer.key, "c"), KEY, quoted=True)]
+        for name in sorted(state.attributes):
+            attribute = customer.attributes[name]
+            projections.append(exp.alias_(dialects.wall_clock(self.dialect, col(attribute.column, "c"), attribute.type),
+                                          f"a__{name}", quoted=True))
+        for cte in agg_ctes:
+            for key, column in state.aggregates.items():
+                if f"agg__{state.table_of[key.source]}" == cte:
+                    value: exp.Expression = col(column, cte)
+                    if key.aggregate in ("count", "sum"):  # no occurrence counts as zero
+                        value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+                    projections.append(exp.alias_(value, column, quoted=True))
+        for channel in channels:
+            projections.append(exp.alias_(col(f"c__{channel}", "consent_latest"), f"c__{channel}", quoted=True))
+        query = exp.select(*projections).from_(table_ref(customer.table, self.schema, alias="c"))
+        for cte in agg_ctes + (["consent_latest"] if channels else []):
+            query = query.join(table_ref(cte), on=exp.EQ(this=col(KEY, cte), expression=col(customer.key, "c")),
+                               join_type="LEFT")
+        only = self._customer_filter(col(customer.key, "c"), customers)
+        return query.where(only) if only is not None else query
+
+    def _segment_columns(self, segment: Segment, state: _State, explain: bool,
+                         node_columns: dict[tuple[str, int], str]) -> list[exp.Expression]:
+        name = segment.name
+        rule = _ConditionSql(self, state, name, node_columns if explain else None)
+        raw = rule.build(segment.rule)
+        parts = [exp.Paren(this=raw)]
+        consent_policies = self.project.model.consent.channels if self.project.model.consent else {}
+        for channel in segment.suppress_channels:
+            default = exp.Literal.number(0 if consent_policies[channel].require_opt_in else 1)
+            parts.append(exp.EQ(this=exp.Coalesce(this=col(f"c__{channel}"), expressions=[default]),
+                                expression=exp.Literal.number(1)))
+        for higher in segment.higher_priority:
+            parts.append(exp.Not(this=col(f"m__{higher}")))
+        columns: list[exp.Expression] = []
+        if explain:
+            columns.extend(rule.explained)
+            columns.append(exp.alias_(raw.copy(), f"r__{name}", quoted=True))
+        columns.append(exp.alias_(_and(parts), f"m__{name}", quoted=True))
+        if segment.split:
+            # hashed once, and only for members: the arm is computed from the bucket in the next level
+            bucket = dialects.hash_bucket(self.dialect, dialects.split_input(segment.split.salt, col(KEY)))
+            member = _and(parts)
+            columns.append(exp.alias_(exp.Case(ifs=[exp.If(this=member.copy(), true=bucket)]) if not explain
+                                      else bucket, f"bucket__{name}", quoted=True))
+        return columns
+
+    def _arm_columns(self, segment: Segment) -> list[exp.Expression]:
+        """``arm__<segment>`` from the bucket computed one level earlier."""
+        assert segment.split is not None
+        bucket = col(f"bucket__{segment.name}")
+        ifs = [exp.If(this=exp.LT(this=bucket.copy(), expression=exp.Literal.number(high)),
+                      true=exp.Literal.string(arm)) for arm, _low, high in segment.split.bucket_bounds()]
+        return [exp.alias_(exp.Case(ifs=ifs), f"arm__{segment.name}", quoted=True)]
+
+
+@dataclass
+class _State:
+    as_of: dt.datetime
+    aggregates: dict[AggregateKey, str] = field(default_factory=dict)
+    attributes: set[str] = field(default_factory=set)
+    table_of: dict[str, str] = field(default_factory=dict)
+
+    def aggregate_column(self, node: EventCondition) -> str:
+        key = AggregateKey(node.event, node.aggregate, node.property, node.within, node.where)
+        if key not in self.aggregates:
+            self.aggregates[key] = f"agg_{len(self.aggregates)}"
+        return self.aggregates[key]
+
+    def aggregates_by_table(self, project: Project) -> dict[str, list[tuple[AggregateKey, str]]]:
+        """Aggregates grouped by the event source they read: one scan per event type or order table.
+
+        Measured on 20M events (benchmarks/evaluation.py): scanning once per event type, each
+        scan filtered to its type and widest window, beats one scan of the whole table computing
+        every filtered aggregate, because each aggregate then only sees the rows of its type.
+        """
+        out: dict[str, list[tuple[AggregateKey, str]]] = {}
+        for key, column in self.aggregates.items():
+            self.table_of[key.source] = key.source
+            out.setdefault(key.source, []).append((key, column))
+        return out
+
+
+class _ConditionSql:
+    """SQL of one segment's rule tree over the columns of the ``base`` CTE."""
+
+    def __init__(self, compiler: SegmentCompiler, state: _State, segment: str,
+                 node_columns: dict[tuple[str, int], str] | None) -> None:
+        self.compiler = compiler
+        self.state = state
+        self.segment = segment
+        self.node_columns = node_columns
+        self.index = 0
+        self.explained: list[exp.Expression] = []  # one outcome column per node, in explain mode
+
+    def build(self, node: Condition) -> exp.Expression:
+        position = self.index
+        self.index += 1
+        if isinstance(node, AllOf):
+            sql = exp.Paren(this=_and([self.build(child) for child in node.children]))
+        elif isinstance(node, AnyOf):
+            sql = exp.Paren(this=_or([self.build(child) for child in node.children]))
+        elif isinstance(node, Not):
+            sql = exp.Not(this=self.build(node.child))
+        elif isinstance(node, SegmentCondition):
+            flag: exp.Expression = col(f"m__{node.segment}")
+            sql = exp.Not(this=flag) if node.negate else flag
+        elif isinstance(node, AttributeCondition):
+            attribute = self.compiler.project.model.customer.attributes[node.attribute]
+            sql = false_if_null(_predicate_sql(self.compiler.dialect, col(f"a__{node.attribute}"), node.predicate,
+                                               attribute.type, self.state.as_of))
+        else:
+            column = self.state.aggregates[AggregateKey(node.event, node.aggregate, node.property, node.within,
+                                                        node.where)]
+            value_type = "timestamp" if node.aggregate in ("first", "last") else "number"
+            sql = false_if_null(_predicate_sql(self.compiler.dialect, col(column), node.predicate, value_type,
+                                               self.state.as_of))
+        if self.node_columns is not None:
+            name = f"n__{self.segment}__{position}"
+            self.node_columns[(self.segment, position)] = name
+            self.explained.append(exp.alias_(sql.copy(), name, quoted=True))
+        return sql
+
+
+def _predicate_sql(dialect: str, value: exp.Expression, predicate: Predicate, value_type: str,
+                   as_of: dt.datetime) -> exp.Expression:
+    """``value <op> literal``; may be NULL for a NULL value (callers coalesce to false)."""
+    op, v = predicate.op, predicate.value
+    if op == "is_null":
+        return exp.Is(this=value, expression=exp.null())
+    if op == "is_not_null":
+        return exp.Not(this=exp.Is(this=value, expression=exp.null()))
+    if value_type == "string":
+        value = dialects.byte_order(dialect, value)
+    if op in ("within_last", "more_than_ago"):
+        lower: dt.date | dt.datetime = as_of - v
+        upper: dt.date | dt.datetime = as_of
+        if value_type == "date":  # dates compare at day granularity
+            lower, upper = lower.date(), as_of.date()  # type: ignore[union-attr]
+        if op == "more_than_ago":
+            return exp.LT(this=value, expression=literal(lower))
+        return exp.And(this=exp.GTE(this=value, expression=literal(lower)),
+                       expression=exp.LTE(this=value.copy(), expression=literal(upper)))
+    if op in ("in", "not_in"):
+        test = exp.In(this=value, expressions=[literal(item) for item in v])
+        return exp.Not(this=test) if op == "not_in" else test
+    if op == "between":
+        return exp.Between(this=value, low=literal(v[0]), high=literal(v[1]))
+    if op == "contains":
+        return exp.GT(this=exp.StrPosition(this=value, substr=literal(v)), expression=exp.Literal.number(0))
+    if op == "starts_with":
+        return exp.StartsWith(this=value, expression=literal(v))
+    if op == "matches":
+        return dialects.regex_search(dialect, value, v)
+    comparison = {"eq": exp.EQ, "ne": exp.NEQ, "lt": exp.LT, "lte": exp.LTE, "gt": exp.GT, "gte": exp.GTE}[op]
+    return comparison(this=value, expression=literal(v))

@@ -1,0 +1,257 @@
+"""Evaluate every segment of a project in the warehouse and store the snapshot.
+
+:func:`evaluate` is the one entry point used by the CLI, the Airflow operators
+and the benchmarks. It checks that every table and column the plan reads exists
+with a compatible type (naming the segment that needs it), runs the compiled
+query once, and writes the snapshot, its diff and the registry rows in a single
+transaction: an error leaves no partial snapshot behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation, SegmentCompiler
+from airflow_segprovider.core.evaluate.dialects import render, to_sql
+from airflow_segprovider.core.errors import EvaluationError
+from airflow_segprovider.core.state.membership import MembershipStore, SegmentDiff, bit_layout, ts_literal
+from airflow_segprovider.core.project.spec import AttributeCondition, EventCondition, Project, iter_conditions
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.warehouses.base import Warehouse
+
+_TYPE_FAMILIES = {
+    "string": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|CHARACTER|CHARACTER VARYING|BPCHAR|NVARCHAR)\b"),
+    "number": re.compile(r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|"
+                         r"UHUGEINT|INT64|FLOAT|FLOAT64|DOUBLE|DOUBLE PRECISION|REAL|DECIMAL|NUMERIC|BIGNUMERIC|"
+                         r"NUMBER)\b"),
+    "boolean": re.compile(r"^(BOOLEAN|BOOL)\b"),
+    "date": re.compile(r"^DATE$"),
+    "timestamp": re.compile(r"^(TIMESTAMP|DATETIME|TIMESTAMPTZ|TIMESTAMP_NS|TIMESTAMP_MS|TIMESTAMP_S|"
+                            r"TIMESTAMP WITH(OUT)? TIME ZONE|TIMESTAMP_NTZ|TIMESTAMP_LTZ|TIMESTAMP_TZ)\b"),
+}
+
+
+def parse_as_of(value: str | dt.datetime | dt.date) -> dt.datetime:
+    """Evaluation time as naive UTC. Text is ISO 8601; a value without offset is taken as UTC.
+
+    :raises EvaluationError: when the value cannot be parsed, saying what is accepted.
+    """
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise EvaluationError(
+                f"cannot parse as_of {text!r}: give an ISO 8601 date or timestamp, e.g. 2026-11-24 or "
+                "2026-11-24T06:00:00Z (a timestamp without offset is read as UTC)") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+@dataclass
+class EvaluationResult:
+    """What one evaluation wrote: the snapshot's ``as_of``, run id, and each segment's diff."""
+
+    as_of: dt.datetime
+    run_id: str
+    diffs: list[SegmentDiff]
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def by_segment(self) -> dict[str, SegmentDiff]:
+        return {d.segment: d for d in self.diffs}
+
+    def to_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(), "run_id": self.run_id, "seconds": round(self.seconds, 3),
+            "segments": {d.segment: {"members": d.members, "added": d.added, "removed": d.removed,
+                                     "unchanged": d.unchanged,
+                                     "previous_as_of": d.previous_as_of.isoformat() if d.previous_as_of else None}
+                         for d in self.diffs},
+        }
+
+
+def required_columns(project: Project, segments: Sequence[str]) -> dict[tuple[str, str], tuple[str | None, set[str]]]:
+    """``(table, column) -> (expected type or None, segments needing it)`` for a plan over ``segments``."""
+    model = project.model
+    needs: dict[tuple[str, str], tuple[str | None, set[str]]] = {}
+
+    def need(table: str, column: str, value_type: str | None, segment: str) -> None:
+        expected, users = needs.setdefault((table, column), (value_type, set()))
+        users.add(segment)
+
+    for name in segments:
+        segment = project.segments[name]
+        need(model.customer.table, model.customer.key, None, name)
+        for node in iter_conditions(segment.rule):
+            if isinstance(node, AttributeCondition):
+                attribute = model.customer.attributes[node.attribute]
+                need(model.customer.table, attribute.column, attribute.type, name)
+            elif isinstance(node, EventCondition):
+                source = model.events[node.event]
+                need(source.table, source.customer_key, None, name)
+                need(source.table, source.timestamp, "timestamp", name)
+                if source.type_column:
+                    need(source.table, source.type_column, "string", name)
+                if node.property:
+                    need(source.table, node.property, source.properties[node.property], name)
+                for flt in node.where:
+                    need(source.table, flt.property, source.properties[flt.property], name)
+        if segment.suppress_channels and model.consent:
+            consent = model.consent
+            for column, value_type in ((consent.customer_key, None), (consent.channel_column, "string"),
+                                       (consent.opted_in_column, "boolean"), (consent.updated_at_column, "timestamp")):
+                need(consent.table, column, value_type, name)
+    return needs
+
+
+def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str]) -> None:
+    """Fail before running anything if a table or column is missing or has the wrong type.
+
+    :raises EvaluationError: listing every problem, each naming the segments that need the column.
+    """
+    problems: list[str] = []
+    described: dict[str, dict[str, str] | None] = {}
+    for (table, column), (expected, users) in sorted(required_columns(project, segments).items()):
+        if table not in described:
+            described[table] = warehouse.columns(table)
+        columns = described[table]
+        who = ", ".join(sorted(users))
+        if columns is None:
+            continue
+        actual = {c.lower(): t for c, t in columns.items()}.get(column.lower())
+        if actual is None:
+            problems.append(f"column {table}.{column} does not exist (needed by segment(s) {who}); "
+                            f"columns of {table}: {', '.join(columns)}")
+        elif expected is not None and not _TYPE_FAMILIES[expected].match(actual):
+            problems.append(f"column {table}.{column} is {actual}, but the data model declares it {expected} "
+                            f"(needed by segment(s) {who}); fix the load or the model's type")
+    missing_tables = sorted(t for t, c in described.items() if c is None)
+    for table in missing_tables:
+        users = sorted({s for (t, _), (_, seg) in required_columns(project, segments).items() if t == table for s in seg})
+        problems.insert(0, f"table {table} does not exist in the warehouse (needed by segment(s) {', '.join(users)}); "
+                           "load it first (segprovider generate writes example data)")
+    if problems:
+        raise EvaluationError("cannot evaluate: " + "; ".join(problems))
+
+
+def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
+    """Every customer needs a key, and one row per key: members are identified by it.
+
+    :raises EvaluationError: naming the table, the column and sample offending keys.
+    """
+    from airflow_segprovider.core.evaluate.dialects import quote_identifier, quoted_table
+
+    customer = project.model.customer
+    table = quoted_table(customer.table, warehouse.schema)
+    key = quote_identifier(customer.key)
+    missing = warehouse.query(render(f"SELECT COUNT(*) FROM {table} WHERE {key} IS NULL", warehouse.dialect))[0][0]
+    duplicates = warehouse.query(render(
+        f"SELECT CAST({key} AS VARCHAR), COUNT(*) FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} "
+        f"HAVING COUNT(*) > 1 ORDER BY COUNT(*) DESC, 1 LIMIT 5", warehouse.dialect))
+    problems = []
+    if missing:
+        problems.append(f"{missing} row(s) of {customer.table} have no {customer.key}")
+    if duplicates:
+        sample = ", ".join(f"{k!r} ({n} rows)" for k, n in duplicates)
+        problems.append(f"{customer.table}.{customer.key} is not unique: {sample}")
+    if problems:
+        raise EvaluationError("cannot evaluate: " + "; ".join(problems) + "; each customer must have exactly one "
+                              "row with a key (deduplicate the load, or upsert by key)")
+
+
+def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | dt.date, *,
+             run_id: str | None = None, segments: Sequence[str] | None = None) -> EvaluationResult:
+    """Evaluate ``segments`` (default: all) at ``as_of``, write the snapshot and its diff.
+
+    :param run_id: identifies the run in the membership store (e.g. the Airflow run id).
+    :raises EvaluationError: bad ``as_of``, missing or mistyped source column, or a query failure;
+        nothing is written in that case.
+    """
+    started = time.perf_counter()
+    at = parse_as_of(as_of)
+    run_id = run_id or f"manual__{uuid.uuid4().hex[:12]}"
+    compiler = SegmentCompiler(project, warehouse.dialect, warehouse.schema)
+    compiled = compiler.compile(at, segments=segments)
+    names = [n for n in compiled.project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    check_sources(project, warehouse, names)
+    check_customer_keys(project, warehouse)
+    store = MembershipStore(warehouse)
+    store.ensure_tables()
+    timings: dict[str, float] = {}
+    dialect = warehouse.dialect
+    try:
+        with warehouse.transaction():
+            # One statement evaluates every segment and writes the packed snapshot: the per-customer
+            # flags are a CTE read once, never a table of their own (materialising them cost about
+            # as much as the packed write, benchmarks/evaluation.py).
+            slots = bit_layout([(name, [arm.name for arm in project.segments[name].split.arms]
+                                 if project.segments[name].split else []) for name in names])
+            packed = to_sql(compiled.packed_evaluation(slots), dialect)
+            t0 = time.perf_counter()
+            store.replace_snapshot(packed, slots, at, run_id)
+            timings["evaluate_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            diffs = store.write_diff(names, at, run_id, now)
+            # A backfill inserts a snapshot before later ones: their diffs must now be against it.
+            for later_at, later_names in _group(store.next_as_of(names, at)).items():
+                later_run = warehouse.query(render(
+                    f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = {ts_literal(later_at)}", dialect)
+                )[0][0]
+                store.write_diff(later_names, later_at, later_run or run_id, now)
+            timings["diff_s"] = time.perf_counter() - t0
+    except EvaluationError:
+        raise
+    except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
+        raise EvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
+    return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings)
+
+
+def _group(mapping: dict[str, dt.datetime]) -> dict[dt.datetime, list[str]]:
+    out: dict[dt.datetime, list[str]] = {}
+    for name, value in mapping.items():
+        out.setdefault(value, []).append(name)
+    return out
+
+
+def compile_for(project: Project, warehouse: Warehouse, as_of: dt.datetime, **kwargs) -> CompiledEvaluation:
+    return SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(as_of, **kwargs)
+
+
+@dataclass
+class Preview:
+    segment: str
+    as_of: dt.datetime
+    members: int
+    sample: list[str]
+    arms: dict[str, int]
+
+
+def preview(project: Project, warehouse: Warehouse, segment: str, as_of: str | dt.datetime | dt.date,
+            sample_size: int = 10) -> Preview:
+    """Count and sample a segment's members at ``as_of`` without writing a snapshot."""
+    if segment not in project.segments:
+        raise EvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
+    at = parse_as_of(as_of)
+    compiled = compile_for(project, warehouse, at, segments=[segment])
+    names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    check_sources(project, warehouse, names)
+    rows_sql = to_sql(compiled.membership_query("flags", [segment]), warehouse.dialect)
+    query = f"WITH flags AS ({compiled.sql(pretty=False)}), members AS ({rows_sql}) "
+    arms = {arm or "": count for arm, count in warehouse.query(
+        query + "SELECT arm, COUNT(*) FROM members GROUP BY arm ORDER BY arm")}
+    sample = [key for (key,) in warehouse.query(
+        query + f"SELECT customer_key FROM members ORDER BY customer_key LIMIT {int(sample_size)}")]
+    return Preview(segment, at, sum(arms.values()), sample, {k: v for k, v in arms.items() if k})

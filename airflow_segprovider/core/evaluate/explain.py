@@ -1,0 +1,127 @@
+"""Why is this customer (not) in this segment? Answered by the same engine that evaluates.
+
+:func:`explain` compiles the project restricted to one customer with every rule
+node's outcome and the observed values as extra columns, runs it in the
+warehouse, and renders the rule tree annotated with them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_segprovider.core.evaluate.compiler import AggregateKey, SegmentCompiler
+from airflow_segprovider.core.evaluate.describe import condition_text
+from airflow_segprovider.core.evaluate.engine import check_sources, parse_as_of
+from airflow_segprovider.core.errors import EvaluationError
+from airflow_segprovider.core.project.spec import (
+    AllOf,
+    AnyOf,
+    AttributeCondition,
+    Condition,
+    EventCondition,
+    Not,
+    Project,
+    SegmentCondition,
+)
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.warehouses.base import Warehouse
+
+
+@dataclass
+class Explanation:
+    segment: str
+    customer: str
+    as_of: dt.datetime
+    member: bool
+    arm: str | None
+    lines: list[str]
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, decimal.Decimal):
+        # warehouses return the same exact sum with different scales (0E-9, 0, 0.000): show the number
+        return format(value.normalize(), "f")
+    return repr(value)
+
+
+def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
+            as_of: str | dt.datetime | dt.date) -> Explanation:
+    """Explain ``customer``'s membership of ``segment`` at ``as_of``.
+
+    :raises EvaluationError: unknown segment or customer, or a source problem.
+    """
+    if segment not in project.segments:
+        raise EvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
+    at = parse_as_of(as_of)
+    compiled = SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(
+        at, segments=[segment], customers=[customer], explain=True)
+    names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    check_sources(project, warehouse, names)
+    rows = warehouse.query_records(compiled.sql(pretty=False))
+    if not rows:
+        raise EvaluationError(f"customer {customer!r} not found in {project.model.customer.table}."
+                              f"{project.model.customer.key}")
+    row = rows[0]
+    seg = project.segments[segment]
+    member = bool(row[f"m__{segment}"])
+    lines = [f"customer {customer} {'IS' if member else 'is NOT'} in segment {segment} at {at.isoformat(sep=' ')}"]
+    lines.append(f"rule: {'holds' if row[f'r__{segment}'] else 'does not hold'}")
+    lines += _tree(seg.rule, segment, row, compiled, [0], 1)
+    consent = project.model.consent
+    for channel in seg.suppress_channels:
+        answer = row.get(f"c__{channel}")
+        policy = consent.channels[channel] if consent else None
+        if answer is None:
+            verdict = ("suppressed: no consent answer and the channel requires opt-in"
+                       if policy and policy.require_opt_in else "allowed: no consent answer, opt-in not required")
+        else:
+            verdict = "allowed: latest answer is opted in" if answer == 1 else "SUPPRESSED: latest answer is opted out"
+        lines.append(f"consent {channel}: {verdict}")
+    for higher in seg.higher_priority:
+        if row.get(f"m__{higher}"):
+            lines.append(f"priority group {seg.priority_group}: taken by higher-priority segment {higher}")
+            break
+    else:
+        if seg.priority_group:
+            lines.append(f"priority group {seg.priority_group}: no higher-priority segment took this customer")
+    arm = row.get(f"arm__{segment}") if member else None
+    if seg.split:
+        lines.append(f"split (salt {seg.split.salt!r}): bucket {row.get(f'bucket__{segment}')} of 10000"
+                     + (f" -> arm {arm}" if member else ""))
+    return Explanation(segment, customer, at, member, arm, lines)
+
+
+def _tree(node: Condition, segment: str, row: dict[str, Any], compiled, counter: list[int], depth: int) -> list[str]:
+    position = counter[0]
+    counter[0] += 1
+    outcome = row.get(compiled.node_columns.get((segment, position), ""), None)
+    mark = "✓" if outcome else "✗"
+    text = condition_text(node)
+    observed = ""
+    if isinstance(node, AttributeCondition):
+        observed = f"  [{node.attribute} = {_show(row.get(f'a__{node.attribute}'))}]"
+    elif isinstance(node, EventCondition):
+        column = compiled.aggregates[AggregateKey(node.event, node.aggregate, node.property, node.within, node.where)]
+        observed = f"  [observed {node.aggregate}: {_show(row.get(column))}]"
+    elif isinstance(node, SegmentCondition):
+        observed = f"  [member of {node.segment}: {'yes' if row.get(f'm__{node.segment}') else 'no'}]"
+    lines = ["  " * depth + f"{mark} {text}{observed}"]
+    if isinstance(node, (AllOf, AnyOf)):
+        for child in node.children:
+            lines += _tree(child, segment, row, compiled, counter, depth + 1)
+    elif isinstance(node, Not):
+        lines += _tree(node.child, segment, row, compiled, counter, depth + 1)
+    return lines

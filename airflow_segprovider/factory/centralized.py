@@ -1,0 +1,164 @@
+"""Turn a declarative segments project into Airflow DAGs.
+
+Loading (the project's YAML, validated by the core) is kept apart from building
+(this module) and from running (the operators): building reads only files, never
+a connection or a Variable, so parsing a DAG file stays fast and side-effect free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import DAG, Asset, Param, TaskGroup
+
+from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.project.spec import centralized_syncs, reconciled_syncs
+from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID, SegproviderNotifier
+from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
+from airflow_segprovider.operators.evaluate import SegmentsEvaluateOperator
+from airflow_segprovider.operators.gate import SegmentsGateOperator
+from airflow_segprovider.operators.ingest import SegmentsIngestOperator
+from airflow_segprovider.operators.monitor import DestinationCountsOperator
+from airflow_segprovider.operators.sync import SegmentsSyncOperator
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.project.spec import Project
+
+SOURCE_GATES = ("freshness", "types")
+SEGMENT_GATES = ("segment_size", "consent")
+DEFAULT_START = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
+def project_asset(project: Project, what: str) -> Asset:
+    """The Asset of one of a project's tables, so downstream DAGs can be data-aware."""
+    return Asset(name=f"segprovider.{project.name}.{what}", uri=f"segprovider://{project.name}/{what}")
+
+
+def segments_dag(project: Project, *, model: str, dag_id: str, schedule: str | None, start_date: dt.datetime,
+                 owner: str, retries: int, alert_conn_id: str, doc_md: str, params: Mapping[str, Any] | None = None,
+                 tags: tuple[str, ...] = (), retry_delay: dt.timedelta = dt.timedelta(minutes=5),
+                 exponential_backoff: bool = True) -> DAG:
+    """A DAG with what every segprovider DAG shares, whichever model it runs.
+
+    No catch-up and one run at a time (each run reads and writes the same state tables), tags
+    ``segprovider``, the model and the project, and the notifier on every task failure.
+
+    :param model: ``centralized``, ``distributed``, ``hybrid`` or ``monitoring`` (a tag).
+    """
+    notifier = SegproviderNotifier(conn_id=alert_conn_id)
+    default_args: dict[str, Any] = {"owner": owner, "retries": retries, "retry_delay": retry_delay,
+                                    "on_failure_callback": [notifier]}
+    if exponential_backoff:
+        default_args["retry_exponential_backoff"] = True
+    return DAG(dag_id=dag_id, schedule=schedule, start_date=start_date, catchup=False, max_active_runs=1,
+               tags=["segprovider", model, project.name, *tags], doc_md=doc_md, default_args=default_args,
+               params=dict(params or {}))
+
+
+def ingest_group(project: Project, common: Mapping[str, Any],
+                 source_connections: Mapping[str, str] | None = None) -> TaskGroup | None:
+    """The ``ingest`` task group: one load per declared source, or None when the project declares none.
+
+    Call inside the DAG's context.
+    """
+    if not project.sources:
+        return None
+    with TaskGroup("ingest", tooltip="load every declared source into the warehouse") as ingest:
+        for name, source in project.sources.items():
+            SegmentsIngestOperator(task_id=f"load_{name}", source=name, conn_id=(source_connections or {}).get(name),
+                                   outlets=[project_asset(project, f"staging/{source.table}")], **common)
+    return ingest
+
+
+def _doc(project: Project, schedule: str) -> str:
+    lines = [f"# Segments, centralized: `{project.name}`", "",
+             project.description or "", "",
+             "Ingest sources → source gates → evaluate every segment in the warehouse (one query) → "
+             "segment gates → cross-system count gate → one sync per destination → post-sync count check.",
+             "", f"Schedule `{schedule}`; each run evaluates at `as_of = data_interval_end`. "
+             "**Backfills** recompute snapshots and gate results but never push to destinations: only the "
+             "latest run syncs.", "", "| segment | syncs to |", "|---|---|"]
+    owned = centralized_syncs(project)
+    for name in project.segments:
+        targets = ", ".join(f"{s.destination} ({s.mode})" for s in owned if s.segment == name) or "-"
+        lines.append(f"| `{name}` | {targets} |")
+    left = reconciled_syncs(project)
+    if left:
+        # a segment has exactly one owner: pushing a reconciled segment here would undo its hand edits
+        lines += ["", "**Left to `segments_distributed`** (segments with a `reconcile:` policy; their lists are "
+                  "edited by hand and reconciled, so this DAG never pushes them):", ""]
+        for sync in left:
+            policy = project.reconcile[sync.segment]
+            lines.append(f"- `{sync.id}`: segment `{sync.segment}` → {sync.destination}, policy "
+                         f"`{policy.policy}`" + (f" ({policy.loc})" if str(policy.loc) else ""))
+    lines += ["", "Trigger with `dry_run: true` to plan syncs without sending; `allow_mass_removal: true` "
+              "overrides the remove-fraction and empty-segment guards for one run."]
+    return "\n".join(lines)
+
+
+def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_centralized",
+                          schedule: str | None = "@daily", start_date: dt.datetime = DEFAULT_START,
+                          warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
+                          alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering",
+                          retries: int = 2, gate_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+                          source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = ()) -> DAG:
+    """Build the centralized rule engine DAG for the project in ``project_path``.
+
+    It runs every sync except those of segments with a ``reconcile:`` policy: those belong to the
+    distributed model (``segments_distributed``) and are listed as such in the DAG's ``doc_md``.
+
+    :param gate_parameters: runtime parameters per gate (e.g. ``{"freshness": {"max_age_hours": 36}}``).
+    :param source_connections: Airflow connection per REST source name.
+    """
+    project_path = str(Path(project_path).resolve())
+    project = load_project(project_path)
+    gate_parameters = gate_parameters or {}
+    syncs = centralized_syncs(project)  # the distributed model owns the syncs of reconciled segments
+    used_gates = {gate for sync in syncs for gate in sync.gates}
+    common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
+    with segments_dag(
+        project, model="centralized", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=_doc(project, str(schedule)), tags=tags,
+        params={"dry_run": Param(False, type="boolean", description="plan syncs without sending"),
+                "allow_mass_removal": Param(False, type="boolean",
+                                            description="allow removing more than max_remove_fraction")},
+    ) as dag:
+        ingest = ingest_group(project, common, source_connections)
+        source_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
+                                             parameters=dict(gate_parameters.get(gate, {})), **common)
+                        for gate in SOURCE_GATES if gate in used_gates]
+        evaluate = SegmentsEvaluateOperator(task_id="evaluate", outlets=[project_asset(project, "memberships")],
+                                            **common)
+        segment_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
+                                              parameters=dict(gate_parameters.get(gate, {})), **common)
+                         for gate in SEGMENT_GATES if gate in used_gates]
+        upstream: list[Any] = [ingest] if ingest is not None else []
+        for task in [*source_gates, evaluate, *segment_gates]:
+            if upstream:
+                upstream[-1] >> task
+            upstream.append(task)
+        last = upstream[-1]
+        if "cross_system_counts" in used_gates:
+            counts_before = DestinationCountsOperator(task_id="stage_counts_before", phase="before", **common)
+            gate_counts = SegmentsGateOperator(task_id="gate_cross_system_counts", gate="cross_system_counts",
+                                               phase="before",
+                                               parameters=dict(gate_parameters.get("cross_system_counts", {})),
+                                               **common)
+            last >> counts_before >> gate_counts
+            last = gate_counts
+        destinations = sorted({sync.destination for sync in syncs})
+        sync = SegmentsSyncOperator.partial(
+            task_id="sync", dry_run="{{ params.dry_run }}", allow_mass_removal="{{ params.allow_mass_removal }}",
+            outlets=[project_asset(project, "sync_state")], **common,
+        ).expand(destination=destinations)
+        last >> sync
+        counts_after = DestinationCountsOperator(task_id="stage_counts_after", phase="after", **common)
+        check_after = SegmentsGateOperator(task_id="check_post_sync_counts", gate="cross_system_counts",
+                                           phase="after",
+                                           parameters=dict(gate_parameters.get("cross_system_counts", {})),
+                                           **common)
+        sync >> counts_after >> check_after
+    return dag

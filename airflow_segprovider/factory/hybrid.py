@@ -1,0 +1,123 @@
+"""DAGs of the hybrid model and the drift monitor, built from a segments project.
+
+Like :mod:`airflow_segprovider.factory.centralized`, building reads only the project's files, never a
+connection or a Variable: parsing stays fast and side-effect free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import DAG, Param
+
+from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.project.spec import reconciled_syncs
+from airflow_segprovider.factory.centralized import DEFAULT_START, ingest_group, project_asset, segments_dag
+from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
+from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
+from airflow_segprovider.operators.hybrid import (
+    AttributePushOperator,
+    DriftCheckOperator,
+    HubBuildOperator,
+    HubGateOperator,
+)
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.project.spec import Project
+
+
+def _hybrid_doc(project: Project, schedule: str) -> str:
+    hub = project.hub
+    lines = [f"# Segments, hybrid (hub and spokes): `{project.name}`", "",
+             "Ingest sources → build the attribute hub (one profile per customer, per-attribute freshness) → "
+             "`hub_freshness` and `hub_types` gates → push changed attributes to each spoke (row hash per "
+             "destination, typed per field) and keep its own segments' rules in place → drift check (the hub "
+             "evaluates each spoke rule and compares with the count the spoke reports).", "",
+             f"Schedule `{schedule}`, `as_of = data_interval_end`. **Backfills** never rebuild or push the hub: "
+             "historical attributes never reach a tool.", "", "| spoke | pushed fields | spoke segments |",
+             "|---|---|---|"]
+    for destination, push in (hub.push.items() if hub else []):
+        fields = ", ".join(f"`{f}`←{a}" for f, a in push.fields.items())
+        spokes = ", ".join(n for n, s in project.spoke_segments.items() if s.destination == destination) or "-"
+        lines.append(f"| `{destination}` | {fields} | {spokes} |")
+    lines += ["", "Trigger with `dry_run: true` to plan pushes without sending."]
+    return "\n".join(lines)
+
+
+def build_hybrid_dag(project_path: str | Path, *, dag_id: str = "segments_hybrid", schedule: str | None = "@daily",
+                     start_date: dt.datetime = DEFAULT_START, warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
+                     alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering", retries: int = 2,
+                     gate_parameters: Mapping[str, Mapping[str, Any]] | None = None,
+                     source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = ()) -> DAG:
+    """The hybrid model's DAG: ingest → hub build → hub gates → attribute push → drift check.
+
+    :param gate_parameters: parameters per hub gate (e.g. ``{"hub_freshness": {"max_age_hours": 24}}``).
+    :param source_connections: Airflow connection per REST source name.
+    """
+    project_path = str(Path(project_path).resolve())
+    project = load_project(project_path)
+    if project.hub is None:
+        raise ValueError(f"project {project.name!r} declares no 'hub:': the hybrid DAG needs one")
+    gate_parameters = gate_parameters or {}
+    common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
+    with segments_dag(
+        project, model="hybrid", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=_hybrid_doc(project, str(schedule)), tags=tags,
+        params={"dry_run": Param(False, type="boolean", description="plan pushes without sending")},
+    ) as dag:
+        ingest = ingest_group(project, common, source_connections)
+        build = HubBuildOperator(task_id="build_hub", outlets=[project_asset(project, "hub")], **common)
+        freshness = HubGateOperator(task_id="gate_hub_freshness", gate="hub_freshness",
+                                    parameters=dict(gate_parameters.get("hub_freshness", {})), **common)
+        types = HubGateOperator(task_id="gate_hub_types", gate="hub_types",
+                                parameters=dict(gate_parameters.get("hub_types", {})), **common)
+        push = AttributePushOperator.partial(
+            task_id="push_attributes", dry_run="{{ params.dry_run }}",
+            outlets=[project_asset(project, "hub_push_state")], **common,
+        ).expand(destination=sorted(project.hub.push))
+        drift = DriftCheckOperator(task_id="check_drift", scope="hybrid", **common)
+        if ingest is not None:
+            ingest >> build
+        build >> freshness >> types >> push >> drift
+    return dag
+
+
+def build_drift_monitor_dag(project_path: str | Path, *, dag_id: str = "segments_drift_monitor",
+                            schedule: str | None = "@hourly", start_date: dt.datetime = DEFAULT_START,
+                            warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
+                            alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering",
+                            retries: int = 1, sync_tolerance: float = 0.01, tags: tuple[str, ...] = ()) -> DAG:
+    """The drift monitor: every model's expectations against what the destinations report, on a schedule.
+
+    Centralized syncs (members acknowledged vs the destination's count) and the hybrid model (each spoke
+    segment's count vs the hub's evaluation of its rule, stale attributes, type mismatches). Past
+    tolerance, the check fails and the notifier alerts; it changes nothing anywhere.
+    """
+    project_path = str(Path(project_path).resolve())
+    project = load_project(project_path)
+    reconciled = len(reconciled_syncs(project))
+    doc = "\n".join([
+        f"# Segments drift monitor: `{project.name}`", "",
+        "Reads every destination and compares with what the project expects, changing nothing:", "",
+        f"* **centralized syncs** ({len(project.syncs) - reconciled}): members the sync state says each destination "
+        f"holds vs the count it reports (tolerance {sync_tolerance:.0%});",
+        f"* **reconciled syncs** ({reconciled}, distributed model): the list the last reconcile left vs the count "
+        "now reported, held to the policy's `max_change_fraction` (more hand edits than the next reconcile may "
+        "apply need a person);",
+        f"* **hybrid spoke segments** ({len(project.spoke_segments)}): the hub's evaluation of each spoke rule vs "
+        "the count the spoke reports (per-segment `drift_tolerance`), **stale attributes** (hub older than its "
+        "source) and **type mismatches** (hub attribute vs spoke field).", "",
+        f"Schedule `{schedule}`. Findings are kept in `segprovider_drift_reports`; past tolerance the task fails "
+        "and the notifier alerts."])
+    with segments_dag(
+        project, model="monitoring", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
+        retries=retries, alert_conn_id=alert_conn_id, doc_md=doc, tags=tags,
+        retry_delay=dt.timedelta(minutes=2), exponential_backoff=False,
+    ) as dag:
+        DriftCheckOperator(task_id="check_drift", scope="all", sync_tolerance=sync_tolerance,
+                           project_path=project_path, warehouse_conn_id=warehouse_conn_id,
+                           as_of="{{ data_interval_end }}")
+    return dag

@@ -1,5 +1,0 @@
-import sys
-
-from airflow_segprovider.ingest.cli import main
-
-sys.exit(main())

@@ -1,0 +1,365 @@
+"""Meta Marketing API customer-file Custom Audiences, as Meta documents them.
+
+Contract (https://developers.facebook.com/docs/marketing-api/reference/custom-audience/users,
+https://developers.facebook.com/docs/marketing-api/reference/custom-audience,
+https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences,
+https://developers.facebook.com/docs/graph-api/guides/error-handling):
+
+* Graph API paths ``/v{N}.0/...``; the ``access_token`` comes as a query or form
+  parameter (or ``Authorization: Bearer``). Errors are
+  ``{"error": {"message", "type", "code", "fbtrace_id", ...}}``; a bad token is an
+  ``OAuthException`` with code 190.
+* ``POST /{audience_id}/users`` adds and ``DELETE /{audience_id}/users`` removes people:
+  ``payload={"schema": "EMAIL_SHA256" or [...], "data": [...]}`` with at most 10,000
+  rows a call. The answer is ``audience_id``, ``session_id``, ``num_received``,
+  ``num_invalid_entries`` and ``invalid_entry_samples``.
+* Members cannot be read back; ``GET /{audience_id}?fields=approximate_count_lower_bound,
+  approximate_count_upper_bound`` reports a size range.
+* ``POST /act_{ad_account_id}/customaudiences`` (``name``, ``subtype=CUSTOM``,
+  ``customer_file_source``) creates an audience and answers ``{"id"}``.
+
+Sandbox choices: an entry is invalid unless it is 64 lower-case hex characters (a
+SHA-256 digest), and ``invalid_entry_samples`` maps up to 10 such values to the reason;
+only email keys (``EMAIL``/``EMAIL_SHA256``) are stored; the size range is the true
+count rounded down and up to two significant figures (deterministic, and exact below
+100); a missing token is code 104, a bad one code 190, both HTTP 400 like the Graph
+API; the rate-limit answer is HTTP 429 with Meta's ad-account throttling error (code
+80003) and ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from segprovider_sandbox.wire import Routes, SandboxResponse, VendorError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from segprovider_sandbox.config import Credentials
+    from segprovider_sandbox.store import SandboxState
+    from segprovider_sandbox.wire import SandboxRequest
+
+MAX_ROWS_PER_CALL = 10_000
+MAX_INVALID_SAMPLES = 10
+FIRST_AUDIENCE_ID = 23_850_000_000_000_001
+EMAIL_KEYS = ("EMAIL", "EMAIL_SHA256")
+AUDIENCE_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "description",
+    "subtype",
+    "customer_file_source",
+    "approximate_count_lower_bound",
+    "approximate_count_upper_bound",
+    "operation_status",
+    "delivery_status",
+    "time_created",
+    "time_updated",
+)
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_VERSION = r"/v\d+\.\d+"
+
+
+def graph_error(
+    status: int, message: str, code: int, error_type: str = "OAuthException", **extra: Any
+) -> SandboxResponse:
+    """A Graph API error response.
+
+    :param status: the HTTP status.
+    :param message: ``error.message``.
+    :param code: ``error.code``.
+    :param error_type: ``error.type``.
+    :param extra: more members of ``error``, e.g. ``error_subcode``.
+    """
+    return SandboxResponse.json(
+        status,
+        {"error": {"message": message, "type": error_type, "code": code, **extra, "fbtrace_id": uuid.uuid4().hex[:11]}},
+    )
+
+
+def _invalid_parameter(message: str) -> VendorError:
+    return VendorError(graph_error(400, f"(#100) {message}", 100))
+
+
+def approximate_bounds(count: int) -> tuple[int, int]:
+    """The size range reported for ``count`` people: rounded down and up to two significant figures.
+
+    :param count: the true number of people.
+    """
+    if count < 100:
+        return count, count
+    step = 10 ** (len(str(count)) - 2)
+    return count // step * step, math.ceil(count / step) * step
+
+
+class MetaApi:
+    """Meta Custom Audiences over a :class:`SandboxState`.
+
+    :param state: the store.
+    :param credentials: the accepted access tokens.
+    """
+
+    vendor = "meta"
+    max_concurrent_requests: int | None = None
+
+    def __init__(self, state: SandboxState, credentials: Credentials) -> None:
+        self._state = state
+        self._tokens = frozenset(credentials.meta_access_tokens)
+        routes = Routes()
+        users = _VERSION + r"/(?P<audience_id>\d+)/users"
+        routes.add("POST", users, self._add_users)
+        routes.add("DELETE", users, self._remove_users)
+        routes.add("GET", _VERSION + r"/(?P<audience_id>\d+)", self._get_audience)
+        routes.add("POST", _VERSION + r"/act_(?P<ad_account_id>\d+)/customaudiences", self._create_audience)
+        self._routes = routes
+
+    # --- VendorApi ------------------------------------------------------------------------
+
+    def owns(self, path: str) -> bool:
+        """Whether the path is a versioned Graph API path.
+
+        :param path: the request path.
+        """
+        return re.match(_VERSION + "/", path) is not None
+
+    def authenticate(self, request: SandboxRequest) -> str:
+        """The ``access_token``; a Graph ``OAuthException`` when missing or unknown.
+
+        :param request: the request.
+        """
+        token = _params(request).get("access_token")
+        scheme, _, header_token = (request.header("authorization") or "").partition(" ")
+        if not token and scheme.lower() in ("bearer", "oauth"):
+            token = header_token
+        if not token:
+            raise VendorError(graph_error(400, "An access token is required to request this resource.", 104))
+        if token not in self._tokens:
+            raise VendorError(graph_error(400, "Invalid OAuth access token - Cannot parse access token", 190))
+        return str(token)
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        """Route and serve the request.
+
+        :param request: an authenticated request.
+        """
+        resolved = self._routes.resolve(request.method, request.path)
+        if resolved.handler is None:
+            return graph_error(
+                400,
+                f"Unknown path components: {request.path}",
+                2500,
+            )
+        return resolved.handler(request, resolved.params)
+
+    def rate_limited(self, retry_after: int, *, concurrency: bool) -> SandboxResponse:
+        """Meta's ad-account throttling error (code 80003), sent with HTTP 429.
+
+        :param retry_after: seconds to advertise in ``Retry-After``.
+        :param concurrency: unused: Meta throttles by call volume.
+        """
+        return graph_error(
+            429,
+            "There have been too many calls to this ad-account. Wait a bit and try again.",
+            80003,
+            error_subcode=2446079,
+            is_transient=True,
+        ).with_headers({"Retry-After": str(retry_after)})
+
+    def server_error(self, status: int) -> SandboxResponse:
+        """Graph's transient service error (code 2).
+
+        :param status: the 5xx status.
+        """
+        return graph_error(
+            status, "An unexpected error has occurred. Please retry your request later.", 2, is_transient=True
+        )
+
+    def finish(self, response: SandboxResponse) -> SandboxResponse:
+        """Meta adds nothing to every response.
+
+        :param response: the response.
+        """
+        return response
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_audience(cursor: sqlite3.Cursor, audience_id: str, method: str) -> tuple[Any, ...]:
+        row: tuple[Any, ...] | None = cursor.execute(
+            "SELECT audience_id, ad_account_id, name, description, subtype, customer_file_source, created_at,"
+            " updated_at FROM meta_audiences WHERE audience_id = ?",
+            (int(audience_id),),
+        ).fetchone()
+        if row is None:
+            raise VendorError(
+                graph_error(
+                    400,
+                    f"Unsupported {method.lower()} request. Object with ID '{audience_id}' does not exist, cannot be "
+                    "loaded due to missing permissions, or does not support this operation. Please read the Graph "
+                    "API documentation at https://developers.facebook.com/docs/graph-api",
+                    100,
+                    "GraphMethodException",
+                    error_subcode=33,
+                )
+            )
+        return row
+
+    @staticmethod
+    def _email_hashes(request: SandboxRequest) -> tuple[list[Any], dict[str, Any]]:
+        """The email column of ``payload.data`` and the ``session`` object."""
+        params = _params(request)
+        payload = _json_param(params, "payload")
+        if not isinstance(payload, dict):
+            raise _invalid_parameter("The parameter payload is required and must be a JSON object.")
+        schema, data = payload.get("schema"), payload.get("data")
+        if not isinstance(data, list) or not data:
+            raise _invalid_parameter("payload.data must be a non-empty array.")
+        if len(data) > MAX_ROWS_PER_CALL:
+            raise _invalid_parameter(f"payload.data has {len(data)} rows; at most {MAX_ROWS_PER_CALL} per call.")
+        if isinstance(schema, str):
+            if schema not in EMAIL_KEYS:
+                raise _invalid_parameter(
+                    f"The sandbox stores email keys only; schema must be one of {list(EMAIL_KEYS)}."
+                )
+            values = [row[0] if isinstance(row, list) and len(row) == 1 else row for row in data]
+        elif isinstance(schema, list) and any(key in EMAIL_KEYS for key in schema):
+            column = next(i for i, key in enumerate(schema) if key in EMAIL_KEYS)
+            values = [row[column] if isinstance(row, list) and len(row) == len(schema) else None for row in data]
+        else:
+            raise _invalid_parameter(f"payload.schema must be one of {list(EMAIL_KEYS)} or a list containing one.")
+        session = _json_param(params, "session") or {}
+        if not isinstance(session, dict):
+            raise _invalid_parameter("session must be a JSON object.")
+        return values, session
+
+    def _change_users(self, request: SandboxRequest, audience_id: str, *, add: bool) -> SandboxResponse:
+        values, session = self._email_hashes(request)
+        valid = [value for value in values if isinstance(value, str) and _SHA256_HEX.fullmatch(value)]
+        invalid = [value for value in values if not (isinstance(value, str) and _SHA256_HEX.fullmatch(value))]
+        with self._state.write() as cursor:
+            self._require_audience(cursor, audience_id, request.method)
+            rows = [(int(audience_id), value) for value in valid]
+            if add:
+                cursor.executemany(
+                    "INSERT OR IGNORE INTO meta_audience_members (audience_id, hash) VALUES (?, ?)", rows
+                )
+            else:
+                cursor.executemany("DELETE FROM meta_audience_members WHERE audience_id = ? AND hash = ?", rows)
+            cursor.execute(
+                "UPDATE meta_audiences SET updated_at = ? WHERE audience_id = ?", (time.time(), int(audience_id))
+            )
+        samples = {
+            json.dumps(value) if not isinstance(value, str) else value: "not a lower-case hex SHA-256 hash"
+            for value in invalid[:MAX_INVALID_SAMPLES]
+        }
+        return SandboxResponse.json(
+            200,
+            {
+                "audience_id": audience_id,
+                "session_id": str(session.get("session_id") or secrets.randbits(63)),
+                "num_received": len(values),
+                "num_invalid_entries": len(invalid),
+                "invalid_entry_samples": samples,
+            },
+        )
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    def _add_users(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return self._change_users(request, params["audience_id"], add=True)
+
+    def _remove_users(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return self._change_users(request, params["audience_id"], add=False)
+
+    def _get_audience(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        requested = [name.strip() for name in str(_params(request).get("fields") or "id").split(",") if name.strip()]
+        unknown = [name for name in requested if name not in AUDIENCE_FIELDS]
+        if unknown:
+            raise _invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]}) on node type (CustomAudience)")
+        with self._state.read() as cursor:
+            row = self._require_audience(cursor, params["audience_id"], request.method)
+            (count,) = cursor.execute(
+                "SELECT count(*) FROM meta_audience_members WHERE audience_id = ?", (row[0],)
+            ).fetchone()
+        audience_id, ad_account_id, name, description, subtype, source, created_at, updated_at = row
+        lower, upper = approximate_bounds(count)
+        values = {
+            "id": str(audience_id),
+            "account_id": ad_account_id,
+            "name": name,
+            "description": description,
+            "subtype": subtype,
+            "customer_file_source": source,
+            "approximate_count_lower_bound": lower,
+            "approximate_count_upper_bound": upper,
+            "operation_status": {"code": 200, "description": "Normal"},
+            "delivery_status": {"code": 200, "description": "This audience is ready for use."},
+            "time_created": int(created_at),
+            "time_updated": int(updated_at),
+        }
+        return SandboxResponse.json(200, {"id": str(audience_id)} | {name: values[name] for name in requested})
+
+    def _create_audience(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        values = _params(request)
+        name = values.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _invalid_parameter("The parameter name is required")
+        subtype = values.get("subtype", "CUSTOM")
+        if subtype != "CUSTOM":
+            raise _invalid_parameter("The sandbox creates customer-file audiences only: subtype must be CUSTOM.")
+        now = time.time()
+        with self._state.write() as cursor:
+            (highest,) = cursor.execute("SELECT max(audience_id) FROM meta_audiences").fetchone()
+            audience_id = max(FIRST_AUDIENCE_ID, (highest or 0) + 1)
+            cursor.execute(
+                "INSERT INTO meta_audiences (audience_id, ad_account_id, name, description, subtype,"
+                " customer_file_source, created_at, updated_at) VALUES (?, ?, ?, ?, 'CUSTOM', ?, ?, ?)",
+                (
+                    audience_id,
+                    params["ad_account_id"],
+                    name,
+                    str(values.get("description") or ""),
+                    str(values.get("customer_file_source") or "USER_PROVIDED_ONLY"),
+                    now,
+                    now,
+                ),
+            )
+        return SandboxResponse.json(200, {"id": str(audience_id)})
+
+
+def _params(request: SandboxRequest) -> dict[str, Any]:
+    """Graph parameters: the query string, then the form or JSON body (which wins)."""
+    params: dict[str, Any] = {name: values[0] for name, values in request.query.items()}
+    if not request.body:
+        return params
+    content_type = (request.header("content-type") or "").lower()
+    try:
+        if content_type.startswith("application/json"):
+            body = request.json()
+            if isinstance(body, dict):
+                params.update(body)
+        else:
+            params.update(request.form)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid_parameter(f"The request body could not be parsed: {exc}") from exc
+    return params
+
+
+def _json_param(params: dict[str, Any], name: str) -> Any:
+    """A parameter that is JSON text in a form and an object in a JSON body."""
+    value = params.get(name)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise _invalid_parameter(f"The parameter {name} is not valid JSON.") from exc
+    return value
