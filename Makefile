@@ -15,7 +15,7 @@ setup:
 ## The main job on the embedded default: generate data, start the destination sandbox, run
 ## segments_centralized for two days with dag.test(), print the summary, stop everything.
 demo: setup
-	$(UV) run python -m airflow_segprovider.cli.demo --workdir $(DEMO_DIR)
+	$(UV) run segprovider demo --workdir $(DEMO_DIR)
 
 ## A tour of the command line on the same data: validate, describe, evaluate, preview, explain.
 cli-demo: setup

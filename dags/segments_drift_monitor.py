@@ -7,7 +7,7 @@ changes nothing; past tolerance it fails and ``segprovider_alerts`` is notified.
 from __future__ import annotations
 
 from airflow_segprovider.example import EXAMPLE_PROJECT
-from airflow_segprovider.factory.hybrid import build_drift_monitor_dag
+from airflow_segprovider.factory.monitor import build_drift_monitor_dag
 
 PROJECT = EXAMPLE_PROJECT
 

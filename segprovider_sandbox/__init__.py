@@ -15,7 +15,8 @@ Default credentials (override with ``SandboxConfig`` / a JSON config file):
 
 Default faults: none, except HubSpot's documented window of 190 requests per 10 s.
 
-Start it with ``python -m segprovider_sandbox --seed`` or, in tests::
+Start it with ``python -m segprovider_sandbox --seed`` (which creates every audience, segment and list
+the example project syncs to: :meth:`SandboxState.seed_example_project`) or, in tests::
 
     with serve(db_path=tmp_path / "sandbox.db") as sandbox:
         requests.get(f"{sandbox.url}/3.0/ping", auth=("any", DEFAULT_MAILCHIMP_API_KEY))
@@ -33,7 +34,14 @@ from segprovider_sandbox.config import (
 )
 from segprovider_sandbox.faults import RateLimit, VendorFaults
 from segprovider_sandbox.server import RunningSandbox, main, serve
-from segprovider_sandbox.store import DemoFixtures, LoggedRequest, SandboxState, subscriber_hash
+from segprovider_sandbox.store import (
+    EXAMPLE_META_AUDIENCE_ID,
+    EXAMPLE_META_AUDIENCE_NAME,
+    DemoFixtures,
+    LoggedRequest,
+    SandboxState,
+    subscriber_hash,
+)
 from segprovider_sandbox.webhook import sign
 
 __all__ = [
@@ -41,6 +49,8 @@ __all__ = [
     "DEFAULT_MAILCHIMP_API_KEY",
     "DEFAULT_META_ACCESS_TOKEN",
     "DEFAULT_WEBHOOK_SECRET",
+    "EXAMPLE_META_AUDIENCE_ID",
+    "EXAMPLE_META_AUDIENCE_NAME",
     "Credentials",
     "DemoFixtures",
     "LoggedRequest",

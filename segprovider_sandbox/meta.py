@@ -122,8 +122,6 @@ class MetaApi:
         routes.add("POST", _VERSION + r"/act_(?P<ad_account_id>\d+)/customaudiences", self._create_audience)
         self._routes = routes
 
-    # --- VendorApi ------------------------------------------------------------------------
-
     def owns(self, path: str) -> bool:
         """Whether the path is a versioned Graph API path.
 
@@ -189,8 +187,6 @@ class MetaApi:
         :param response: the response.
         """
         return response
-
-    # --- helpers --------------------------------------------------------------------------
 
     @staticmethod
     def _require_audience(cursor: sqlite3.Cursor, audience_id: str, method: str) -> tuple[Any, ...]:
@@ -271,8 +267,6 @@ class MetaApi:
                 "invalid_entry_samples": samples,
             },
         )
-
-    # --- endpoints ------------------------------------------------------------------------
 
     def _add_users(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         return self._change_users(request, params["audience_id"], add=True)

@@ -37,7 +37,7 @@ from segprovider_sandbox.faults import FaultInjector, FaultKind, VendorFaults
 from segprovider_sandbox.hubspot import HubSpotApi
 from segprovider_sandbox.mailchimp import MailchimpApi
 from segprovider_sandbox.meta import MetaApi
-from segprovider_sandbox.store import SandboxState
+from segprovider_sandbox.store import EXAMPLE_META_AUDIENCE_ID, SandboxState
 from segprovider_sandbox.webhook import WebhookApi
 from segprovider_sandbox.wire import SandboxRequest, SandboxResponse, VendorError
 
@@ -334,7 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port, 0 for any (default: %(default)s)")
     parser.add_argument("--db", default=DEFAULT_DB, help="SQLite state file (default: %(default)s)")
     parser.add_argument("--config", help="JSON config file: credentials, faults, seed")
-    parser.add_argument("--seed", action="store_true", help="create the demo audience, segment, list and audience")
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="create the demo audience, segments, lists and the Meta audiences the example project syncs to",
+    )
     args = parser.parse_args(argv)
     try:
         config = SandboxConfig.from_json_file(args.config) if args.config else SandboxConfig()
@@ -348,11 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  Meta       {running.url}/v21.0   access_token {config.credentials.meta_access_tokens[0]}")
     print(f"  Webhooks   {running.url}/webhook/<name>   secret {config.credentials.webhook_secret}")
     if args.seed:
-        fixtures = running.state.seed_demo_fixtures()
+        fixtures = running.state.seed_example_project()
         print(
             f"  seeded: Mailchimp list {fixtures.mailchimp_list_id} segment {fixtures.mailchimp_segment_id}, "
-            f"HubSpot list {fixtures.hubspot_list_id}, Meta audience {fixtures.meta_audience_id} "
-            f"(ad account act_{fixtures.meta_ad_account_id})"
+            f"HubSpot list {fixtures.hubspot_list_id}, Meta audiences {fixtures.meta_audience_id} and "
+            f"{EXAMPLE_META_AUDIENCE_ID} (ad account act_{fixtures.meta_ad_account_id})"
         )
     sys.stdout.flush()  # the URL matters to whoever started us through a pipe
     stopped = threading.Event()

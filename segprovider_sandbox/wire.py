@@ -1,7 +1,8 @@
 """Requests and responses as the vendor modules see them, free of sockets.
 
 The HTTP server turns bytes into a :class:`SandboxRequest`; a vendor module answers
-with a :class:`SandboxResponse` (or raises :class:`VendorError` carrying one).
+with a :class:`SandboxResponse` (or raises :class:`VendorError` carrying one). The value
+checks every vendor shares (email addresses, numeric text) live here too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,22 @@ def is_valid_email(value: object) -> bool:
     :param value: the candidate.
     """
     return isinstance(value, str) and len(value) <= 254 and _EMAIL.fullmatch(value) is not None
+
+
+#: numeric text as the vendors accept it for number fields: an optional sign, digits, a fraction, an exponent.
+NUMBER_TEXT = re.compile(r"^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def parse_number(value: Any) -> float | None:
+    """A number or numeric text as a float; None for anything else (booleans and None included).
+
+    :param value: the candidate.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return float(value) if isinstance(value, str) and NUMBER_TEXT.match(value) else None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The ``segprovider`` command line, one module per command group (see :mod:`.main`)."""

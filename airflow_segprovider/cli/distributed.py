@@ -1,4 +1,6 @@
-"""``segprovider reconcile``: the distributed model from the command line (pull, plan, gate, apply, report).
+"""``segprovider distributed``: one reconcile run of the distributed model (pull, plan, gate, apply, report).
+
+``segprovider reconcile`` is the same command under its earlier name.
 
 Credentials come from ``AIRFLOW_CONN_<CONNECTION_ID>`` like ``segprovider sync``; the warehouse is
 the embedded DuckDB file. Exit 0 when the run applied every planned change (or the dry run planned),
@@ -12,9 +14,12 @@ import argparse
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-EXIT_OK, EXIT_ERROR = 0, 1
+from airflow_segprovider.cli.common import EXIT_ERROR, EXIT_OK
+
+if TYPE_CHECKING:
+    from airflow_segprovider.cli.common import AddCommand
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,12 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airflow_segprovider.cli.main import _load, env_client, open_warehouse
-    from airflow_segprovider.core.distributed.reconciler import ChangeSetTooLargeError, Reconciler, new_run_id
+    from airflow_segprovider.cli.common import load, open_warehouse
+    from airflow_segprovider.cli.sync import env_client
+    from airflow_segprovider.core.distributed import ChangeSetTooLargeError, Reconciler, new_run_id
+    from airflow_segprovider.core.state.distributed import AUDIT, PLAN
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
-    project = _load(args.project)
+    project = load(args.project)
     warehouse = open_warehouse(project, args.db)
 
     reconciler = Reconciler(project, warehouse, lambda sync: env_client(project, sync))
@@ -75,9 +82,17 @@ def run(args: argparse.Namespace) -> int:
         for row in result["drift"]:
             print(f"{row['segment']} in {row['system']}: {row['reported_after']} members, "
                   f"{row['resolved_members']} resolved, drift {row['drift']}")
-        print(f"reconcile {run_id}: audit log in segprovider_reconcile_audit")
+        print(f"reconcile {run_id}: audit log in {AUDIT}")
     elif args.dry_run:
-        print(f"dry run {run_id}: nothing sent; the plan is in segprovider_reconcile_plan")
+        print(f"dry run {run_id}: nothing sent; the plan is in {PLAN}")
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return status
+
+
+def register(command: AddCommand) -> None:
+    """Add this group's command to the ``segprovider`` parser (``reconcile`` is its earlier name)."""
+    p = command("distributed", run, "The distributed model: pull every tool's list of each reconciled "
+                "segment, resolve disagreements by the segment's policy, push the fixes and log each change.",
+                aliases=("reconcile",))
+    add_arguments(p)

@@ -1,18 +1,20 @@
 """``segprovider ingest``: load a project's sources into its DuckDB warehouse from the command line.
 
-The ``segprovider`` CLI mounts it with :func:`add_arguments` and :func:`run`;
-``python -m airflow_segprovider.ingest PROJECT`` runs it alone. REST sources read
-their connection from ``AIRFLOW_CONN_<CONNECTION_ID>`` (JSON or URI, as Airflow does).
+REST sources read their connection from ``AIRFLOW_CONN_<CONNECTION_ID>`` (JSON or URI, as
+Airflow does).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.errors import SegproviderError
+from airflow_segprovider.core.errors import SegproviderError, TerminalError
+
+if TYPE_CHECKING:
+    from airflow_segprovider.cli.common import AddCommand
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +36,10 @@ def run(args: argparse.Namespace, out: Callable[[str], object] = print) -> int:
         project = load_project(args.project)
         unknown = sorted(set(args.sources or ()) - set(project.sources))
         if unknown:
-            raise SegproviderError(f"unknown source(s): {', '.join(unknown)}; the project declares: "
+            raise TerminalError(f"unknown source(s): {', '.join(unknown)}; the project declares: "
                                    f"{', '.join(project.sources) or '(none)'}")
         if args.db is None and project.warehouse.kind != "duckdb":
-            raise SegproviderError(f"project {project.name!r} uses a {project.warehouse.kind} warehouse; "
+            raise TerminalError(f"project {project.name!r} uses a {project.warehouse.kind} warehouse; "
                                    "pass --db PATH to ingest into a DuckDB file")
         db = args.db or str(Path(project.root) / project.warehouse.path)
         warehouse = DuckDBWarehouse(db, schema=project.warehouse.schema)
@@ -53,11 +55,13 @@ def run(args: argparse.Namespace, out: Callable[[str], object] = print) -> int:
     return 0 if all(result.succeeded for result in results) else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_segprovider.ingest", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    return run(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def register(command: AddCommand) -> None:
+    """Add this group's command to the ``segprovider`` parser."""
+    p = command("ingest", cmd_ingest, "Load the project's sources (files, warehouse tables, REST APIs) into the "
+                "warehouse, typed by the data model; bad rows are quarantined with their reason.")
+    add_arguments(p)

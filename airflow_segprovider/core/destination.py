@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from airflow_segprovider.core.errors import SegproviderError
+from airflow_segprovider.core.errors import SegproviderError, TerminalError, TransientError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -106,7 +106,7 @@ class DestinationError(SegproviderError):
         return (type(self), (self.message,), self.__dict__.copy())
 
 
-class TerminalDestinationError(DestinationError):
+class TerminalDestinationError(DestinationError, TerminalError):
     """Retrying cannot help: the request, the credentials or the configuration must change."""
 
     retryable = False
@@ -135,7 +135,7 @@ class UnsupportedOperationError(TerminalDestinationError):
     """The destination cannot do this at all (e.g. Meta cannot list the members of an audience)."""
 
 
-class TransientDestinationError(DestinationError):
+class TransientDestinationError(DestinationError, TransientError):
     """Retrying later may succeed: 5xx, timeouts, dropped connections, rate limits.
 
     :param attempts: how many attempts the HTTP client made before giving up.
@@ -205,6 +205,20 @@ class Member:
     identity: str
     destination_id: str | None = None
     last_changed: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """A destination field as its API describes it.
+
+    :param type: the vendor's type name (Mailchimp: ``text``, ``number``, ``date``...; HubSpot:
+        ``string``, ``number``, ``date``, ``datetime``, ``bool``, ``enumeration``).
+    :param date_format: Mailchimp date fields: ``MM/DD/YYYY`` or ``DD/MM/YYYY``.
+    """
+
+    name: str
+    type: str
+    date_format: str | None = None
 
 
 @runtime_checkable

@@ -4,6 +4,11 @@ Every problem found in a project is a :class:`SpecIssue`: a stable code, what is
 wrong, how to fix it, and where (file, line, column and the path inside the
 document). Validation collects *all* issues and raises them together as one
 :class:`ProjectValidationError`, so a data engineer fixes a project in one pass.
+
+Every error the package raises is either a :class:`TerminalError` (retrying cannot fix it: a bad
+project, bad data, a refused request, a blocked sync) or a :class:`TransientError` (retrying later
+may succeed: a dropped connection, a 5xx, a throttled API). The split is dlt's; the Airflow operators
+key on it once (terminal fails the task at once, transient is retried), and so does the CLI.
 """
 
 from __future__ import annotations
@@ -60,11 +65,19 @@ class SpecIssue:
 
 
 class SegproviderError(Exception):
-    """Base of every error raised by airflow-segprovider's core."""
+    """Base of every error raised by airflow-segprovider; each one raised is terminal or transient."""
+
+
+class TerminalError(SegproviderError):
+    """Retrying cannot fix it: the project, the data, the configuration or the credentials must change."""
+
+
+class TransientError(SegproviderError):
+    """Retrying later may succeed: the warehouse or an API failed, throttled us or was unreachable."""
 
 
 @dataclass
-class ProjectValidationError(SegproviderError):
+class ProjectValidationError(TerminalError):
     """A project failed validation; carries every issue found, not only the first."""
 
     issues: list[SpecIssue] = field(default_factory=list)
@@ -82,4 +95,12 @@ class ProjectValidationError(SegproviderError):
 
 
 class EvaluationError(SegproviderError):
-    """Evaluation could not run (bad ``as_of``, missing table or column, bad data); nothing was written."""
+    """Evaluation could not run; nothing was written. Raised as one of its two kinds below."""
+
+
+class TerminalEvaluationError(EvaluationError, TerminalError):
+    """A problem in the project or the data (bad ``as_of``, a missing table or column, duplicate keys)."""
+
+
+class TransientEvaluationError(EvaluationError, TransientError):
+    """The warehouse failed while evaluating (the statement was rolled back); a retry may succeed."""

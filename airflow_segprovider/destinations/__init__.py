@@ -8,7 +8,7 @@ credential mappings.
 
 from __future__ import annotations
 
-from airflow_segprovider.destinations.base import ConnectionField
+from airflow_segprovider.destinations.config import ConnectionField
 from airflow_segprovider.destinations.registry import DESTINATION_KINDS, connection_fields, create_client
 
 __all__ = [

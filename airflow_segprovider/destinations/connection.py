@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from airflow_segprovider.core.destination import DestinationConfigError
-from airflow_segprovider.destinations.registry import connection_fields
+from airflow_segprovider.destinations.registry import connection_fields, create_client
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.destination import DestinationClient
+    from airflow_segprovider.core.project.spec import Project, Sync
 
 
 def connection_from_env(conn_id: str, *, destination: str = "") -> dict[str, Any]:
@@ -77,3 +81,18 @@ def client_settings(kind: str, project_config: Mapping[str, Any], target: Mappin
     from_connection, credentials = split_connection(kind, connection)
     config = {**from_connection, **project_config, **target, "connection_id": connection_id, **(overrides or {})}
     return config, credentials
+
+
+def build_client(project: Project, sync: Sync, connection: Mapping[str, Any],
+                 overrides: Mapping[str, Any] | None = None) -> DestinationClient:
+    """The connector for one sync: destination config, the sync's target, then the connection's fields.
+
+    :param project: the loaded segments project.
+    :param sync: the sync whose target the client writes to.
+    :param connection: the connection's fields (see :func:`connection_from_env`).
+    :param overrides: config that wins over everything else.
+    """
+    destination = project.destinations[sync.destination]
+    config, credentials = client_settings(destination.kind, destination.config, sync.target, connection,
+                                          destination.connection_id, overrides)
+    return create_client(destination.kind, destination.name, config, credentials)

@@ -32,19 +32,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_segprovider.core.destination import BatchResult, Record
-from airflow_segprovider.destinations.base import (
-    ConfigReader,
-    ConnectionField,
-    HttpDestination,
-    connection_phrase,
-)
 from airflow_segprovider.core.destination import (
+    BatchResult,
     MalformedResponseError,
+    Record,
     RejectedRecord,
     TerminalDestinationError,
     UnsupportedOperationError,
 )
+from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
+from airflow_segprovider.destinations.base import HttpDestination, connection_phrase
 from airflow_segprovider.destinations.http import (
     DestinationHttpClient,
     HttpSettings,
@@ -264,8 +261,6 @@ class MetaCustomAudienceClient(HttpDestination):
         )
         return cls(name, meta_config, http)
 
-    # --- DestinationClient ------------------------------------------------------------------
-
     def check_fields(self, field_names: Sequence[str]) -> None:
         """Accept any mapping: a custom audience holds hashed identities only, no attributes to check."""
 
@@ -327,8 +322,6 @@ class MetaCustomAudienceClient(HttpDestination):
                 path=self._audience_path,
             )
         return lower, upper
-
-    # --- internals --------------------------------------------------------------------------
 
     def _read_audience(self, fields: str) -> dict[str, Any]:
         return self.http.request(

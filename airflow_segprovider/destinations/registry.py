@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.destinations import hubspot, mailchimp, meta, webhook
 from airflow_segprovider.core.destination import DestinationConfigError
+from airflow_segprovider.destinations import hubspot, mailchimp, meta, webhook
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from airflow_segprovider.destinations.base import ConnectionField
     from airflow_segprovider.core.destination import DestinationClient
+    from airflow_segprovider.destinations.config import ConnectionField
 
 _FACTORIES: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any]], DestinationClient]] = {
     hubspot.KIND: hubspot.HubSpotClient.from_config,

@@ -31,15 +31,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.destination import BatchResult, Record
-from airflow_segprovider.destinations.base import (
-    ConfigReader,
-    ConnectionField,
-    HttpDestination,
-    chunked,
-    connection_phrase,
-)
-from airflow_segprovider.core.destination import RejectedRecord, UnsupportedOperationError
+from airflow_segprovider.core.destination import BatchResult, Record, RejectedRecord, UnsupportedOperationError
+from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
+from airflow_segprovider.destinations.base import HttpDestination, chunked, connection_phrase
 from airflow_segprovider.destinations.http import Auth, BearerAuth, DestinationHttpClient, HttpSettings
 
 if TYPE_CHECKING:
@@ -174,8 +168,6 @@ class WebhookClient(HttpDestination):
     def __repr__(self) -> str:
         return f"WebhookClient(name={self.name!r}, url={self.config.url!r}, signing_secret='***')"
 
-    # --- DestinationClient ------------------------------------------------------------------
-
     def check(self) -> None:
         """Send a signed ``check`` batch without records; any 2xx passes."""
         self._post("check", [])
@@ -212,8 +204,6 @@ class WebhookClient(HttpDestination):
             destination=self.name,
             hint="remove cross_system_counts gates from syncs to webhook destinations",
         )
-
-    # --- internals --------------------------------------------------------------------------
 
     def _send(
         self, action: str, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project.loader import load_project
-from airflow_segprovider.factory.centralized import DEFAULT_START, project_asset, segments_dag
+from airflow_segprovider.core.state.distributed import AUDIT, PLAN
+from airflow_segprovider.factory.skeleton import DEFAULT_START, project_asset, segments_dag
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.distributed import (
@@ -33,7 +34,7 @@ def _doc(project: Project, schedule: str) -> str:
              "Each tool keeps its own lists; this DAG makes them agree. Pull every readable list (with the time "
              "each membership changed) → compare with what was last written and agreed → resolve each customer by "
              "the segment's policy → change-set gate → apply through the sync engine (safe deletes, rejected "
-             "records, consent) with every accepted change in `segprovider_reconcile_audit` → drift report.", "",
+             f"records, consent) with every accepted change in `{AUDIT}` → drift report.", "",
              "Our own writes are recognised on the next pull and never replayed; an edit older than the value "
              "last written to its system is skipped.", "",
              f"Schedule `{schedule}`. **Backfills** and runs older than the newest reconcile do nothing: the "
@@ -44,7 +45,7 @@ def _doc(project: Project, schedule: str) -> str:
             f", tie_break {policy.tie_break}" if policy.policy == "most_recent" else "")
         lines.append(f"| `{name}` | {rule} | {', '.join(policy.systems)} | {policy.max_change_fraction:.0%} |")
     lines += ["", "Trigger with `dry_run: true` to pull and plan without pushing (see "
-              "`segprovider_reconcile_plan`); `allow_large_change: true` lets one run through the change-set gate."]
+              f"`{PLAN}`); `allow_large_change: true` lets one run through the change-set gate."]
     return "\n".join(lines)
 
 

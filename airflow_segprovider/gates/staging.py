@@ -1,10 +1,8 @@
 """Stage what destinations report they hold, for the ``cross_system_counts`` gate.
 
-``segprovider_destination_counts`` keeps one row per report: ``sync_id``,
-``destination``, ``reported_count`` (NULL when the destination could not say),
-``reported_at``, ``phase`` (``before`` or ``after`` the sync) and the ``as_of`` of the
-run that asked. History is kept; the gate reads the latest report of its phase
-and ``as_of``.
+The reports go to ``segprovider_destination_counts`` (its columns and DDL:
+:mod:`airflow_segprovider.core.state.gates`), one row per report. History is kept;
+the gate reads the latest report of its phase and ``as_of``.
 """
 
 from __future__ import annotations
@@ -13,21 +11,14 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import render
-from airflow_segprovider.core.state.membership import text_literal, ts_literal
-from airflow_segprovider.gates.queries import DESTINATION_COUNTS, PHASES, GateConfigError, table_ref
+from airflow_segprovider.core.evaluate.dialects import quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.state.gates import DESTINATION_COUNTS, ensure_counts_table
+from airflow_segprovider.gates.queries import PHASES, GateConfigError
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
 
-_COLUMNS = ("sync_id VARCHAR NOT NULL, destination VARCHAR NOT NULL, reported_count BIGINT, "
-            "reported_at TIMESTAMP NOT NULL, phase VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL")
-
-
-def ensure_counts_table(warehouse: Warehouse) -> None:
-    """Create ``segprovider_destination_counts`` if it is missing."""
-    ref = table_ref(DESTINATION_COUNTS, warehouse.schema)
-    warehouse.execute(render(f"CREATE TABLE IF NOT EXISTS {ref} ({_COLUMNS})", warehouse.dialect))
+__all__ = ["ensure_counts_table", "stage_destination_counts"]
 
 
 def stage_destination_counts(warehouse: Warehouse, counts: Iterable[Mapping[str, Any]], *, phase: str,
@@ -62,7 +53,7 @@ def stage_destination_counts(warehouse: Warehouse, counts: Iterable[Mapping[str,
     with warehouse.transaction():
         ensure_counts_table(warehouse)
         warehouse.execute(render(
-            f"INSERT INTO {table_ref(DESTINATION_COUNTS, warehouse.schema)} "
+            f"INSERT INTO {quoted_table(DESTINATION_COUNTS, warehouse.schema)} "
             f"(sync_id, destination, reported_count, reported_at, phase, as_of) VALUES {', '.join(rows)}",
             warehouse.dialect))
     return len(rows)

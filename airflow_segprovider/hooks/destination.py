@@ -153,7 +153,7 @@ class SegproviderDestinationHook(BaseHook):
             missing or invalid (named in the message).
         :raises AirflowNotFoundException: the connection is not defined.
         """
-        from airflow_segprovider.core.sync.engine import build_client  # imports pyarrow: only when a sync runs
+        from airflow_segprovider.destinations.connection import build_client
 
         destination = project.destinations[sync.destination]
         if destination.kind != self.kind:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_segprovider.core.errors import SegproviderError
+from airflow_segprovider.core.errors import TerminalError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,7 +40,7 @@ __all__ = ["SUPPORTED_CONN_TYPES", "SegproviderWarehouseHook", "UnsupportedWareh
 DEFAULT_SCHEMAS = {"duckdb": "main", "postgres": "public", "snowflake": "PUBLIC"}
 
 
-class UnsupportedWarehouseError(SegproviderError):
+class UnsupportedWarehouseError(TerminalError):
     """The warehouse connection's type has no adapter; retrying cannot help.
 
     :param conn_id: the Airflow connection.
@@ -168,12 +168,12 @@ class SegproviderWarehouseHook(BaseHook):
         Precedence: the ``schema`` argument, then the connection extra ``dataset``; ``project``
         and ``location`` from the extra (the project otherwise comes from the credentials).
 
-        :raises SegproviderError: no dataset is named anywhere.
+        :raises TerminalError: no dataset is named anywhere.
         """
         extra = self.airflow_connection.extra_dejson
         dataset = schema or extra.get("dataset")
         if not dataset:
-            raise SegproviderError(
+            raise TerminalError(
                 f"warehouse connection '{self.warehouse_conn_id}' is a BigQuery (google_cloud_platform) connection "
                 "but names no dataset: set 'warehouse: {schema: <dataset>}' in the project or add "
                 '{"dataset": "<dataset>"} to the connection extra')
@@ -206,7 +206,7 @@ def _provider_class(extra: str, module: str, name: str) -> Any:
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as exc:
-        raise SegproviderError(
+        raise TerminalError(
             f"{name} is not installed: install the provider with 'pip install airflow-segprovider[{extra}]' "
             f"({exc})") from exc
 

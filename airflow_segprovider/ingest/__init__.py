@@ -14,9 +14,11 @@ are handed over as Arrow tables.
 
 from __future__ import annotations
 
+from airflow_segprovider.core.state.ingest import LOADS_TABLE, QUARANTINE_TABLE
 from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
-from airflow_segprovider.ingest.ledger import LOADS_TABLE, QUARANTINE_TABLE, last_loads
-from airflow_segprovider.ingest.loader import LoadResult, ingest_all, ingest_source
+from airflow_segprovider.ingest.ledger import last_loads
+from airflow_segprovider.ingest.loader import ingest_all, ingest_source
+from airflow_segprovider.ingest.result import LoadResult
 
 __all__ = [
     "LOADS_TABLE",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.errors import SegproviderError
+from airflow_segprovider.core.errors import SegproviderError, TerminalError, TransientError
 
 if TYPE_CHECKING:
-    from airflow_segprovider.ingest.loader import LoadResult
+    from airflow_segprovider.ingest.result import LoadResult
 
 
 class IngestError(SegproviderError):
@@ -40,13 +40,13 @@ class IngestError(SegproviderError):
         return (type(self), (self.message,), self.__dict__.copy())
 
 
-class TerminalIngestError(IngestError):
+class TerminalIngestError(IngestError, TerminalError):
     """Retrying cannot help: the files, the project's source definition or the credentials must change."""
 
     retryable = False
 
 
-class TransientIngestError(IngestError):
+class TransientIngestError(IngestError, TransientError):
     """Retrying later may succeed: the API failed or throttled us, or the files have not arrived yet."""
 
     retryable = True

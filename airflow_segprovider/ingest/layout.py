@@ -17,9 +17,6 @@ if TYPE_CHECKING:
 #: The warehouse type each model type is loaded as (DuckDB).
 SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"}
 
-#: Column that identifies which file or page an appended row came from.
-LOAD_COLUMN = "_segprovider_load"
-
 
 @dataclass(frozen=True)
 class TableLayout:

@@ -12,6 +12,8 @@ the row came from (``origin``: the file, or the page request; ``page`` for APIs;
 the column, the raw value and the reason. Reloading an origin (the same file, the
 same page request) replaces its earlier quarantine rows; a ``replace`` load replaces
 all of its source's.
+
+Both tables' names and DDL live in :mod:`airflow_segprovider.core.state.ingest`.
 """
 
 from __future__ import annotations
@@ -19,56 +21,38 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render
+from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.evaluate.dialects import text_literal as text
+from airflow_segprovider.core.state.ingest import (
+    LOADS_COLUMNS,
+    LOADS_TABLE,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+    ensure_tables,
+    loads_table,
+    quarantine_table,
+)
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
 
-LOADS_TABLE = "segprovider_source_loads"
-QUARANTINE_TABLE = "segprovider_quarantine"
-
-_LOADS_COLUMNS = ("source", "table_name", "load_id", "mode", "status", "started_at", "finished_at", "rows_read",
-                  "rows_loaded", "rows_quarantined", "units", "watermark", "error")
-#: The quarantine's columns, in table order.
-QUARANTINE_COLUMNS = ("source", "table_name", "load_id", "origin", "page", "row_number", "record_key", "column_name",
-                      "raw_value", "reason", "quarantined_at")
-
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS {loads} (
-        source VARCHAR NOT NULL, table_name VARCHAR NOT NULL, load_id VARCHAR NOT NULL, mode VARCHAR NOT NULL,
-        status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
-        rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL,
-        units BIGINT NOT NULL, watermark VARCHAR, error VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS {quarantine} (
-        source VARCHAR NOT NULL, table_name VARCHAR NOT NULL, load_id VARCHAR NOT NULL, origin VARCHAR NOT NULL,
-        page BIGINT, row_number BIGINT, record_key VARCHAR, column_name VARCHAR, raw_value VARCHAR,
-        reason VARCHAR NOT NULL, quarantined_at TIMESTAMP NOT NULL)""",
-)
-
-
-def text(value: str | None) -> str:
-    """A SQL string literal (or NULL)."""
-    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+__all__ = [
+    "LOADS_TABLE",
+    "QUARANTINE_COLUMNS",
+    "QUARANTINE_TABLE",
+    "current_watermark",
+    "ensure_tables",
+    "last_loads",
+    "loads_table",
+    "quarantine_table",
+    "record_load",
+    "text",
+    "timestamp",
+]
 
 
 def timestamp(value: dt.datetime) -> str:
     return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-
-
-def loads_table(warehouse: Warehouse) -> str:
-    """The ledger's SQL reference in the warehouse's schema."""
-    return quoted_table(LOADS_TABLE, warehouse.schema)
-
-
-def quarantine_table(warehouse: Warehouse) -> str:
-    """The quarantine's SQL reference in the warehouse's schema."""
-    return quoted_table(QUARANTINE_TABLE, warehouse.schema)
-
-
-def ensure_tables(warehouse: Warehouse) -> None:
-    for statement in _DDL:
-        warehouse.execute(render(statement.format(loads=loads_table(warehouse),
-                                                  quarantine=quarantine_table(warehouse)), warehouse.dialect))
 
 
 def current_watermark(warehouse: Warehouse, source: str) -> str | None:
@@ -87,7 +71,7 @@ def record_load(warehouse: Warehouse, row: dict[str, Any]) -> None:
         str(int(row["rows_loaded"])), str(int(row["rows_quarantined"])), str(int(row["units"])),
         text(row["watermark"]), text(row["error"]),
     ])
-    columns = ", ".join(_LOADS_COLUMNS)
+    columns = ", ".join(LOADS_COLUMNS)
     warehouse.execute(render(f"INSERT INTO {loads_table(warehouse)} ({columns}) VALUES ({values})",
                              warehouse.dialect))
 
@@ -99,7 +83,7 @@ def last_loads(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
     """
     if warehouse.columns(LOADS_TABLE) is None:
         return {}
-    columns = ", ".join(_LOADS_COLUMNS)
+    columns = ", ".join(LOADS_COLUMNS)
     records = warehouse.query_records(render(
         f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY source ORDER BY finished_at DESC, "
         f"started_at DESC) AS load_rank FROM {loads_table(warehouse)} WHERE status = 'succeeded') AS latest "

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from airflow_segprovider.destinations.base import ConfigReader
 from airflow_segprovider.core.destination import DestinationError
+from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.http import (
     Auth,
     BasicAuth,

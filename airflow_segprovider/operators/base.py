@@ -24,6 +24,13 @@ WAREHOUSE_LOCK_WAIT_S = 1800.0
 class SegmentsBaseOperator(BaseOperator):
     """Base of the segments operators.
 
+    Subclasses implement :meth:`execute_step`. :meth:`execute` runs it and translates the package's
+    errors once, for every operator: a :class:`~airflow_segprovider.core.errors.TerminalError`
+    (a bad project, bad data, a refused request, a blocked sync, a failed gate) fails the task at once
+    with ``AirflowFailException``, without spending retries; a
+    :class:`~airflow_segprovider.core.errors.TransientError` (or any other exception) fails the
+    attempt, and Airflow retries it.
+
     :param project_path: folder of the segments project (read when the task runs).
     :param warehouse_conn_id: Airflow connection of the warehouse (``duckdb`` for the embedded default).
     :param as_of: evaluation time (templated); default ``{{ data_interval_end }}``, so a run of an
@@ -39,6 +46,20 @@ class SegmentsBaseOperator(BaseOperator):
         self.project_path = project_path
         self.warehouse_conn_id = warehouse_conn_id
         self.as_of = as_of
+
+    def execute(self, context: Context) -> Any:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_segprovider.core.errors import TerminalError
+
+        try:
+            return self.execute_step(context)
+        except TerminalError as exc:  # retrying cannot fix it: fail now, and the notifier alerts now
+            raise AirflowFailException(str(exc)) from exc
+
+    def execute_step(self, context: Context) -> Any:
+        """The operator's one step; raise the package's terminal or transient errors as they come."""
+        raise NotImplementedError
 
     @cached_property
     def project(self) -> Project:
@@ -85,7 +106,8 @@ def historical_reason(context: Context, warehouse: Warehouse, segments: Sequence
     A backfill recomputes history but never pushes it; neither does any run whose ``as_of``
     is older than the newest snapshot of the segments it would sync.
     """
-    from airflow_segprovider.core.state.membership import SNAPSHOTS, in_list
+    from airflow_segprovider.core.evaluate.dialects import in_list
+    from airflow_segprovider.core.state.membership import SNAPSHOTS
 
     dag_run = context.get("dag_run")
     run_type = str(getattr(dag_run, "run_type", "") or "")
@@ -98,3 +120,10 @@ def historical_reason(context: Context, warehouse: Warehouse, segments: Sequence
         return (f"a newer snapshot exists (as_of {newest.isoformat()} > {as_of.isoformat()}): only the latest run "
                 "syncs, history is never pushed")
     return None
+
+
+def as_flag(value: bool | str) -> bool:
+    """A boolean operator argument that may arrive as rendered template text (``"{{ params.dry_run }}"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.operators.base import SegmentsBaseOperator, historical_reason
+from airflow_segprovider.operators.base import SegmentsBaseOperator, as_flag, historical_reason
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -54,25 +54,6 @@ class ReconcileBaseOperator(SegmentsBaseOperator):
 
         return Reconciler(project, warehouse, clients)
 
-    def fail_on_core_errors(self, step: str):
-        """Errors retrying cannot fix (a step out of order, a refused destination) fail without retry."""
-        import contextlib
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from airflow_segprovider.core.distributed.reconciler import ReconcileError
-        from airflow_segprovider.core.sync.engine import SyncBlockedError
-        from airflow_segprovider.core.destination import TerminalDestinationError
-
-        @contextlib.contextmanager
-        def guard():
-            try:
-                yield
-            except (ReconcileError, SyncBlockedError, TerminalDestinationError) as exc:
-                raise AirflowFailException(f"reconcile {step}: {exc}") from exc
-
-        return guard()
-
 
 def distributed_historical_reason(context: Context, reconciler: Reconciler, segments: Sequence[str],
                                   as_of: dt.datetime) -> str | None:
@@ -102,14 +83,14 @@ class ReconcilePullOperator(ReconcileBaseOperator):
     def __init__(self, *, reconcile_run_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(reconcile_run_id=reconcile_run_id, **kwargs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         if not self.reconcile_run_id:
             self.reconcile_run_id = f"{context['run_id']}__pull{context['ti'].try_number}"
         context["ti"].xcom_push(key=RUN_ID_KEY, value=self.reconcile_run_id)
         as_of = self.as_of_value()
-        with self.warehouse() as warehouse, self.fail_on_core_errors("pull"):
+        with self.warehouse() as warehouse:
             reconciler = self.reconciler(warehouse)
             segments = [p.segment for p in reconciler.policies(self.segments or None)]
             reason = distributed_historical_reason(context, reconciler, segments, as_of)
@@ -123,8 +104,8 @@ class ReconcilePullOperator(ReconcileBaseOperator):
 class ReconcilePlanOperator(ReconcileBaseOperator):
     """Compare the pulled lists, resolve each customer by the segment's policy, write decisions and change set."""
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        with self.warehouse() as warehouse, self.fail_on_core_errors("plan"):
+    def execute_step(self, context: Context) -> dict[str, Any]:
+        with self.warehouse() as warehouse:
             reconciler = self.reconciler(warehouse)
             plan = reconciler.plan(self.reconcile_run_id, self.segments or None)
             conflicts = reconciler.conflicts(self.reconcile_run_id)
@@ -150,17 +131,14 @@ class ReconcileChangeSetGateOperator(ReconcileBaseOperator):
         super().__init__(**kwargs)
         self.allow_large_change = allow_large_change
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from airflow_segprovider.core.distributed.reconciler import ChangeSetTooLargeError
-        from airflow_segprovider.operators.sync import _flag
+    def execute_step(self, context: Context) -> dict[str, Any]:
+        from airflow_segprovider.core.distributed import ChangeSetTooLargeError
 
         with self.warehouse() as warehouse:
             reconciler = self.reconciler(warehouse)
             try:
                 plan = reconciler.check_change_set(self.reconcile_run_id,
-                                                   allow_large_change=_flag(self.allow_large_change))
+                                                   allow_large_change=as_flag(self.allow_large_change))
             except ChangeSetTooLargeError as exc:
                 # shaped like a gate result, so the alert lists each list with its observed fraction
                 context["ti"].xcom_push(key="gate_result", value={
@@ -171,7 +149,7 @@ class ReconcileChangeSetGateOperator(ReconcileBaseOperator):
                                 "kwargs": {o["limit"]: o[o["limit"]], "size": o["size_before"], "add": o["add"],
                                            "remove": o["remove"]},
                                 "notes": "set allow_large_change to apply it anyway"} for o in exc.offenders]})
-                raise AirflowFailException(str(exc)) from exc
+                raise
         summary = plan.to_dict()
         self.log.info("change set within limits: %s", [(c["segment"], c["system"], c["changes"], c["fraction"])
                                                       for c in summary["change_sets"]])
@@ -193,16 +171,16 @@ class ReconcileApplyOperator(ReconcileBaseOperator):
         self.dry_run = dry_run
         self.allow_large_change = allow_large_change
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_segprovider.operators.sync import _flag
+        from airflow_segprovider.core.state.distributed import PLAN
 
-        if _flag(self.dry_run):
-            raise AirflowSkipException("dry run: the plan is in segprovider_reconcile_plan; nothing is pushed")
-        with self.warehouse() as warehouse, self.fail_on_core_errors("apply"):
+        if as_flag(self.dry_run):
+            raise AirflowSkipException(f"dry run: the plan is in {PLAN}; nothing is pushed")
+        with self.warehouse() as warehouse:
             applied = self.reconciler(warehouse).apply(self.reconcile_run_id, segments=self.segments or None,
-                                                       allow_large_change=_flag(self.allow_large_change))
+                                                       allow_large_change=as_flag(self.allow_large_change))
         self.log.info("applied: %s", applied)
         return applied
 
@@ -217,10 +195,10 @@ class ReconcileDriftReportOperator(ReconcileBaseOperator):
         super().__init__(**kwargs)
         self.max_drift = max_drift
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute_step(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        with self.warehouse() as warehouse, self.fail_on_core_errors("drift report"):
+        with self.warehouse() as warehouse:
             report = self.reconciler(warehouse).drift_report(self.reconcile_run_id)
         for row in report:
             self.log.info("drift %s/%s: reported %s -> %s, resolved %s, +%s -%s applied, drift %s", row["segment"],

@@ -25,20 +25,12 @@ class SegmentsEvaluateOperator(SegmentsBaseOperator):
         super().__init__(**kwargs)
         self.segments = segments
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow_segprovider.core.evaluate.engine import evaluate
-        from airflow_segprovider.core.errors import EvaluationError
 
         with self.warehouse() as warehouse:
-            try:
-                result = evaluate(self.project, warehouse, self.as_of_value(), run_id=context["run_id"],
-                                  segments=list(self.segments) if self.segments else None)
-            except EvaluationError as exc:
-                if exc.__cause__ is None:  # a problem in the project or the data: retrying cannot fix it
-                    raise AirflowFailException(str(exc)) from exc
-                raise
+            result = evaluate(self.project, warehouse, self.as_of_value(), run_id=context["run_id"],
+                              segments=list(self.segments) if self.segments else None)
         for diff in result.diffs:
             self.log.info("segment %s at %s: %d members (+%d / -%d)", diff.segment, result.as_of, diff.members,
                           diff.added, diff.removed)

@@ -36,10 +36,9 @@ class SegmentsGateOperator(SegmentsBaseOperator):
         self.docs_dir = docs_dir
         self.phase = phase
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from pathlib import Path
 
-        from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_segprovider.gates import GateFailed, evaluate_gate
 
@@ -53,7 +52,7 @@ class SegmentsGateOperator(SegmentsBaseOperator):
         context["ti"].xcom_push(key="gate_result", value=summary)
         if not result.success:
             self.log.error("%s", result.summary())
-            raise AirflowFailException(str(GateFailed(result)))
+            raise GateFailed(result)
         self.log.info("gate %s passed: %s", self.gate, result.summary())
         return summary
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.operators.base import SegmentsBaseOperator, historical_reason
+from airflow_segprovider.operators.base import SegmentsBaseOperator, as_flag, historical_reason
 
 if TYPE_CHECKING:
     import datetime as dt
 
     from airflow.sdk import Context
 
-    from airflow_segprovider.core.hybrid.hub import FieldType
+    from airflow_segprovider.core.destination import FieldType
     from airflow_segprovider.core.project.spec import Project
     from airflow_segprovider.core.warehouses.base import Warehouse
 
 
 def hub_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.datetime) -> str | None:
     """Why this run must neither rebuild nor push the hub, or None when it is the latest run."""
-    from airflow_segprovider.core.hybrid.hub import latest_build
+    from airflow_segprovider.core.hybrid.build import latest_build
 
     reason = historical_reason(context, warehouse, [], as_of)
     if reason:
@@ -37,7 +37,8 @@ def hub_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.date
 
 def _spoke_client(project: Project, destination: str):
     """A Mailchimp/HubSpot connector for the hub's push to ``destination`` (no membership target)."""
-    from airflow_segprovider.core.hybrid.hub import push_sync, require_hub
+    from airflow_segprovider.core.hybrid.hub import require_hub
+    from airflow_segprovider.core.hybrid.push import push_sync
     from airflow_segprovider.destinations.spokes import PUSH_CONFIG
     from airflow_segprovider.hooks.destination import hook_for_destination
 
@@ -68,10 +69,10 @@ class HubBuildOperator(SegmentsBaseOperator):
 
     ui_color = "#e3d7f4"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_segprovider.core.hybrid.hub import HubBuilder
+        from airflow_segprovider.core.hybrid.build import HubBuilder
 
         as_of = self.as_of_value()
         with self.warehouse() as warehouse:
@@ -101,8 +102,8 @@ class HubGateOperator(SegmentsBaseOperator):
         self.gate = gate
         self.parameters = dict(parameters or {})
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    def execute_step(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_segprovider.gates import GateFailed
         from airflow_segprovider.gates.hub import evaluate_hub_gate
@@ -122,7 +123,7 @@ class HubGateOperator(SegmentsBaseOperator):
         context["ti"].xcom_push(key="gate_result", value=summary)
         if not result.success:
             self.log.error("%s", result.summary())
-            raise AirflowFailException(str(GateFailed(result)))
+            raise GateFailed(result)
         self.log.info("%s", result.summary())
         return summary
 
@@ -146,14 +147,14 @@ class AttributePushOperator(SegmentsBaseOperator):
         self.destination = destination
         self.dry_run = dry_run
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_segprovider.core.hybrid.hub import AttributePushEngine, HubError, WireTypeError, require_hub
-        from airflow_segprovider.core.sync.engine import SyncBlockedError, SyncOptions
-        from airflow_segprovider.core.destination import TerminalDestinationError
-        from airflow_segprovider.destinations.spokes import PushClient, deploy_spoke_segment, field_types
-        from airflow_segprovider.operators.sync import _flag
+        from airflow_segprovider.core.hybrid.hub import require_hub
+        from airflow_segprovider.core.hybrid.push import AttributePushEngine
+        from airflow_segprovider.core.sync import SyncOptions
+        from airflow_segprovider.destinations.spoke_segments import deploy_spoke_segment
+        from airflow_segprovider.destinations.spokes import PushClient, field_types
 
         project = self.project
         hub = require_hub(project)
@@ -161,7 +162,7 @@ class AttributePushOperator(SegmentsBaseOperator):
             raise AirflowFailException(f"the hub pushes nothing to {self.destination!r}; pushes: "
                                        f"{', '.join(hub.push)}")
         as_of = self.as_of_value()
-        dry_run = _flag(self.dry_run)
+        dry_run = as_flag(self.dry_run)
         client = PushClient(_spoke_client(project, self.destination))
         try:
             types = field_types(client.client)
@@ -177,8 +178,6 @@ class AttributePushOperator(SegmentsBaseOperator):
                 for name, spoke in project.spoke_segments.items():
                     if spoke.destination == self.destination:
                         spokes[name] = deploy_spoke_segment(client.client, hub, spoke)
-        except (HubError, WireTypeError, SyncBlockedError, TerminalDestinationError) as exc:
-            raise AirflowFailException(f"push to {self.destination}: {exc}") from exc
         finally:
             client.close()
         self.log.info("push to %s: %s, sent %d new and %d changed profiles, rejected %d; spoke segments %s",
@@ -217,14 +216,13 @@ class DriftCheckOperator(SegmentsBaseOperator):
         self.sync_tolerance = sync_tolerance
         self.fail_on_drift = fail_on_drift
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_segprovider.core.hybrid.hub import hub_drift_findings, record_drift
+        from airflow_segprovider.core.hybrid.drift import hub_drift_findings, record_drift
         from airflow_segprovider.core.sync.engine import SyncEngine
-        from airflow_segprovider.destinations.spokes import spoke_segment_count
+        from airflow_segprovider.destinations.spoke_segments import spoke_segment_count
         from airflow_segprovider.hooks.destination import hook_for_destination
-        from airflow_segprovider.operators.sync import _flag
 
         project = self.project
         as_of = self.as_of_value()
@@ -265,7 +263,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
         for finding in findings:
             self.log.info("%s %s -> %s: %s %s", finding.kind, finding.name, finding.destination, finding.status,
                           finding.detail)
-        if report["problems"] and _flag(self.fail_on_drift):
+        if report["problems"] and as_flag(self.fail_on_drift):
             lines = [f"- {p['kind']} {p['name']} ({p['destination']}): {p['status']}: {p['detail']}"
                      for p in report["problems"]]
             raise AirflowFailException(f"drift found in {len(lines)} place(s):\n" + "\n".join(lines))
@@ -274,7 +272,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
 
 def _sync_count_finding(project: Project, sync: Any, expected: int, reported: int | None, tolerance: float) -> Any:
     """The count check of one sync, labelled and held to the tolerance of the model that owns it."""
-    from airflow_segprovider.core.hybrid.hub import compare_counts, relative_drift
+    from airflow_segprovider.core.hybrid.drift import compare_counts, relative_drift
 
     policy = project.reconcile.get(sync.segment)
     if policy is None:

@@ -27,11 +27,10 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
         self.source = source
         self.conn_id = conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_segprovider.ingest import ingest_source
-        from airflow_segprovider.ingest.errors import TerminalIngestError
 
         source = self.project.sources.get(self.source)
         if source is None:
@@ -43,10 +42,7 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
 
             connection = connection_dict(conn_id)
         with self.warehouse() as warehouse:
-            try:
-                result = ingest_source(self.project, warehouse, self.source, connection=connection)
-            except TerminalIngestError as exc:  # bad definition or data: retrying cannot fix it
-                raise AirflowFailException(str(exc)) from exc
+            result = ingest_source(self.project, warehouse, self.source, connection=connection)
         summary = result.to_dict()
         self.log.info("source %s: %s", self.source, summary)
         return summary

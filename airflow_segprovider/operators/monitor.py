@@ -30,10 +30,10 @@ class DestinationCountsOperator(SegmentsBaseOperator):
         self.phase = phase
         self.destinations = destinations
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute_step(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_segprovider.core.sync.engine import centralized_syncs
+        from airflow_segprovider.core.sync import centralized_syncs
         from airflow_segprovider.gates import stage_destination_counts
         from airflow_segprovider.hooks.destination import hook_for_destination
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.operators.base import SegmentsBaseOperator, historical_reason
+from airflow_segprovider.operators.base import SegmentsBaseOperator, as_flag, historical_reason
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,7 +15,7 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     """Run every centralized sync of the project to ``destination`` for the snapshot at ``as_of``.
 
     Syncs of a segment with a ``reconcile:`` policy are not run: the distributed model owns them
-    (:func:`~airflow_segprovider.core.sync.engine.centralized_syncs`).
+    (:func:`~airflow_segprovider.core.sync.centralized_syncs`).
 
     Backfills and runs older than the newest snapshot are skipped: history is recomputed but
     never pushed. Terminal destination errors (bad credentials, missing list, a safety rule)
@@ -38,11 +38,10 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
         self.dry_run = dry_run
         self.allow_mass_removal = allow_mass_removal
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute_step(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_segprovider.core.sync.engine import SyncBlockedError, SyncEngine, SyncOptions, centralized_syncs
-        from airflow_segprovider.core.destination import TerminalDestinationError
+        from airflow_segprovider.core.sync import SyncEngine, SyncOptions, centralized_syncs
         from airflow_segprovider.hooks.destination import hook_for_destination
 
         project = self.project
@@ -52,7 +51,7 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
         # segments with a reconcile: policy belong to segments_distributed; pushing them here would undo it
         syncs = [s for s in centralized_syncs(project) if s.destination == self.destination]
         as_of = self.as_of_value()
-        options = SyncOptions(dry_run=_flag(self.dry_run), allow_mass_removal=_flag(self.allow_mass_removal))
+        options = SyncOptions(dry_run=as_flag(self.dry_run), allow_mass_removal=as_flag(self.allow_mass_removal))
         records: list[dict[str, Any]] = []
         with self.warehouse() as warehouse:
             reason = historical_reason(context, warehouse, [s.segment for s in syncs], as_of)
@@ -65,8 +64,6 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
                 try:
                     record = engine.run(sync, client, as_of, options=options,
                                         run_id=f"{context['run_id']}__{context['ti'].try_number}")
-                except (SyncBlockedError, TerminalDestinationError) as exc:
-                    raise AirflowFailException(f"sync {sync.id}: {exc}") from exc
                 finally:
                     client.close()
                 self.log.info("sync %s: %s, added %d, changed %d, removed %d, rejected %d", sync.id, record.status,
@@ -74,9 +71,3 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
                               sum(record.failed.values()))
                 records.append(record.to_dict())
         return records
-
-
-def _flag(value: bool | str) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)

@@ -119,8 +119,10 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
 def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables (JSON) of the connections the DAG uses, as the demo defines them."""
     from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+    from support.sandbox import SANDBOX_CREDENTIALS
 
-    return connection_variables(sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts"))
+    return connection_variables(sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts",
+                                                         SANDBOX_CREDENTIALS))
 
 
 @pytest.fixture

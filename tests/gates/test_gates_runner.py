@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from airflow_segprovider.gates import GATES, GateConfigError, GateFailed, GateResult, load_suite, run_gate
-from airflow_segprovider.gates.runner import default_suite_dir, suite_parameters
+from airflow_segprovider.gates.suites import default_suite_dir, suite_parameters
 
 
 def test_importing_the_package_loads_neither_gx_nor_airflow():

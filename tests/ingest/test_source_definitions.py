@@ -15,7 +15,7 @@ from airflow_segprovider.core.project.spec import Incremental, Pagination
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.example.landing import write_landing_files
 from airflow_segprovider.ingest import ingest_all, last_loads
-from airflow_segprovider.cli.ingest import main as ingest_main
+from airflow_segprovider.cli.main import main as segprovider
 
 
 def test_sources_parse_with_defaults(make_project) -> None:
@@ -129,9 +129,9 @@ sources:
 """)
     (project_dir / "landing" / "customers.csv").write_text("customer_id,email,ltv\n1,a@example.com,oops\n2,b@x.y,3\n")
 
-    code = ingest_main([str(project_dir), "--db", str(tmp_path / "cli.duckdb")])
+    code = segprovider(["ingest", str(project_dir), "--db", str(tmp_path / "cli.duckdb")])
 
     assert code == 0
     assert "OK     crm -> customers (upsert): read 2, loaded 1, quarantined 1" in capsys.readouterr().out
-    assert ingest_main([str(project_dir), "--db", str(tmp_path / "cli.duckdb"), "--source", "nope"]) == 1
+    assert segprovider(["ingest", str(project_dir), "--db", str(tmp_path / "cli.duckdb"), "--source", "nope"]) == 1
     assert "unknown source(s): nope" in capsys.readouterr().out

@@ -59,6 +59,7 @@ def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> W
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.example.landing import write_landing_files
     from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+    from support.sandbox import SANDBOX_CREDENTIALS
     from segprovider_sandbox import serve
 
     project = tmp_path / "segments_project"
@@ -75,8 +76,7 @@ def world(tmp_path: Path, airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> W
     fixtures = sandbox.state.seed_demo_fixtures()
     sandbox.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
     warehouse = tmp_path / "warehouse.duckdb"
-    connections = sandbox_connections(warehouse, sandbox.url,
-                                      receiver.url,
+    connections = sandbox_connections(warehouse, sandbox.url, receiver.url, SANDBOX_CREDENTIALS,
                                       retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
     for name, value in connection_variables(connections).items():
         monkeypatch.setenv(name, value)

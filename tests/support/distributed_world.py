@@ -63,7 +63,7 @@ def connections(sandbox: Any) -> dict[str, dict[str, Any]]:
 
 
 def client_factory(project: Any, sandbox: Any):
-    from airflow_segprovider.core.sync.engine import build_client
+    from airflow_segprovider.destinations.connection import build_client
 
     conns = connections(sandbox)
     return lambda sync: build_client(project, sync, conns[sync.destination])
@@ -151,8 +151,8 @@ def last_request_id(sandbox: Any) -> int:
 
 def _state_tables() -> tuple[str, ...]:
     """Every table the reconcile and the sync engine keep state in, from their own constants."""
-    from airflow_segprovider.core.distributed import reconciler as distributed
-    from airflow_segprovider.core.sync import engine as sync
+    from airflow_segprovider.core.state import distributed
+    from airflow_segprovider.core.state import sync
 
     return (distributed.PULLS, distributed.COUNTS, distributed.DECISIONS, distributed.PLAN, distributed.AUDIT,
             distributed.AGREED, distributed.RUNS, distributed.DRIFT, sync.STATE, sync.REJECTED, sync.RUNS)

@@ -35,7 +35,8 @@ class HybridWorld:
 
     def dag(self, dag_id: str):
         if dag_id not in self._dags:
-            from airflow_segprovider.factory.hybrid import build_drift_monitor_dag, build_hybrid_dag
+            from airflow_segprovider.factory.hybrid import build_hybrid_dag
+            from airflow_segprovider.factory.monitor import build_drift_monitor_dag
 
             build = build_hybrid_dag if dag_id == "segments_hybrid" else build_drift_monitor_dag
             self._dags[dag_id] = build(self.project, dag_id=dag_id)
@@ -72,6 +73,7 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv
     from airflow_segprovider.example.generate import generate
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+    from support.sandbox import SANDBOX_CREDENTIALS
     from airflow_segprovider.example.landing import write_landing_files
     from segprovider_sandbox import DemoFixtures, serve
 
@@ -91,7 +93,7 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv
                    for tag, name, kind in fixtures.mailchimp_merge_fields)
     sandbox.state.seed_demo_fixtures(DemoFixtures(mailchimp_merge_fields=fields))
     warehouse = tmp_path / "warehouse.duckdb"
-    connections = sandbox_connections(warehouse, sandbox.url, receiver.url,
+    connections = sandbox_connections(warehouse, sandbox.url, receiver.url, SANDBOX_CREDENTIALS,
                                       retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
     for name, value in connection_variables(connections).items():
         monkeypatch.setenv(name, value)
@@ -99,10 +101,10 @@ def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv
     # dag.test() finds DAGs in the configured DAGs folder: this world's DAG files replace earlier ones
     dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dags.mkdir(parents=True, exist_ok=True)
-    for dag_id, builder in (("segments_hybrid", "build_hybrid_dag"), ("segments_drift_monitor",
-                                                                       "build_drift_monitor_dag")):
+    for dag_id, module, builder in (("segments_hybrid", "hybrid", "build_hybrid_dag"),
+                                    ("segments_drift_monitor", "monitor", "build_drift_monitor_dag")):
         (dags / f"{dag_id}.py").write_text(
-            f"from airflow_segprovider.factory.hybrid import {builder}\n"
+            f"from airflow_segprovider.factory.{module} import {builder}\n"
             f"dag = {builder}({str(project)!r}, dag_id={dag_id!r})\n")
     world = HybridWorld(project, warehouse, sandbox, alerts)
 

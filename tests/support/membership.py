@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from airflow_segprovider.core.state.membership import BITS, WORDS, in_list, text_literal, ts_literal
+from airflow_segprovider.core.evaluate.dialects import in_list, text_literal, ts_literal
+from airflow_segprovider.core.state.membership import BITS, WORDS
 
 
 def remove_members(warehouse, segment: str, as_of: dt.datetime, keep: Iterable[str] = ()) -> None:

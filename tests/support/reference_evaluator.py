@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.project.spec import (
+from airflow_segprovider.core.project.rules import (
     AllOf,
     AnyOf,
     AttributeCondition,
@@ -30,7 +30,8 @@ from airflow_segprovider.core.project.spec import (
 )
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.project.spec import Condition, EventSource, Predicate, Project, Split
+    from airflow_segprovider.core.project.rules import Condition, Predicate, Split
+    from airflow_segprovider.core.project.spec import EventSource, Project
 
 Row = Mapping[str, Any]
 Tables = Mapping[str, Sequence[Row]]

@@ -9,10 +9,13 @@ the differential tests (parsed as BigQuery, executed after transpiling to DuckDB
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 
 import pyarrow as pa
 
+from airflow_segprovider.core.evaluate.dialects import ts_literal
+from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from support.postgres import PG_DSN, pg_connect, postgres_schema  # noqa: F401  (re-exported)
 
@@ -128,3 +131,22 @@ def copy_tables(source, target, tables: list[str]) -> None:
             rows = pa.Table.from_batches([batch])
             target.load(table, rows, create=first)
             first = False
+
+
+def stored(warehouse, as_of: dt.datetime) -> dict[str, dict[str, str | None]]:
+    """segment -> {customer key -> arm} of one snapshot, read back from the warehouse."""
+    out: dict[str, dict[str, str | None]] = {}
+    for segment, key, arm in warehouse.query(
+            f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {ts_literal(as_of)}"
+            if warehouse.dialect == "duckdb" else render_sql(
+                f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {ts_literal(as_of)}",
+                warehouse.dialect)):
+        assert key not in out.setdefault(segment, {}), f"{segment}: key {key!r} stored twice"
+        out[segment][key] = arm
+    return out
+
+
+def render_sql(sql: str, dialect: str) -> str:
+    from airflow_segprovider.core.evaluate.dialects import render
+
+    return render(sql, dialect)

@@ -31,9 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from airflow_segprovider.core.project.distributed import TIE_BREAKS
+
 Policy = Literal["authoritative", "most_recent", "union", "intersection"]
 POLICIES: tuple[str, ...] = ("authoritative", "most_recent", "union", "intersection")
-TIE_BREAKS: tuple[str, ...] = ("add", "remove")
 ClaimKind = Literal["first", "unchanged", "edit", "stale"]
 
 

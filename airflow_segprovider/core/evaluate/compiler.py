@@ -23,101 +23,30 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from sqlglot import exp
 
 from airflow_segprovider.core.evaluate import dialects
-from airflow_segprovider.core.project.spec import (
-    AllOf,
-    AnyOf,
-    AttributeCondition,
-    Condition,
-    EventCondition,
-    Not,
-    Predicate,
-    Project,
-    PropertyFilter,
-    Segment,
-    SegmentCondition,
-    iter_conditions,
-)
+from airflow_segprovider.core.evaluate.aggregates import AggregateKey, CompileState
+from airflow_segprovider.core.evaluate.conditions import ConditionSql, predicate_sql
+from airflow_segprovider.core.evaluate.sql import and_all, col, false_if_null, ident, literal, or_any, table_ref
+from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, Segment, iter_conditions
+from airflow_segprovider.core.project.spec import Project
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.state.membership import Slot
 
+__all__ = ["EXACT_NUMBER", "KEY", "KEY_TEXT", "AggregateKey", "CompiledEvaluation", "SegmentCompiler"]
+
 KEY = "k"
 EXACT_NUMBER = "DECIMAL(38, 9)"  # exact in DuckDB, PostgreSQL, Snowflake and BigQuery (NUMERIC)
-_FLAGS_CTE = "segprovider_flags"
+FLAGS_CTE = "segprovider_flags"
 KEY_TEXT = "k_text"  # the key as stored in the membership tables, cast once per customer
-_AGG_FUNCS: dict[str, type[exp.AggFunc]] = {
+AGG_FUNCS: dict[str, type[exp.AggFunc]] = {
     "count": exp.Count, "sum": exp.Sum, "min": exp.Min, "max": exp.Max, "avg": exp.Avg,
     "first": exp.Min, "last": exp.Max,
 }
-
-
-def ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
-def col(name: str, table: str | None = None) -> exp.Column:
-    return exp.Column(this=ident(name), table=ident(table) if table else None)
-
-
-def table_ref(name: str, schema: str | None = None, alias: str | None = None) -> exp.Table:
-    parts = name.split(".")
-    table = exp.Table(this=ident(parts[-1]), db=ident(parts[-2]) if len(parts) > 1 else (ident(schema) if schema else None),
-                      catalog=ident(parts[-3]) if len(parts) > 2 else None)
-    if alias:
-        table.set("alias", exp.TableAlias(this=ident(alias)))
-    return table
-
-
-def literal(value: Any) -> exp.Expression:
-    """A typed SQL literal for a parsed spec value."""
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, (int, float)):
-        return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
-    if isinstance(value, dt.datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
-    if isinstance(value, dt.date):
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
-    if isinstance(value, str):
-        return exp.Literal.string(value)
-    raise TypeError(f"no SQL literal for {value!r}")
-
-
-def false_if_null(expression: exp.Expression) -> exp.Expression:
-    return exp.Coalesce(this=exp.Paren(this=expression), expressions=[exp.false()])
-
-
-def _and(parts: Sequence[exp.Expression]) -> exp.Expression:
-    parts = list(parts)
-    if not parts:
-        return exp.true()
-    result = parts[0]
-    for part in parts[1:]:
-        result = exp.And(this=result, expression=part)
-    return result
-
-
-def _or(parts: Sequence[exp.Expression]) -> exp.Expression:
-    result = parts[0]
-    for part in parts[1:]:
-        result = exp.Or(this=result, expression=part)
-    return result
-
-
-@dataclass(frozen=True)
-class AggregateKey:
-    """One aggregate shared by every segment that needs it."""
-
-    source: str
-    aggregate: str
-    property: str | None
-    within: dt.timedelta | None
-    where: tuple[PropertyFilter, ...]
 
 
 @dataclass
@@ -187,7 +116,7 @@ class CompiledEvaluation:
             # inlined by DuckDB, which then computes the sum of every mask twice per customer
             return (exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True), customer_key,
                                exp.alias_(per_word[words[0]], "bits", quoted=True))
-                    .from_(table_ref(flags_table, alias="f")).where(_or(held_by_word[words[0]])))
+                    .from_(table_ref(flags_table, alias="f")).where(or_any(held_by_word[words[0]])))
         numbers = exp.select(exp.alias_(exp.Literal.number(words[0]), "word", quoted=True))
         for word in words[1:]:
             numbers = exp.union(numbers, exp.select(exp.alias_(exp.Literal.number(word), "word", quoted=True)),
@@ -206,10 +135,10 @@ class CompiledEvaluation:
         a CTE read once, never materialised as a table of their own."""
         flags = self.flags_query.copy()
         ctes = flags.args.pop("with_", None)
-        query = self.packed_query(_FLAGS_CTE, slots)
+        query = self.packed_query(FLAGS_CTE, slots)
         for cte in (ctes.expressions if ctes else []):
             query = query.with_(ident(cte.alias), as_=cte.this)
-        return query.with_(ident(_FLAGS_CTE), as_=flags)
+        return query.with_(ident(FLAGS_CTE), as_=flags)
 
     def sql(self, pretty: bool = True) -> str:
         return dialects.to_sql(self.flags_query, self.dialect, pretty=pretty)
@@ -228,7 +157,6 @@ class SegmentCompiler:
         self.dialect = dialects.check_dialect(dialect)
         self.schema = schema
 
-    # --- public ---------------------------------------------------------------------------
     def compile(self, as_of: dt.datetime, *, segments: Sequence[str] | None = None,
                 customers: Sequence[str] | None = None, explain: bool = False) -> CompiledEvaluation:
         """Compile the evaluation of ``segments`` (default: all) and everything they depend on.
@@ -240,7 +168,7 @@ class SegmentCompiler:
         if as_of.tzinfo is not None:
             as_of = as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
         names = self._closure(segments or list(self.project.segments))
-        state = _State(as_of=as_of)
+        state = CompileState(as_of=as_of)
         for name in names:
             for node in iter_conditions(self.project.segments[name].rule):
                 if isinstance(node, EventCondition):
@@ -291,7 +219,6 @@ class SegmentCompiler:
         return CompiledEvaluation(self.project, as_of, self.dialect, query, dict(state.aggregates),
                                   node_columns, value_columns)
 
-    # --- plan pieces ----------------------------------------------------------------------
     def _closure(self, names: Sequence[str]) -> list[str]:
         wanted: set[str] = set()
         stack = list(names)
@@ -317,7 +244,7 @@ class SegmentCompiler:
         return exp.In(this=exp.cast(column, exp.DataType.build("VARCHAR")),
                       expressions=[exp.Literal.string(c) for c in customers])
 
-    def _aggregate_cte(self, keys: list[tuple[AggregateKey, str]], state: _State,
+    def _aggregate_cte(self, keys: list[tuple[AggregateKey, str]], state: CompileState,
                        customers: Sequence[str] | None) -> exp.Select:
         sources = [self.project.model.events[key.source] for key, _ in keys]
         first = sources[0]
@@ -329,7 +256,7 @@ class SegmentCompiler:
                 conditions.append(exp.GTE(this=ts.copy(), expression=literal(state.as_of - key.within)))
             for flt in key.where:
                 value_type = source.properties[flt.property]
-                conditions.append(false_if_null(_predicate_sql(
+                conditions.append(false_if_null(predicate_sql(
                     self.dialect, dialects.wall_clock(self.dialect, col(flt.property), value_type), flt.predicate,
                     value_type, state.as_of)))
             arg = None if key.aggregate == "count" else (
@@ -339,8 +266,8 @@ class SegmentCompiler:
                 # exact decimal arithmetic: a floating-point sum depends on the (parallel) order of
                 # its terms, and a customer right at a threshold would flip between runs
                 arg = exp.cast(arg, exp.DataType.build(EXACT_NUMBER))
-            aggregate = (dialects.filtered_aggregate(self.dialect, _AGG_FUNCS[key.aggregate], arg, _and(conditions))
-                         if conditions else _AGG_FUNCS[key.aggregate](this=exp.Star() if arg is None else arg))
+            aggregate = (dialects.filtered_aggregate(self.dialect, AGG_FUNCS[key.aggregate], arg, and_all(conditions))
+                         if conditions else AGG_FUNCS[key.aggregate](this=exp.Star() if arg is None else arg))
             projections.append(exp.alias_(aggregate, column, quoted=True))
         where: list[exp.Expression] = [exp.LTE(this=ts.copy(), expression=literal(state.as_of))]
         if all(key.within is not None for key, _ in keys):
@@ -351,7 +278,7 @@ class SegmentCompiler:
         only = self._customer_filter(col(first.customer_key), customers)
         if only is not None:
             where.append(only)
-        return (exp.select(*projections).from_(table_ref(first.table, self.schema)).where(_and(where))
+        return (exp.select(*projections).from_(table_ref(first.table, self.schema)).where(and_all(where))
                 .group_by(col(first.customer_key)))
 
     def _consent_cte(self, channels: list[str], as_of: dt.datetime, customers: Sequence[str] | None) -> exp.Select:
@@ -375,7 +302,7 @@ class SegmentCompiler:
             exp.alias_(col(consent.channel_column), "channel", quoted=True),
             exp.alias_(col(consent.opted_in_column), "opted_in", quoted=True),
             exp.alias_(rank, "rn", quoted=True),
-        ).from_(table_ref(consent.table, self.schema)).where(_and(ranked_where))
+        ).from_(table_ref(consent.table, self.schema)).where(and_all(ranked_where))
         pivots: list[exp.Expression] = [col(KEY)]
         for channel in channels:
             when = exp.Case(ifs=[exp.If(this=exp.EQ(this=col("channel"), expression=literal(channel)),
@@ -384,7 +311,7 @@ class SegmentCompiler:
         return (exp.select(*pivots).from_(exp.Subquery(this=ranked, alias=exp.TableAlias(this=ident("ranked"))))
                 .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1))).group_by(col(KEY)))
 
-    def _base_cte(self, state: _State, agg_ctes: list[str], channels: list[str],
+    def _base_cte(self, state: CompileState, agg_ctes: list[str], channels: list[str],
                   customers: Sequence[str] | None, explain: bool) -> exp.Select:
         customer = self.project.model.customer
         projections: list[exp.Expression] = [exp.alias_(col(customer.key, "c"), KEY, quoted=True)]
@@ -408,10 +335,10 @@ class SegmentCompiler:
         only = self._customer_filter(col(customer.key, "c"), customers)
         return query.where(only) if only is not None else query
 
-    def _segment_columns(self, segment: Segment, state: _State, explain: bool,
+    def _segment_columns(self, segment: Segment, state: CompileState, explain: bool,
                          node_columns: dict[tuple[str, int], str]) -> list[exp.Expression]:
         name = segment.name
-        rule = _ConditionSql(self, state, name, node_columns if explain else None)
+        rule = ConditionSql(self.project, self.dialect, state, name, node_columns if explain else None)
         raw = rule.build(segment.rule)
         parts = [exp.Paren(this=raw)]
         consent_policies = self.project.model.consent.channels if self.project.model.consent else {}
@@ -425,11 +352,11 @@ class SegmentCompiler:
         if explain:
             columns.extend(rule.explained)
             columns.append(exp.alias_(raw.copy(), f"r__{name}", quoted=True))
-        columns.append(exp.alias_(_and(parts), f"m__{name}", quoted=True))
+        columns.append(exp.alias_(and_all(parts), f"m__{name}", quoted=True))
         if segment.split:
             # hashed once, and only for members: the arm is computed from the bucket in the next level
             bucket = dialects.hash_bucket(self.dialect, dialects.split_input(segment.split.salt, col(KEY)))
-            member = _and(parts)
+            member = and_all(parts)
             columns.append(exp.alias_(exp.Case(ifs=[exp.If(this=member.copy(), true=bucket)]) if not explain
                                       else bucket, f"bucket__{name}", quoted=True))
         return columns
@@ -442,104 +369,3 @@ class SegmentCompiler:
                       true=exp.Literal.string(arm)) for arm, _low, high in segment.split.bucket_bounds()]
         return [exp.alias_(exp.Case(ifs=ifs), f"arm__{segment.name}", quoted=True)]
 
-
-@dataclass
-class _State:
-    as_of: dt.datetime
-    aggregates: dict[AggregateKey, str] = field(default_factory=dict)
-    attributes: set[str] = field(default_factory=set)
-    table_of: dict[str, str] = field(default_factory=dict)
-
-    def aggregate_column(self, node: EventCondition) -> str:
-        key = AggregateKey(node.event, node.aggregate, node.property, node.within, node.where)
-        if key not in self.aggregates:
-            self.aggregates[key] = f"agg_{len(self.aggregates)}"
-        return self.aggregates[key]
-
-    def aggregates_by_table(self, project: Project) -> dict[str, list[tuple[AggregateKey, str]]]:
-        """Aggregates grouped by the event source they read: one scan per event type or order table.
-
-        Measured on 20M events (benchmarks/evaluation.py): scanning once per event type, each
-        scan filtered to its type and widest window, beats one scan of the whole table computing
-        every filtered aggregate, because each aggregate then only sees the rows of its type.
-        """
-        out: dict[str, list[tuple[AggregateKey, str]]] = {}
-        for key, column in self.aggregates.items():
-            self.table_of[key.source] = key.source
-            out.setdefault(key.source, []).append((key, column))
-        return out
-
-
-class _ConditionSql:
-    """SQL of one segment's rule tree over the columns of the ``base`` CTE."""
-
-    def __init__(self, compiler: SegmentCompiler, state: _State, segment: str,
-                 node_columns: dict[tuple[str, int], str] | None) -> None:
-        self.compiler = compiler
-        self.state = state
-        self.segment = segment
-        self.node_columns = node_columns
-        self.index = 0
-        self.explained: list[exp.Expression] = []  # one outcome column per node, in explain mode
-
-    def build(self, node: Condition) -> exp.Expression:
-        position = self.index
-        self.index += 1
-        if isinstance(node, AllOf):
-            sql = exp.Paren(this=_and([self.build(child) for child in node.children]))
-        elif isinstance(node, AnyOf):
-            sql = exp.Paren(this=_or([self.build(child) for child in node.children]))
-        elif isinstance(node, Not):
-            sql = exp.Not(this=self.build(node.child))
-        elif isinstance(node, SegmentCondition):
-            flag: exp.Expression = col(f"m__{node.segment}")
-            sql = exp.Not(this=flag) if node.negate else flag
-        elif isinstance(node, AttributeCondition):
-            attribute = self.compiler.project.model.customer.attributes[node.attribute]
-            sql = false_if_null(_predicate_sql(self.compiler.dialect, col(f"a__{node.attribute}"), node.predicate,
-                                               attribute.type, self.state.as_of))
-        else:
-            column = self.state.aggregates[AggregateKey(node.event, node.aggregate, node.property, node.within,
-                                                        node.where)]
-            value_type = "timestamp" if node.aggregate in ("first", "last") else "number"
-            sql = false_if_null(_predicate_sql(self.compiler.dialect, col(column), node.predicate, value_type,
-                                               self.state.as_of))
-        if self.node_columns is not None:
-            name = f"n__{self.segment}__{position}"
-            self.node_columns[(self.segment, position)] = name
-            self.explained.append(exp.alias_(sql.copy(), name, quoted=True))
-        return sql
-
-
-def _predicate_sql(dialect: str, value: exp.Expression, predicate: Predicate, value_type: str,
-                   as_of: dt.datetime) -> exp.Expression:
-    """``value <op> literal``; may be NULL for a NULL value (callers coalesce to false)."""
-    op, v = predicate.op, predicate.value
-    if op == "is_null":
-        return exp.Is(this=value, expression=exp.null())
-    if op == "is_not_null":
-        return exp.Not(this=exp.Is(this=value, expression=exp.null()))
-    if value_type == "string":
-        value = dialects.byte_order(dialect, value)
-    if op in ("within_last", "more_than_ago"):
-        lower: dt.date | dt.datetime = as_of - v
-        upper: dt.date | dt.datetime = as_of
-        if value_type == "date":  # dates compare at day granularity
-            lower, upper = lower.date(), as_of.date()  # type: ignore[union-attr]
-        if op == "more_than_ago":
-            return exp.LT(this=value, expression=literal(lower))
-        return exp.And(this=exp.GTE(this=value, expression=literal(lower)),
-                       expression=exp.LTE(this=value.copy(), expression=literal(upper)))
-    if op in ("in", "not_in"):
-        test = exp.In(this=value, expressions=[literal(item) for item in v])
-        return exp.Not(this=test) if op == "not_in" else test
-    if op == "between":
-        return exp.Between(this=value, low=literal(v[0]), high=literal(v[1]))
-    if op == "contains":
-        return exp.GT(this=exp.StrPosition(this=value, substr=literal(v)), expression=exp.Literal.number(0))
-    if op == "starts_with":
-        return exp.StartsWith(this=value, expression=literal(v))
-    if op == "matches":
-        return dialects.regex_search(dialect, value, v)
-    comparison = {"eq": exp.EQ, "ne": exp.NEQ, "lt": exp.LT, "lte": exp.LTE, "gt": exp.GT, "gte": exp.GTE}[op]
-    return comparison(this=value, expression=literal(v))

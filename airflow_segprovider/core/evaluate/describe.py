@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow_segprovider.core.project.spec import (
+from airflow_segprovider.core.project.rules import (
     AllOf,
     AnyOf,
     AttributeCondition,
@@ -13,9 +13,9 @@ from airflow_segprovider.core.project.spec import (
     EventCondition,
     Not,
     Predicate,
-    Project,
     SegmentCondition,
 )
+from airflow_segprovider.core.project.spec import Project
 
 _OP_TEXT = {
     "eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in", "not_in": "not in",

@@ -5,12 +5,20 @@ few constructs that sqlglot cannot transpile with the same meaning everywhere:
 a stable hash bucket for split arms, partial regex matching, and filtered
 aggregates. Time windows need nothing here: bounds are computed from ``as_of``
 in Python and emitted as typed literals, so no dialect does date arithmetic.
+
+The core's own statements (the state tables, the adapters' catalog queries) are SQL
+text: the literal helpers here are the one place a Python value becomes SQL text,
+portable (:func:`sql_literal`, :func:`text_literal`, :func:`ts_literal`) or in the
+escaping rules of one warehouse (:func:`snowflake_literal`, :func:`bigquery_literal`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hashlib
 import re
+from typing import Any, Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -156,3 +164,73 @@ def render(duckdb_sql: str, dialect: str) -> str:
     if dialect == "duckdb":
         return duckdb_sql
     return ";\n".join(to_sql(tree, dialect) for tree in sqlglot.parse(duckdb_sql, read="duckdb") if tree is not None)
+
+
+def ts_literal(value: dt.datetime) -> str:
+    return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
+
+
+def text_literal(value: str | None) -> str:
+    """A SQL string literal (or NULL)."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def in_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(text_literal(v) for v in values) + ")"
+
+
+def sql_literal(value: Any) -> str:
+    """A Python value as a SQL literal in the portable form every dialect reads the same way.
+
+    Backslashes are not escapes in standard SQL text, but they are in Snowflake and BigQuery
+    string literals: the adapters that need it double them (see :func:`snowflake_literal`).
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"cannot write the float {value!r} as a portable SQL literal")
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return f"'{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"'{value.isoformat()}'"
+    return text_literal(str(value))
+
+
+def snowflake_literal(value: Any) -> str:
+    """A literal; Snowflake string literals treat backslash as an escape, so it is doubled."""
+    text = sql_literal(value)
+    return text.replace("\\", "\\\\") if text.startswith("'") else text
+
+
+def bigquery_literal(value: Any) -> str:
+    """A BigQuery literal: strings escape quote, backslash and newlines with backslashes."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        # NUMERIC holds 29 integer and 9 fractional digits; beyond either, BIGNUMERIC
+        fits = abs(value) < 10 ** 29 and -value.as_tuple().exponent <= 9
+        return f"CAST('{value}' AS NUMERIC(38, 9))" if fits else f"CAST('{value}' AS BIGNUMERIC(76, 38))"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"CAST('{value}' AS FLOAT64)"
+        return f"CAST({value!r} AS FLOAT64)"  # a bare 2.5 is FLOAT64 too, but say so: tools read it as DECIMAL
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            return f"TIMESTAMP '{value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=' ')}+00'"
+        return f"DATETIME '{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{text}'"

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation, SegmentCompiler
-from airflow_segprovider.core.evaluate.dialects import render, to_sql
-from airflow_segprovider.core.errors import EvaluationError
-from airflow_segprovider.core.state.membership import MembershipStore, SegmentDiff, bit_layout, ts_literal
-from airflow_segprovider.core.project.spec import AttributeCondition, EventCondition, Project, iter_conditions
+from airflow_segprovider.core.evaluate.dialects import render, to_sql, ts_literal
+from airflow_segprovider.core.errors import EvaluationError, TerminalEvaluationError, TransientEvaluationError
+from airflow_segprovider.core.state.membership import SNAPSHOTS, MembershipStore, SegmentDiff, bit_layout
+from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, iter_conditions
+from airflow_segprovider.core.project.spec import Project
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -51,7 +52,7 @@ def parse_as_of(value: str | dt.datetime | dt.date) -> dt.datetime:
         try:
             parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise EvaluationError(
+            raise TerminalEvaluationError(
                 f"cannot parse as_of {text!r}: give an ISO 8601 date or timestamp, e.g. 2026-11-24 or "
                 "2026-11-24T06:00:00Z (a timestamp without offset is read as UTC)") from None
     if parsed.tzinfo is not None:
@@ -143,7 +144,7 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
         problems.insert(0, f"table {table} does not exist in the warehouse (needed by segment(s) {', '.join(users)}); "
                            "load it first (segprovider generate writes example data)")
     if problems:
-        raise EvaluationError("cannot evaluate: " + "; ".join(problems))
+        raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems))
 
 
 def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
@@ -167,8 +168,9 @@ def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
         sample = ", ".join(f"{k!r} ({n} rows)" for k, n in duplicates)
         problems.append(f"{customer.table}.{customer.key} is not unique: {sample}")
     if problems:
-        raise EvaluationError("cannot evaluate: " + "; ".join(problems) + "; each customer must have exactly one "
-                              "row with a key (deduplicate the load, or upsert by key)")
+        raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems)
+                                      + "; each customer must have exactly one "
+                                      "row with a key (deduplicate the load, or upsert by key)")
 
 
 def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | dt.date, *,
@@ -208,14 +210,14 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
             # A backfill inserts a snapshot before later ones: their diffs must now be against it.
             for later_at, later_names in _group(store.next_as_of(names, at)).items():
                 later_run = warehouse.query(render(
-                    f"SELECT MAX(run_id) FROM segprovider_snapshots WHERE as_of = {ts_literal(later_at)}", dialect)
+                    f"SELECT MAX(run_id) FROM {SNAPSHOTS} WHERE as_of = {ts_literal(later_at)}", dialect)
                 )[0][0]
                 store.write_diff(later_names, later_at, later_run or run_id, now)
             timings["diff_s"] = time.perf_counter() - t0
     except EvaluationError:
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
-        raise EvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
+        raise TransientEvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
     return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings)
 
 
@@ -243,7 +245,7 @@ def preview(project: Project, warehouse: Warehouse, segment: str, as_of: str | d
             sample_size: int = 10) -> Preview:
     """Count and sample a segment's members at ``as_of`` without writing a snapshot."""
     if segment not in project.segments:
-        raise EvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
+        raise TerminalEvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
     at = parse_as_of(as_of)
     compiled = compile_for(project, warehouse, at, segments=[segment])
     names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]

@@ -12,20 +12,21 @@ import decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.compiler import AggregateKey, SegmentCompiler
+from airflow_segprovider.core.evaluate.aggregates import AggregateKey
+from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
 from airflow_segprovider.core.evaluate.describe import condition_text
 from airflow_segprovider.core.evaluate.engine import check_sources, parse_as_of
-from airflow_segprovider.core.errors import EvaluationError
-from airflow_segprovider.core.project.spec import (
+from airflow_segprovider.core.errors import TerminalEvaluationError
+from airflow_segprovider.core.project.rules import (
     AllOf,
     AnyOf,
     AttributeCondition,
     Condition,
     EventCondition,
     Not,
-    Project,
     SegmentCondition,
 )
+from airflow_segprovider.core.project.spec import Project
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -64,7 +65,7 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
     :raises EvaluationError: unknown segment or customer, or a source problem.
     """
     if segment not in project.segments:
-        raise EvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
+        raise TerminalEvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
     at = parse_as_of(as_of)
     compiled = SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(
         at, segments=[segment], customers=[customer], explain=True)
@@ -72,7 +73,7 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
     check_sources(project, warehouse, names)
     rows = warehouse.query_records(compiled.sql(pretty=False))
     if not rows:
-        raise EvaluationError(f"customer {customer!r} not found in {project.model.customer.table}."
+        raise TerminalEvaluationError(f"customer {customer!r} not found in {project.model.customer.table}."
                               f"{project.model.customer.key}")
     row = rows[0]
     seg = project.segments[segment]

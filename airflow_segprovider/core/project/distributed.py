@@ -7,12 +7,16 @@ every problem is reported where it is written, with a fix (SEG070-SEG074).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.errors import Location
-from airflow_segprovider.core.distributed.policy import TIE_BREAKS
-from airflow_segprovider.core.project.spec import Destination, ReconcilePolicy, Sync
+from airflow_segprovider.core.project.spec import ReconcilePolicy
 
+if TYPE_CHECKING:
+    from airflow_segprovider.core.project.items import IssueList, ProjectItem
+    from airflow_segprovider.core.project.spec import Destination, Sync
+
+#: Tie breaks of policy ``most_recent`` besides a system name: additions win, or removals win.
+TIE_BREAKS: tuple[str, ...] = ("add", "remove")
 #: Destination kinds whose list can be read back, and what the time they report for a member means:
 #: ``exact`` is the membership's own time (HubSpot's ``membershipTimestamp``), ``member`` the
 #: member's last change (Mailchimp's ``last_changed``), which only bounds the membership's.
@@ -20,18 +24,8 @@ MEMBERSHIP_TIMES: dict[str, str] = {"hubspot": "exact", "mailchimp": "member"}
 DEFAULT_MAX_CHANGE_FRACTION = 0.2
 
 
-class _Item(Protocol):
-    data: Any
-
-    def loc(self, *sub: str | int) -> Location: ...
-
-
-class _Issues(Protocol):
-    def add(self, code: str, message: str, location: Location, hint: str = "") -> None: ...
-
-
-def reconcile_policies(items: Iterable[_Item], segments: Iterable[str], syncs: Iterable[Sync],
-                       destinations: Mapping[str, Destination], issues: _Issues,
+def reconcile_policies(items: Iterable[ProjectItem], segments: Iterable[str], syncs: Iterable[Sync],
+                       destinations: Mapping[str, Destination], issues: IssueList,
                        did_you_mean: Callable[[str, Any, str], str], *, incomplete: bool = False,
                        declared_syncs: Iterable[str] = ()) -> dict[str, ReconcilePolicy]:
     """Valid reconcile policies by segment.
@@ -49,7 +43,7 @@ def reconcile_policies(items: Iterable[_Item], segments: Iterable[str], syncs: I
     if incomplete:
         return {}
     out: dict[str, ReconcilePolicy] = {}
-    seen: dict[str, _Item] = {}
+    seen: dict[str, ProjectItem] = {}
     segment_names = set(segments)
     sync_list = list(syncs)
     for item in items:

@@ -26,20 +26,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.errors import Location
-from airflow_segprovider.core.project.spec import (
-    AllOf,
-    AnyOf,
-    Attribute,
-    AttributeCondition,
-    Condition,
-    CustomerEntity,
-    DataModel,
-)
+from airflow_segprovider.core.project.durations import parse_duration
+from airflow_segprovider.core.project.rules import AllOf, AnyOf, AttributeCondition
+from airflow_segprovider.core.project.spec import Attribute, CustomerEntity, DataModel
+from airflow_segprovider.core.state.hybrid import HUB_PROFILES
 
 if TYPE_CHECKING:
+    from airflow_segprovider.core.project.builder import RuleBuilder
+    from airflow_segprovider.core.project.items import IssueList, ProjectItem
+    from airflow_segprovider.core.project.rules import Condition
     from airflow_segprovider.core.project.spec import Destination
 
-DEFAULT_HUB_TABLE = "segprovider_hub_profiles"
+DEFAULT_HUB_TABLE = HUB_PROFILES
 DEFAULT_DRIFT_TOLERANCE = 0.01
 #: Destination kinds whose API evaluates rule-based segments on stored attributes.
 SPOKE_KINDS = ("mailchimp", "hubspot")
@@ -148,12 +146,12 @@ class SpokeSegment:
         return ("all" if isinstance(self.rule, AllOf) else "any"), tuple(self.rule.children)  # type: ignore[arg-type]
 
 
-def parse_hybrid(builder: Any, hub_item: Any | None, spoke_items: dict[str, Any], model: DataModel,
-                 destinations: dict[str, Destination], declared_destinations: set[str] | None = None,
+def parse_hybrid(builder: RuleBuilder, hub_item: ProjectItem | None, spoke_items: dict[str, ProjectItem],
+                 model: DataModel, destinations: dict[str, Destination], declared_destinations: set[str] | None = None,
                  ) -> tuple[Hub | None, dict[str, SpokeSegment]]:
     """The hub and spoke segments of a project, every problem reported on ``builder.issues``.
 
-    :param builder: the project loader's builder (its ``issues``, ``unusable`` and ``condition``).
+    :param builder: the project loader's rule builder (its ``issues``, ``unusable`` and ``condition``).
     :param hub_item: the ``hub:`` section, or None.
     :param spoke_items: the ``spoke_segments:`` entries by name.
     :param destinations: the valid destinations.
@@ -161,8 +159,6 @@ def parse_hybrid(builder: Any, hub_item: Any | None, spoke_items: dict[str, Any]
         destination already reported as invalid (or declared in a file that could not be used)
         is not reported again.
     """
-    from airflow_segprovider.core.project.durations import parse_duration
-
     issues = builder.issues
     declared = set(declared_destinations or ()) | set(destinations)
     unusable = getattr(builder, "unusable", None)
@@ -230,7 +226,8 @@ def parse_hybrid(builder: Any, hub_item: Any | None, spoke_items: dict[str, Any]
     return hub, spokes
 
 
-def _hub_attribute(name: str, spec: dict[str, Any], model: DataModel, item: Any, issues: Any) -> HubAttribute | None:
+def _hub_attribute(name: str, spec: dict[str, Any], model: DataModel, item: ProjectItem,
+                   issues: IssueList) -> HubAttribute | None:
     customer = model.customer
     loc = item.loc("attributes", name)
     origins = [key for key in ("attribute", "event", "consent") if key in spec]
@@ -294,7 +291,8 @@ def _hub_attribute(name: str, spec: dict[str, Any], model: DataModel, item: Any,
                         description=spec.get("description", "") or attribute.description)
 
 
-def _spoke_segment(builder: Any, item: Any, hub: Hub, destinations: dict[str, Destination]) -> SpokeSegment | None:
+def _spoke_segment(builder: RuleBuilder, item: ProjectItem, hub: Hub,
+                   destinations: dict[str, Destination]) -> SpokeSegment | None:
     issues = builder.issues
     raw = item.data
     name, destination = raw["name"], raw["destination"]

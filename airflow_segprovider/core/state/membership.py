@@ -42,8 +42,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render
-from airflow_segprovider.core.errors import EvaluationError
+from airflow_segprovider.core.evaluate.dialects import in_list, quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.errors import TerminalEvaluationError
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -53,7 +53,11 @@ WORDS = "segprovider_membership_words"
 BITS = "segprovider_membership_bits"
 SNAPSHOTS = "segprovider_snapshots"
 CHANGES = "segprovider_membership_changes"
+#: the row-per-member table of earlier versions, once moved into the packed store
+MEMBERSHIPS_V0 = f"{MEMBERSHIPS}_v0"
 _WORD_ROWS = "segprovider_word_rows_placeholder"
+#: every table and view of the membership store
+TABLES = (MEMBERSHIPS, WORDS, BITS, SNAPSHOTS, CHANGES, MEMBERSHIPS_V0)
 # a BIGINT holds 63 bits without its sign bit: every mask, and any sum of them, stays positive
 BITS_PER_WORD = 63
 
@@ -92,18 +96,6 @@ def _view_sql(schema: str | None, dialect: str) -> str:
 def _is_packed_view(columns: dict[str, str] | None) -> bool:
     """Whether ``segprovider_memberships`` (its columns, or None when missing) is this version's view."""
     return columns is not None and "write_id" in {column.lower() for column in columns}
-
-
-def ts_literal(value: dt.datetime) -> str:
-    return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
-
-
-def text_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def in_list(values: Sequence[str]) -> str:
-    return "(" + ", ".join(text_literal(v) for v in values) + ")"
 
 
 @dataclass(frozen=True)
@@ -196,9 +188,9 @@ class MembershipStore:
 
         :raises EvaluationError: when ``segprovider_memberships_v0`` exists already.
         """
-        legacy = f"{MEMBERSHIPS}_v0"
+        legacy = MEMBERSHIPS_V0
         if self._store_columns(legacy) is not None:
-            raise EvaluationError(
+            raise TerminalEvaluationError(
                 f"{MEMBERSHIPS} is a table of an earlier segprovider version (one row per member), and {legacy}, "
                 f"the name this version moves it to once copied into {WORDS}, exists already: rename or drop "
                 f"{legacy}, then evaluate again")

@@ -22,13 +22,12 @@ the adapter's calls into the client library are not exercised against a server t
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import decimal
 import io
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
+from airflow_segprovider.core.evaluate.dialects import bigquery_literal
 from airflow_segprovider.core.warehouses.base import TransactionMixin
 from airflow_segprovider.core.warehouses.dbapi import arrow_table_ddl, split_table_name
 
@@ -36,32 +35,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _MAX_STATEMENT_CHARS = 500_000
-
-
-def bigquery_literal(value: Any) -> str:
-    """A BigQuery literal: strings escape quote, backslash and newlines with backslashes."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, decimal.Decimal):
-        # NUMERIC holds 29 integer and 9 fractional digits; beyond either, BIGNUMERIC
-        fits = abs(value) < 10 ** 29 and -value.as_tuple().exponent <= 9
-        return f"CAST('{value}' AS NUMERIC(38, 9))" if fits else f"CAST('{value}' AS BIGNUMERIC(76, 38))"
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return f"CAST('{value}' AS FLOAT64)"
-        return f"CAST({value!r} AS FLOAT64)"  # a bare 2.5 is FLOAT64 too, but say so: tools read it as DECIMAL
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            return f"TIMESTAMP '{value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=' ')}+00'"
-        return f"DATETIME '{value.isoformat(sep=' ')}'"
-    if isinstance(value, dt.date):
-        return f"DATE '{value.isoformat()}'"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
-    return f"'{text}'"
 
 
 def quote(name: str) -> str:

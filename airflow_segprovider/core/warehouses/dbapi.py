@@ -7,13 +7,11 @@ in from Arrow tables, chunk by chunk, through each warehouse's bulk path.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.evaluate.dialects import render, sql_literal
 from airflow_segprovider.core.warehouses.base import TransactionMixin
 
 if TYPE_CHECKING:
@@ -91,31 +89,6 @@ def rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]],
     return pa.RecordBatch.from_arrays(arrays, names=list(names))
 
 
-def sql_literal(value: Any) -> str:
-    """A Python value as a SQL literal in the portable form every dialect reads the same way.
-
-    Backslashes are not escapes in standard SQL text, but they are in Snowflake and BigQuery
-    string literals: the adapters that need it double them (see ``SnowflakeWarehouse``).
-    """
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, decimal.Decimal)):
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"cannot write the float {value!r} as a portable SQL literal")
-        return repr(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return f"'{value.isoformat(sep=' ')}'"
-    if isinstance(value, dt.date):
-        return f"'{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 class DBAPIWarehouse(TransactionMixin):
     """A warehouse over one DB-API 2 connection, guarded by a lock (the sync engine uses threads).
 
@@ -135,7 +108,6 @@ class DBAPIWarehouse(TransactionMixin):
         self._lock = threading.RLock()
         self._in_transaction = False
 
-    # -- statements ---------------------------------------------------------------------------
     def _cursor(self) -> Any:
         return self.connection.cursor()
 
@@ -191,7 +163,6 @@ class DBAPIWarehouse(TransactionMixin):
             with self._lock:
                 cursor.close()
 
-    # -- transactions -------------------------------------------------------------------------
     def _begin(self) -> None:
         self.execute("BEGIN")
 
@@ -201,8 +172,6 @@ class DBAPIWarehouse(TransactionMixin):
     def _rollback(self) -> None:
         self.execute("ROLLBACK")
 
-
-    # -- tables -------------------------------------------------------------------------------
     def _columns_sql(self, schema: str | None, name: str) -> str:
         where = f"table_schema = {sql_literal(schema)} AND " if schema else ""
         return ("SELECT table_name, column_name, data_type FROM information_schema.columns "

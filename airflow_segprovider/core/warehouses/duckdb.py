@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from airflow_segprovider.core.evaluate.dialects import text_literal
+from airflow_segprovider.core.state.staging import DUCKDB_LOAD_ROWS, DUCKDB_UPSERT_ROWS
 from airflow_segprovider.core.warehouses.base import TransactionMixin
 
 if TYPE_CHECKING:
@@ -84,7 +86,8 @@ class DuckDBWarehouse(TransactionMixin):
         name, schema = parts[-1], parts[-2] if len(parts) > 1 else (self.schema or "main")
         rows = self.query(
             "SELECT column_name, data_type FROM information_schema.columns "
-            f"WHERE table_schema = '{_sql_text(schema)}' AND table_name = '{_sql_text(name)}' ORDER BY ordinal_position"
+            f"WHERE table_schema = {text_literal(schema)} AND table_name = {text_literal(name)} "
+            "ORDER BY ordinal_position"
         )
         return {column: data_type.upper() for column, data_type in rows} or None
 
@@ -96,13 +99,13 @@ class DuckDBWarehouse(TransactionMixin):
         updates = ", ".join(f'"{name}" = excluded."{name}"' for name in rows.column_names if name not in keys)
         conflict = ", ".join(f'"{k}"' for k in keys)
         with self._lock:
-            self.connection.register("_segprovider_upsert", rows)
+            self.connection.register(DUCKDB_UPSERT_ROWS, rows)
             try:
                 self.connection.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _segprovider_upsert "
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {DUCKDB_UPSERT_ROWS} "
                     f"ON CONFLICT ({conflict}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
             finally:
-                self.connection.unregister("_segprovider_upsert")
+                self.connection.unregister(DUCKDB_UPSERT_ROWS)
 
     def load(self, table: str, rows: pa.Table, *, create: bool = False) -> None:
         """Append ``rows`` (columns matched by name) to ``table``.
@@ -117,15 +120,11 @@ class DuckDBWarehouse(TransactionMixin):
             if rows.num_rows == 0:
                 return
             columns = ", ".join(f'"{name}"' for name in rows.column_names)
-            self.connection.register("_segprovider_load", rows)
+            self.connection.register(DUCKDB_LOAD_ROWS, rows)
             try:
-                self.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _segprovider_load")
+                self.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {DUCKDB_LOAD_ROWS}")
             finally:
-                self.connection.unregister("_segprovider_load")
+                self.connection.unregister(DUCKDB_LOAD_ROWS)
 
     def close(self) -> None:
         self.connection.close()
-
-
-def _sql_text(value: str) -> str:
-    return value.replace("'", "''")

@@ -20,8 +20,9 @@ import io
 import itertools
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier
-from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch, sql_literal
+from airflow_segprovider.core.evaluate.dialects import quote_identifier, sql_literal
+from airflow_segprovider.core.state.staging import BATCH_CURSOR_PREFIX, UPSERT_STAGING_PREFIX, upsert_staging_ddl
+from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -84,7 +85,7 @@ class PostgresWarehouse(DBAPIWarehouse):
         engine's state writes) may run on the connection between batches.
         """
         with self._lock:
-            cursor = self.connection.cursor(name=f"segprovider_batches_{next(_cursor_ids)}", withhold=True)
+            cursor = self.connection.cursor(name=f"{BATCH_CURSOR_PREFIX}{next(_cursor_ids)}", withhold=True)
             cursor.itersize = batch_size
             cursor.execute(sql)
         try:
@@ -135,9 +136,9 @@ class PostgresWarehouse(DBAPIWarehouse):
         columns = ", ".join(names)
         updates = ", ".join(f"{n} = EXCLUDED.{n}" for n, raw in zip(names, rows.column_names) if raw not in keys)
         conflict = ", ".join(quote_identifier(k) for k in keys)
-        staging = f"segprovider_upsert_{next(_cursor_ids)}"
+        staging = f"{UPSERT_STAGING_PREFIX}{next(_cursor_ids)}"
         with self._lock, self.transaction():
-            self.execute(f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
+            self.execute(upsert_staging_ddl(staging, columns, table))
             self._load(staging, rows)
             self.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
                          f"ON CONFLICT ({conflict}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))

@@ -19,7 +19,8 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch, split_table_name, sql_literal
+from airflow_segprovider.core.evaluate.dialects import snowflake_literal, sql_literal
+from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch, split_table_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,12 +40,6 @@ def identifier(name: str) -> str:
     if _SIMPLE.match(name):
         return name
     return '"' + name.replace('"', '""') + '"'
-
-
-def snowflake_literal(value: Any) -> str:
-    """A literal; Snowflake string literals treat backslash as an escape, so it is doubled."""
-    text = sql_literal(value)
-    return text.replace("\\", "\\\\") if text.startswith("'") else text
 
 
 def _arrow_type(column: Any) -> pa.DataType | None:

@@ -39,6 +39,7 @@ def world(tmp_path_factory, airflow_db):  # noqa: F811 - the session fixture, mi
     from airflow_segprovider.example.generate import generate
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+    from support.sandbox import SANDBOX_CREDENTIALS
     from segprovider_sandbox import serve
 
     tmp = tmp_path_factory.mktemp("distributed_dag")
@@ -54,8 +55,7 @@ def world(tmp_path_factory, airflow_db):  # noqa: F811 - the session fixture, mi
     alerts = receiver.alerts
     sandbox = serve(db_path=tmp / "sandbox.db")
     systems = seed_sandbox(sandbox)
-    connections = sandbox_connections(warehouse_path, sandbox.url,
-                                      receiver.url,
+    connections = sandbox_connections(warehouse_path, sandbox.url, receiver.url, SANDBOX_CREDENTIALS,
                                       retry={"backoff_base": 0.05, "backoff_max": 0.2, "max_attempts": 4})
     patch = pytest.MonkeyPatch()
     for name, value in connection_variables(connections).items():

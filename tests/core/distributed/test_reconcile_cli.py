@@ -9,6 +9,7 @@ from airflow_segprovider.cli.main import main
 from airflow_segprovider.example.generate import generate
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+from support.sandbox import SANDBOX_CREDENTIALS
 
 from support.distributed_world import consenting_customers, last_request_id, make_project, membership_writes
 
@@ -26,7 +27,7 @@ def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeyp
     generate(warehouse, 150, seed=21)
     emails = list(consenting_customers(warehouse, 4).values())
     warehouse.close()
-    for name, value in connection_variables(sandbox_connections(db, sandbox.url, "http://127.0.0.1:9/alerts",
+    for name, value in connection_variables(sandbox_connections(db, sandbox.url, "http://127.0.0.1:9/alerts", SANDBOX_CREDENTIALS,
                                                                 {"backoff_base": 0.01, "max_attempts": 3})).items():
         monkeypatch.setenv(name, value)
     past = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)

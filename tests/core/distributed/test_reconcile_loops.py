@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from airflow_segprovider.core.distributed.reconciler import PULLS, ChangeSetTooLargeError, ReconcileError, Reconciler
+from airflow_segprovider.core.distributed import ChangeSetTooLargeError, ReconcileError, Reconciler
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.state.distributed import PULLS
 
 from support.distributed_world import (
     client_factory,

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from airflow_segprovider.core.destination import FieldType
 from airflow_segprovider.core.errors import ProjectValidationError
-from airflow_segprovider.core.hybrid.hub import FieldType, WireTypeError, to_wire
+from airflow_segprovider.core.hybrid.errors import WireTypeError
+from airflow_segprovider.core.hybrid.types import to_wire
 from airflow_segprovider.core.project.loader import load_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +112,8 @@ def test_values_are_written_as_each_api_documents_the_field_type() -> None:
 
 
 def test_a_hub_column_of_the_wrong_type_fails_the_types_check(tmp_path: Path) -> None:
-    from airflow_segprovider.core.hybrid.hub import HubBuilder, type_checks
+    from airflow_segprovider.core.hybrid.build import HubBuilder
+    from airflow_segprovider.core.hybrid.types import type_checks
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
     project = load_project(EXAMPLE_PROJECT)
@@ -134,7 +137,7 @@ def test_a_hub_column_of_the_wrong_type_fails_the_types_check(tmp_path: Path) ->
 def test_backfills_and_runs_older_than_the_hub_never_rebuild_or_push(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from airflow_segprovider.core.hybrid.hub import HubBuilder
+    from airflow_segprovider.core.hybrid.build import HubBuilder
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.operators.hybrid import hub_historical_reason
 

@@ -43,22 +43,14 @@ def record_load(warehouse, source: str, table: str, at: dt.datetime, rows: int) 
 
 
 def test_the_hub_builds_pushes_only_changes_and_counts_like_the_spoke_on_postgres(pg_warehouse, tmp_path) -> None:
-    from airflow_segprovider.core.hybrid.hub import (
-        AttributePushEngine,
-        HubBuilder,
-        WireTypeError,
-        push_sync,
-        spoke_count_sql,
-        type_checks,
-    )
-    from airflow_segprovider.core.sync.engine import build_client
-    from airflow_segprovider.destinations.spokes import (
-        PUSH_CONFIG,
-        PushClient,
-        deploy_spoke_segment,
-        field_types,
-        spoke_segment_count,
-    )
+    from airflow_segprovider.core.hybrid.build import HubBuilder
+    from airflow_segprovider.core.hybrid.errors import WireTypeError
+    from airflow_segprovider.core.hybrid.push import AttributePushEngine, push_sync
+    from airflow_segprovider.core.hybrid.spokes import spoke_count_sql
+    from airflow_segprovider.core.hybrid.types import type_checks
+    from airflow_segprovider.destinations.connection import build_client
+    from airflow_segprovider.destinations.spoke_segments import deploy_spoke_segment, spoke_segment_count
+    from airflow_segprovider.destinations.spokes import PUSH_CONFIG, PushClient, field_types
     from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, serve
 
     project = load_project(EXAMPLE_PROJECT)

@@ -37,7 +37,8 @@ from support.faults import (
 
 from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.example.generate import generate
-from airflow_segprovider.core.sync.engine import SyncEngine, SyncOptions, build_client
+from airflow_segprovider.core.sync import SyncEngine, SyncOptions
+from airflow_segprovider.destinations.connection import build_client
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.core.destination import TransientDestinationError
 

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_segprovider.core.errors import SegproviderError
 from airflow_segprovider.core.project.loader import load_project
-from airflow_segprovider.core.sync.engine import ReconciledSyncError, centralized_syncs, reconciled_syncs, select_syncs
+from airflow_segprovider.core.sync import ReconciledSyncError, centralized_syncs, reconciled_syncs, select_syncs
 
 RECONCILED = {"sales_priority__mailchimp_newsletter", "sales_priority__hubspot_crm"}
 

@@ -26,7 +26,7 @@ from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
 from airflow_segprovider.core.project.loader import load_project
 from support.engine_harness import COLUMN_TYPES, MODEL, write_project
 from support.reference_evaluator import reference_members, split_arm
-from test_differential_warehouses import stored
+from support.warehouse_matrix import stored
 from support.warehouse_matrix import DIFFERENTIAL_KINDS, load_rows, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -286,7 +286,7 @@ def test_bigquery_reads_timestamp_columns_as_utc_datetime():
 def test_bigquery_adapter_literals_mean_their_value(value):
     """The BigQuery adapter writes rows as literals inside transactions: each reads back as itself
     (parsed as BigQuery, executed transpiled to DuckDB)."""
-    from airflow_segprovider.core.warehouses.bigquery import bigquery_literal
+    from airflow_segprovider.core.evaluate.dialects import bigquery_literal
     from support.warehouse_matrix import BigQuerySQLOnDuckDB
 
     warehouse = BigQuerySQLOnDuckDB(":memory:")
@@ -299,7 +299,7 @@ def test_bigquery_adapter_literals_mean_their_value(value):
 
 @pytest.mark.parametrize("value", ["it's", "back\\slash", "two\nlines", "\\'", "ünï ✓"])
 def test_snowflake_adapter_literals_mean_their_value(value):
-    from airflow_segprovider.core.warehouses.snowflake import snowflake_literal
+    from airflow_segprovider.core.evaluate.dialects import snowflake_literal
 
     with open_warehouse("snowflake") as warehouse:
         assert warehouse.query(f"SELECT {snowflake_literal(value)}") == [(value,)]

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from airflow_segprovider.core.evaluate.engine import evaluate, preview
 from airflow_segprovider.core.evaluate.explain import explain
 from airflow_segprovider.example.generate import generate
-from airflow_segprovider.core.state.membership import MEMBERSHIPS, MembershipStore, ts_literal
+from airflow_segprovider.core.state.membership import MembershipStore
 from airflow_segprovider.core.project.loader import load_project
 from support.engine_harness import COLUMN_TYPES
 from support.reference_evaluator import reference_members
-from test_differential import draw_random_case
-from support.warehouse_matrix import DIFFERENTIAL_KINDS, copy_tables, load_rows, open_warehouse
+from support.random_cases import draw_random_case
+from support.warehouse_matrix import DIFFERENTIAL_KINDS, copy_tables, load_rows, open_warehouse, render_sql, stored
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +35,6 @@ DAY_2 = dt.datetime(2026, 11, 24)
 EXAMPLE_TABLES = ["customers", "events", "orders", "consents"]
 #: random examples per run (every example runs on all four warehouses); raise it to hunt
 RANDOM_EXAMPLES = int(os.environ.get("SEGPROVIDER_WAREHOUSE_FUZZ_EXAMPLES", "8"))
-
-
-def stored(warehouse, as_of: dt.datetime) -> dict[str, dict[str, str | None]]:
-    """segment -> {customer key -> arm} of one snapshot, read back from the warehouse."""
-    out: dict[str, dict[str, str | None]] = {}
-    for segment, key, arm in warehouse.query(
-            f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {ts_literal(as_of)}"
-            if warehouse.dialect == "duckdb" else _render(
-                f"SELECT segment, customer_key, arm FROM {MEMBERSHIPS} WHERE as_of = {ts_literal(as_of)}",
-                warehouse.dialect)):
-        assert key not in out.setdefault(segment, {}), f"{segment}: key {key!r} stored twice"
-        out[segment][key] = arm
-    return out
-
-
-def _render(sql: str, dialect: str) -> str:
-    from airflow_segprovider.core.evaluate.dialects import render
-
-    return render(sql, dialect)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +153,7 @@ def test_packed_store_across_words_and_partial_re_evaluation(kind, tmp_path):
         reference = reference_members(project, tables, DAY_2)
         assert stored(warehouse, DAY_2) == {name: members for name, members in reference.items() if members}
 
-        warehouse.execute(_render("UPDATE customers SET score = 0 WHERE customer_id = 'c74'", warehouse.dialect))
+        warehouse.execute(render_sql("UPDATE customers SET score = 0 WHERE customer_id = 'c74'", warehouse.dialect))
         evaluate(project, warehouse, DAY_2, run_id="partial", segments=["s69"])
         now = stored(warehouse, DAY_2)
         assert set(now["s69"]) == {"c69", "c70", "c71", "c72", "c73"}
@@ -196,7 +177,7 @@ def test_a_row_per_member_store_is_migrated_on_every_warehouse(kind, tmp_path):
         evaluate(project, warehouse, DAY_1, run_id="day_1")
         day_1 = stored(warehouse, DAY_1)
         to_row_per_member_layout(warehouse)
-        warehouse.execute(_render("UPDATE customers SET score = 6 WHERE customer_id IN ('c0', 'c1')", warehouse.dialect))
+        warehouse.execute(render_sql("UPDATE customers SET score = 6 WHERE customer_id IN ('c0', 'c1')", warehouse.dialect))
         evaluate(project, warehouse, DAY_2, run_id="day_2")
         assert stored(warehouse, DAY_1) == day_1
         store = MembershipStore(warehouse)

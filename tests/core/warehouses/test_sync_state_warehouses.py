@@ -18,7 +18,9 @@ from airflow_segprovider.core.evaluate.dialects import render
 from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.example.generate import generate
 from airflow_segprovider.core.project.loader import load_project
-from airflow_segprovider.core.sync.engine import RUNS, STATE, SyncEngine, SyncOptions, build_client
+from airflow_segprovider.core.state.sync import RUNS, STATE
+from airflow_segprovider.core.sync import SyncEngine, SyncOptions
+from airflow_segprovider.destinations.connection import build_client
 from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN, DEFAULT_MAILCHIMP_API_KEY, serve
 from support.warehouse_matrix import copy_tables, open_warehouse
 

@@ -1,0 +1,86 @@
+"""``segprovider sync``: send the membership changes of an evaluated snapshot to the destinations."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from airflow_segprovider.cli.common import AS_OF_HELP, DB_HELP, EXIT_ERROR, EXIT_OK, as_of_arg, load, open_warehouse
+from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
+
+if TYPE_CHECKING:
+    from airflow_segprovider.cli.common import AddCommand
+    from airflow_segprovider.core.project.spec import Project
+
+
+def env_client(project: Project, sync):
+    """The destination client of ``sync``, with credentials from ``AIRFLOW_CONN_<CONNECTION_ID>``."""
+    from airflow_segprovider.destinations.connection import build_client, connection_from_env
+
+    destination = project.destinations[sync.destination]
+    return build_client(project, sync, connection_from_env(destination.connection_id, destination=destination.name))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from airflow_segprovider.core.sync import SyncEngine, SyncOptions, select_syncs
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    project = load(args.project)
+    # before the warehouse is opened: a sync the distributed model owns is refused outright
+    chosen = select_syncs(project, args.sync)
+    warehouse = open_warehouse(project, args.db)
+    engine = SyncEngine(project, warehouse)
+    as_of = as_of_arg(args.as_of)
+    options = SyncOptions(dry_run=args.dry_run, allow_mass_removal=args.allow_mass_removal,
+                          batch_size=args.batch_size, concurrency=args.concurrency)
+    status = EXIT_OK
+    results = []
+    for sync in chosen:
+        client = env_client(project, sync)
+        try:
+            record = engine.run(sync, client, as_of, options=options, run_id=args.run_id)
+        finally:
+            client.close()
+        results.append(record.to_dict())
+        plan = record.plan
+        assert plan is not None
+        removes = "unknown" if plan.remove is None else f"{plan.remove:,}"
+        if args.dry_run:
+            print(f"{sync.id}: would add {plan.add:,}, change {plan.change:,}, remove {removes} "
+                  f"(suppressed by consent {plan.suppressed:,}, no identity {plan.missing_identity:,}, "
+                  f"given up after retries {plan.exhausted:,})")
+            for operation, keys in plan.samples.items():
+                if keys:
+                    print(f"    sample {operation}: {', '.join(keys)}")
+        else:
+            print(f"{sync.id}: {record.status}: added {record.succeeded['add']:,}, changed "
+                  f"{record.succeeded['change']:,}, removed {record.succeeded['remove']:,}; rejected "
+                  f"{sum(record.failed.values()):,} (of planned {plan.add:,}/{plan.change:,}/{removes}) "
+                  f"in {record.duration_s:.1f}s")
+        if record.status == "partial":
+            status = EXIT_ERROR
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    return status
+
+
+def register(command: AddCommand) -> None:
+    """Add this group's command to the ``segprovider`` parser."""
+    p = command("sync", cmd_sync, "Send membership changes of an evaluated snapshot to the destinations. "
+                "Credentials come from AIRFLOW_CONN_<CONNECTION_ID> (Airflow's JSON or URI form).")
+    p.add_argument("project")
+    p.add_argument("--as-of", help="the snapshot to sync (" + AS_OF_HELP + ")")
+    p.add_argument("--sync", action="append", help="only syncs matching this id, segment or destination (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="plan and print counts with samples; send nothing")
+    p.add_argument("--allow-mass-removal", action="store_true",
+                   help="allow removing more than a sync's max_remove_fraction, or emptying a destination")
+    p.add_argument("--batch-size", type=int, help="records per call (default: the vendor's maximum)")
+    p.add_argument("--concurrency", type=int, default=4, help="batches in flight at once (4)")
+    p.add_argument("--run-id", help=f"run id recorded in {SYNC_RUNS}")
+    p.add_argument("--json", action="store_true", help="also print the run records as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="log plans and progress")
+    p.add_argument("--db", help=DB_HELP)

@@ -1,0 +1,32 @@
+"""Consent as the sync sees it: each customer's latest answer for a channel.
+
+Consent is checked again at sync time, not only at evaluation: whoever withdrew
+consent after the segment was evaluated is never sent. The hybrid hub reads the
+same answers for its consent attributes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from airflow_segprovider.core.evaluate.dialects import quote_identifier, quoted_table, text_literal, ts_literal
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.project.spec import ConsentModel
+
+
+def latest_consent_sql(consent: ConsentModel, channel: str, schema: str | None,
+                       as_of: dt.datetime | None = None) -> str:
+    """``(k, opted_in)``: each customer's latest answer for ``channel`` (at ``as_of`` when given).
+
+    The key is text, as the membership and sync tables hold it; at equal times a withdrawal wins,
+    the safe reading. Written in DuckDB's dialect, rendered with the statement around it.
+    """
+    key, opted_in, updated_at = (quote_identifier(c) for c in (
+        consent.customer_key, consent.opted_in_column, consent.updated_at_column))
+    bound = f" AND {updated_at} <= {ts_literal(as_of)}" if as_of is not None else ""
+    return (f"SELECT k, opted_in FROM (SELECT CAST({key} AS VARCHAR) AS k, {opted_in} AS opted_in, "
+            f"ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {updated_at} DESC, {opted_in} ASC) AS rn "
+            f"FROM {quoted_table(consent.table, schema)} WHERE {quote_identifier(consent.channel_column)} = "
+            f"{text_literal(channel)}{bound}) AS ranked WHERE rn = 1")

@@ -1,0 +1,177 @@
+"""Planning a sync: what the destination should hold, and what must change to get there.
+
+The **desired** state is the segment's snapshot at ``as_of``, joined with the
+customer's identity and mapped attributes, minus anyone whose consent for the
+destination's channel is withdrawn *now*. The **acknowledged** state is what the
+destination confirmed (``segprovider_sync_state``). The difference is the plan:
+
+* **add**: desired, not in the destination;
+* **change**: in both, attributes hash differs (mirror and upsert modes);
+* **remove**: in the destination because *we* added it, no longer desired (mirror only).
+
+Each operation is one query listing its keys (with what is needed to send them); the
+plan counts them in the warehouse, never loading the members into memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from airflow_segprovider.core.evaluate.dialects import quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.state.membership import MEMBERSHIPS
+from airflow_segprovider.core.state.sync import REJECTED, STATE
+from airflow_segprovider.core.sync.consent import latest_consent_sql
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.destination import DestinationClient
+    from airflow_segprovider.core.project.spec import Destination, Project, Sync
+    from airflow_segprovider.core.warehouses.base import Warehouse
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("add", "change", "remove")
+
+
+@dataclass
+class SyncOptions:
+    """How one sync run behaves.
+
+    :param dry_run: plan and report, never call the destination's write endpoints.
+    :param allow_mass_removal: let a run remove more than ``max_remove_fraction`` of the destination.
+    :param max_attempts: a refused record is retried on later runs until it was refused this often.
+    :param concurrency: batches in flight at once (the connector also caps its own connections).
+    :param sample_size: keys shown per operation in a dry run.
+    :param progress_every_s: seconds between progress lines in the log.
+    :param batch_size: records per call; None (default) uses the vendor's documented maximum.
+    """
+
+    dry_run: bool = False
+    allow_mass_removal: bool = False
+    max_attempts: int = 3
+    concurrency: int = 4
+    sample_size: int = 5
+    progress_every_s: float = 10.0
+    batch_size: int | None = None
+
+
+@dataclass
+class SyncPlan:
+    add: int
+    change: int
+    remove: int | None  # None: unknown (a destination we cannot read and have no state for)
+    suppressed: int
+    missing_identity: int
+    exhausted: int  # refused too often, no longer retried
+    destination_size: int | None
+    baseline: int = 0
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+
+def desired_sql(project: Project, sync: Sync, destination: Destination, as_of: dt.datetime,
+                schema: str | None) -> str:
+    """Members to hold: snapshot rows with identity, mapped attributes, row hash and consent now."""
+    model = project.model
+    customer = model.customer
+    attrs = customer.attributes
+    identity_col = attrs[destination.identity].column
+    fields = sorted(destination.field_mapping.items())
+    projections = [f'c."{attrs[attr].column}" AS "f__{name}"' for name, attr in fields]
+    hash_input = " || '|' || ".join(
+        [f"COALESCE(CAST(c.\"{identity_col}\" AS VARCHAR), '')"]
+        + [f"COALESCE(CAST(c.\"{attrs[attr].column}\" AS VARCHAR), '\u2205')" for _, attr in fields])
+    arm = f" AND m.arm = {text_literal(sync.arm)}" if sync.arm else ""
+    consent_join, consent_ok = "", "TRUE"
+    if model.consent is not None and destination.channel in model.consent.channels:
+        consent = model.consent
+        require = model.consent.channels[destination.channel].require_opt_in
+        # consent is checked again at sync time: the latest answer, whenever it was given
+        consent_join = (f"LEFT JOIN ({latest_consent_sql(consent, destination.channel, schema)}) "
+                        f"AS consent ON consent.k = m.customer_key")
+        consent_ok = f"COALESCE(consent.opted_in, {'FALSE' if require else 'TRUE'})"
+    return (
+        f"SELECT m.customer_key, CAST(c.\"{identity_col}\" AS VARCHAR) AS identity, "
+        + "".join(p + ", " for p in projections)
+        + f"MD5({hash_input}) AS row_hash, {consent_ok} AS consent_ok "
+        f"FROM {MEMBERSHIPS} AS m JOIN {quoted_table(customer.table, schema)} AS c "
+        f"ON CAST(c.\"{customer.key}\" AS VARCHAR) = m.customer_key {consent_join} "
+        f"WHERE m.segment = {text_literal(sync.segment)} AND m.as_of = {ts_literal(as_of)}{arm}"
+    )
+
+
+def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempts: int,
+                 dialect: str) -> dict[str, str]:
+    """Queries listing the keys of each operation (with what is needed to send them).
+
+    :param desired: the desired-state query (:func:`desired_sql`, or a subclass's own).
+    :param dialect: the warehouse's dialect the queries are rendered in.
+    """
+    sid = text_literal(sync.id)
+    exhausted = (f"SELECT customer_key FROM {REJECTED} WHERE sync_id = {sid} AND attempts >= {int(max_attempts)}")
+    state = f"SELECT * FROM {STATE} WHERE sync_id = {sid} AND in_destination"
+    fields = "".join(f', d."f__{name}"' for name in sorted(destination.field_mapping))
+    sendable = (f"d.consent_ok AND d.identity IS NOT NULL AND d.identity <> '' "
+                f"AND d.customer_key NOT IN ({exhausted})")
+    queries = {
+        "desired": desired,
+        "add": (f"SELECT d.customer_key, d.identity, d.row_hash{fields} FROM ({desired}) AS d "
+                f"LEFT JOIN ({state}) AS s ON s.customer_key = d.customer_key "
+                f"WHERE s.customer_key IS NULL AND {sendable}"),
+        "change": (f"SELECT d.customer_key, d.identity, d.row_hash{fields} FROM ({desired}) AS d "
+                   f"JOIN ({state}) AS s ON s.customer_key = d.customer_key "
+                   f"WHERE (s.row_hash IS NULL OR s.row_hash <> d.row_hash) AND {sendable}"),
+        "remove": (f"SELECT s.customer_key, s.identity, s.row_hash, s.destination_id FROM ({state}) AS s "
+                   f"WHERE s.origin = 'segprovider' AND s.customer_key NOT IN "
+                   f"(SELECT customer_key FROM ({desired}) AS d WHERE d.consent_ok)"),
+        "suppressed": f"SELECT d.customer_key FROM ({desired}) AS d WHERE NOT d.consent_ok",
+        "missing_identity": (f"SELECT d.customer_key FROM ({desired}) AS d WHERE d.consent_ok "
+                             f"AND (d.identity IS NULL OR d.identity = '')"),
+        "exhausted": exhausted,
+    }
+    if sync.mode == "add_only":
+        queries["change"] = queries["add"] + " AND FALSE"
+        queries["remove"] = queries["remove"] + " AND FALSE"
+    return {name: render(sql, dialect) for name, sql in queries.items()}
+
+
+def count_rows(warehouse: Warehouse, sql: str) -> int:
+    """How many rows ``sql`` (already rendered) returns, counted in the warehouse."""
+    return int(warehouse.query(f"SELECT COUNT(*) FROM ({sql}) AS q")[0][0])
+
+
+def plan_sync(warehouse: Warehouse, sync: Sync, client: DestinationClient, queries: dict[str, str],
+              sample_size: int, count: Callable[[str], int], baseline: Callable[[], int] | None) -> SyncPlan:
+    """Count each operation of ``queries`` into a :class:`SyncPlan`, with a few sample keys each.
+
+    :param count: counts the rows of a rendered query (the engine's ``_count``).
+    :param baseline: records an existing list's members on a first run (see
+        :func:`~airflow_segprovider.core.sync.safety.baseline_members`) and returns how many;
+        None when this run must not read or record them (a dry run, an attribute push).
+    """
+    sid = text_literal(sync.id)
+    has_state = count(render(f"SELECT 1 FROM {STATE} WHERE sync_id = {sid}", warehouse.dialect)) > 0
+    baselined = 0
+    if not has_state and baseline is not None and client.can_read_members:
+        baselined = baseline()
+        has_state = True
+    plan = SyncPlan(
+        add=count(queries["add"]), change=count(queries["change"]),
+        remove=count(queries["remove"]), suppressed=count(queries["suppressed"]),
+        missing_identity=count(queries["missing_identity"]), exhausted=count(queries["exhausted"]),
+        destination_size=count(render(f"SELECT 1 FROM {STATE} WHERE sync_id = {sid} AND in_destination",
+                                      warehouse.dialect)),
+        baseline=baselined,
+    )
+    if not has_state and client.can_read_members and baseline is None:
+        plan.remove = None  # a dry run of a first sync: the destination's current members are not read
+    if not has_state and not client.can_read_members:
+        plan.destination_size = None
+    for operation in OPERATIONS:
+        plan.samples[operation] = [row[0] for row in warehouse.query(
+            f"SELECT customer_key FROM ({queries[operation]}) AS q ORDER BY customer_key "
+            f"LIMIT {int(sample_size)}")]
+    log.info("sync %s plan: %s", sync.id, {k: v for k, v in asdict(plan).items() if k != "samples"})
+    return plan

@@ -1,0 +1,164 @@
+"""What a sync run leaves in the warehouse: acknowledged state, rejected records, the run record.
+
+Each acknowledged batch is committed to the state table in its own transaction, so a
+run killed halfway and run again sends only what was not acknowledged. Records a
+destination refuses go to ``segprovider_rejected_records`` and are retried on later
+runs up to ``max_attempts``; one accepted later is no longer a rejected record. Every
+run writes a record to ``segprovider_sync_runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from airflow_segprovider.core.destination import RejectedRecord
+from airflow_segprovider.core.evaluate.dialects import in_list, render, text_literal
+from airflow_segprovider.core.state.sync import REJECTED, RUNS, STATE, state_rows, utc_now
+from airflow_segprovider.core.sync.plan import OPERATIONS, SyncPlan
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.destination import BatchResult, Record
+    from airflow_segprovider.core.warehouses.base import Warehouse
+
+
+@dataclass
+class SyncRunRecord:
+    """What one sync run planned and did: written to ``segprovider_sync_runs`` and pushed to XCom."""
+
+    run_id: str
+    sync_id: str
+    segment: str
+    destination: str
+    as_of: str
+    mode: str
+    dry_run: bool
+    status: str = "running"
+    plan: SyncPlan | None = None
+    succeeded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
+    failed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
+    duration_s: float = 0.0
+    records_per_s: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def previously_rejected(warehouse: Warehouse, sync_id: str) -> dict[str, set[str]]:
+    """Keys rejected earlier and retried now, per operation: few, so kept in memory to clear them when accepted."""
+    keys: dict[str, set[str]] = {op: set() for op in OPERATIONS}
+    for key, operation in warehouse.query(render(
+            f"SELECT customer_key, operation FROM {REJECTED} WHERE sync_id = {text_literal(sync_id)}",
+            warehouse.dialect)):
+        keys[operation].add(key)
+    return keys
+
+
+def destination_ids(warehouse: Warehouse, sync_id: str, keys: list[str]) -> dict[str, str]:
+    """The vendor ids the state holds for ``keys`` (learned when they were added)."""
+    return {k: v for k, v in warehouse.query(render(
+        f"SELECT customer_key, destination_id FROM {STATE} WHERE sync_id = {text_literal(sync_id)} "
+        f"AND customer_key IN {in_list(keys)} AND destination_id IS NOT NULL", warehouse.dialect))}
+
+
+def commit_batch(warehouse: Warehouse, lock: threading.Lock, sync_id: str, operation: str, result: BatchResult,
+                 records: Sequence[Record], hashes: dict[str, str], record: SyncRunRecord,
+                 rejected_before: dict[str, set[str]]) -> None:
+    """Record one acknowledged batch: state rows, rejections, counters, in one transaction.
+
+    :param lock: serializes the writes of batches acknowledged at the same time.
+    :param rejected_before: :func:`previously_rejected`; keys accepted now are taken out of it.
+    """
+    identities = {r.key: r.identity for r in records}
+    keys = [key for key in result.acknowledged if key in identities]
+    ids = [result.destination_ids.get(key) for key in keys]
+    with lock, warehouse.transaction():
+        if keys:
+            if operation != "add":  # keep the vendor id learned at add time
+                known = destination_ids(warehouse, sync_id, keys)
+                ids = [vendor_id or known.get(key) for key, vendor_id in zip(keys, ids)]
+            warehouse.upsert(STATE, ["sync_id", "customer_key"], state_rows(
+                sync_id, keys, [identities[key] for key in keys], [hashes.get(key) for key in keys], ids,
+                operation != "remove", "segprovider", record.run_id))
+            resolved = rejected_before[operation].intersection(keys)
+            if resolved:  # accepted now: no longer a rejected record
+                warehouse.execute(render(
+                    f"DELETE FROM {REJECTED} WHERE sync_id = {text_literal(sync_id)} AND operation = "
+                    f"{text_literal(operation)} AND customer_key IN {in_list(sorted(resolved))}", warehouse.dialect))
+                rejected_before[operation] -= resolved
+        if result.rejected:
+            record_rejections(warehouse, sync_id, operation, result.rejected, record.run_id)
+    record.succeeded[operation] += len(keys)
+    record.failed[operation] += len(result.rejected)
+
+
+def record_rejections(warehouse: Warehouse, sync_id: str, operation: str, rejected: Sequence[RejectedRecord],
+                      run_id: str) -> None:
+    """Upsert refused records into ``segprovider_rejected_records``, counting each key's attempts."""
+    now = utc_now()
+    previous = {k: (attempts, first) for k, attempts, first in warehouse.query(render(
+        f"SELECT customer_key, attempts, first_seen FROM {REJECTED} WHERE sync_id = {text_literal(sync_id)} "
+        f"AND operation = {text_literal(operation)} AND customer_key IN {in_list([r.key for r in rejected])}",
+        warehouse.dialect))}
+    rows = pa.table({
+        "sync_id": [sync_id] * len(rejected),
+        "customer_key": [r.key for r in rejected],
+        "operation": [operation] * len(rejected),
+        "error_code": [r.code for r in rejected],
+        "message": [r.message[:1000] for r in rejected],
+        "attempts": pa.array([previous.get(r.key, (0, now))[0] + 1 for r in rejected], pa.int32()),
+        "first_seen": pa.array([previous.get(r.key, (0, now))[1] for r in rejected], pa.timestamp("us")),
+        "last_seen": pa.array([now] * len(rejected), pa.timestamp("us")),
+        "run_id": [run_id] * len(rejected),
+    })
+    with warehouse.transaction():
+        warehouse.upsert(REJECTED, ["sync_id", "customer_key", "operation"], rows)
+
+
+def reject_unsendable(warehouse: Warehouse, sync_id: str, missing_identity_sql: str, run_id: str) -> None:
+    """Members without an identity can never be sent: they are rejected records, not silently dropped."""
+    keys = [row[0] for row in warehouse.query(missing_identity_sql)]
+    if keys:
+        record_rejections(warehouse, sync_id, "add", [RejectedRecord(k, "missing_identity",
+                          "the customer has no value for the destination's identity attribute")
+                          for k in keys], run_id)
+
+
+def write_run(warehouse: Warehouse, record: SyncRunRecord, started_at: dt.datetime) -> None:
+    """Upsert the run's row into ``segprovider_sync_runs``."""
+    plan = record.plan
+    row = pa.table({
+        "run_id": [record.run_id], "sync_id": [record.sync_id], "segment": [record.segment],
+        "destination": [record.destination],
+        "as_of": pa.array([dt.datetime.fromisoformat(record.as_of)], pa.timestamp("us")),
+        "mode": [record.mode], "dry_run": [record.dry_run], "status": [record.status],
+        "planned_add": pa.array([plan.add if plan else None], pa.int64()),
+        "planned_change": pa.array([plan.change if plan else None], pa.int64()),
+        "planned_remove": pa.array([plan.remove if plan else None], pa.int64()),
+        **{f"{kind}_{op}": pa.array([getattr(record, kind)[op]], pa.int64())
+           for kind in ("succeeded", "failed") for op in OPERATIONS},
+        "suppressed": pa.array([plan.suppressed if plan else None], pa.int64()),
+        "started_at": pa.array([started_at], pa.timestamp("us")),
+        "finished_at": pa.array([utc_now()], pa.timestamp("us")),
+        "duration_s": [record.duration_s], "records_per_s": [record.records_per_s], "error": [record.error],
+    })
+    with warehouse.transaction():
+        warehouse.upsert(RUNS, ["run_id", "sync_id"], row)
+
+
+def held_keys_sql(sync_id: str) -> str:
+    """The keys the destination is known to hold for ``sync_id`` (acknowledged state), in DuckDB's dialect."""
+    return f"SELECT customer_key FROM {STATE} WHERE sync_id = {text_literal(sync_id)} AND in_destination"
+
+
+def rejected_records(warehouse: Warehouse, sync_id: str) -> list[tuple[str, str, str, str, int]]:
+    """Every rejected record of ``sync_id``: key, operation, error code, message, attempts."""
+    return warehouse.query(render(
+        f"SELECT customer_key, operation, error_code, message, attempts FROM {REJECTED} "
+        f"WHERE sync_id = {text_literal(sync_id)} ORDER BY customer_key", warehouse.dialect))

@@ -1,0 +1,394 @@
+"""The Mailchimp client: batch subscribe into an audience, membership in a static segment or a tag."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_segprovider.core.destination import (
+    BatchResult,
+    MalformedResponseError,
+    Member,
+    Record,
+    RejectedRecord,
+    TerminalDestinationError,
+)
+from airflow_segprovider.destinations.config import ConfigReader
+from airflow_segprovider.destinations.base import (
+    HttpDestination,
+    chunked,
+    connection_phrase,
+    group_by_identity,
+    missing_fields_error,
+    split_blank_identities,
+)
+from airflow_segprovider.destinations.http import BasicAuth, DestinationHttpClient, HttpSettings
+from airflow_segprovider.destinations.mailchimp.config import (
+    KIND,
+    MAX_CONNECTIONS,
+    MAX_MEMBERS_PER_CALL,
+    MAX_PAGE_SIZE,
+    MEMBER_STATUSES,
+    MEMBERSHIP_MODES,
+    MailchimpConfig,
+)
+from airflow_segprovider.destinations.mailchimp.policy import MailchimpResponsePolicy
+from airflow_segprovider.destinations.mailchimp.values import (
+    merge_value,
+    normalize_email,
+    parse_timestamp,
+    subscriber_hash,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+__all__ = ["MailchimpClient"]
+
+# The connector's name, as before it became a package: log configuration keyed on it keeps working.
+logger = logging.getLogger("airflow_segprovider.destinations.mailchimp")
+
+_DATA_CENTER = re.compile(r"^[a-z]+[0-9]+$")
+
+
+class MailchimpClient(HttpDestination):
+    """A Mailchimp audience plus the static segment or tag that holds the synced segment.
+
+    :param name: the destination's name.
+    :param config: validated configuration.
+    :param http: the HTTP client (basic auth, base URL, at most 10 connections).
+    """
+
+    kind = KIND
+    max_batch_size = MAX_MEMBERS_PER_CALL
+    can_read_members = True
+
+    def __init__(self, name: str, config: MailchimpConfig, http: DestinationHttpClient) -> None:
+        super().__init__(name, http)
+        self.config = config
+        self._list_path = f"/lists/{quote(config.list_id, safe='')}"
+        self._segment_lock = threading.Lock()
+        self._resolved_segment_id: str | None = config.segment_id
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping[str, Any], credentials: Mapping[str, Any]) -> MailchimpClient:
+        """Validate ``config`` and ``credentials`` and build the client.
+
+        :param name: the destination's name.
+        :param config: destination config (``list_id``, ``membership``, ``segment_id``/``segment_name``/``tag``,
+            ``member_status``, ``connection_id`` and HTTP overrides such as ``base_url``).
+        :param credentials: ``api_key``.
+        :raises DestinationConfigError: a field is missing or invalid.
+        """
+        reader = ConfigReader(name, config)
+        connection_id = reader.optional_str("connection_id")
+        secrets = ConfigReader(name, credentials, source="credentials", connection_id=connection_id or "")
+        api_key = secrets.required_str("api_key")
+        membership = reader.choice("membership", MEMBERSHIP_MODES, "static_segment")
+        mailchimp_config = MailchimpConfig(
+            list_id=reader.required_str("list_id"),
+            membership=membership,
+            segment_id=reader.optional_str("segment_id"),
+            segment_name=reader.optional_str("segment_name"),
+            tag=reader.optional_str("tag"),
+            member_status=reader.choice("member_status", MEMBER_STATUSES, "subscribed"),
+            connection_id=connection_id,
+        )
+        if membership == "static_segment" and not (mailchimp_config.segment_id or mailchimp_config.segment_name):
+            reader.fail("segment_id", "membership 'static_segment' needs segment_id (or segment_name)")
+        if membership == "tags" and not mailchimp_config.tag:
+            reader.fail("tag", "membership 'tags' needs the tag name in 'tag'")
+
+        base_url = reader.optional_str("base_url")
+        if base_url is None:
+            _, _, data_center = api_key.rpartition("-")
+            if not _DATA_CENTER.match(data_center):
+                secrets.fail(
+                    "api_key",
+                    "the API key has no data-center suffix (expected '<key>-us6'); "
+                    "use the full key or set base_url in the destination config",
+                )
+            base_url = f"https://{data_center}.api.mailchimp.com/3.0"
+        # Mailchimp throttles by simultaneous connections, not by request rate.
+        settings = HttpSettings(
+            base_url=base_url, max_concurrency=MAX_CONNECTIONS, default_rate_limit_wait=5.0
+        ).overridden_by(reader)
+        if settings.max_concurrency > MAX_CONNECTIONS:
+            reader.fail("max_concurrency", f"Mailchimp allows at most {MAX_CONNECTIONS} simultaneous connections")
+        http = DestinationHttpClient(
+            destination=name,
+            settings=settings,
+            auth=BasicAuth("segprovider", api_key),
+            policy=MailchimpResponsePolicy(),
+            auth_hint=f"check the API key in {connection_phrase(name, connection_id)}",
+        )
+        return cls(name, mailchimp_config, http)
+
+    def check(self) -> None:
+        """Verify the API key, the audience, and (when given by id) that the segment is static."""
+        self.http.request("GET", "/ping", operation="authenticate")
+        self.http.request(
+            "GET",
+            self._list_path,
+            params={"fields": "id,name"},
+            operation=f"read audience '{self.config.list_id}'",
+            hints={404: f"no audience with list_id '{self.config.list_id}' in this account: check config.list_id"},
+        )
+        if self.config.segment_id:
+            segment = self._read_segment(self.config.segment_id, fields="id,name,type")
+            if segment.get("type") != "static":
+                raise TerminalDestinationError(
+                    f"segment '{self.config.segment_id}' is a {segment.get('type')!s} segment, not a static one",
+                    destination=self.name,
+                    hint="membership can only be written to a static segment or a tag: "
+                    "point config.segment_id at a static segment, or use membership: tags",
+                )
+
+    def check_fields(self, field_names: Sequence[str]) -> None:
+        """Verify that the audience has a merge field for each name (tags compare case-insensitively).
+
+        :param field_names: merge tags the records' attributes are written to, e.g. ``FNAME``.
+        :raises DestinationConfigError: some tags are not merge fields of the audience.
+        """
+        if not field_names:
+            return
+        tags = self._merge_field_tags()
+        missing = [name for name in field_names if name.upper() not in tags]
+        if missing:
+            raise missing_fields_error(
+                self.name, missing, what=("merge field", "merge fields"), where=f"in audience {self.config.list_id}"
+            )
+
+    def upsert(self, records: Sequence[Record]) -> BatchResult:
+        """Create or update contacts (status and merge fields) with batch subscribe, 500 per call."""
+        result = BatchResult()
+        for chunk in chunked(records, MAX_MEMBERS_PER_CALL):
+            result.merge(self._batch_subscribe(chunk))
+        return result
+
+    def add_members(self, records: Sequence[Record]) -> BatchResult:
+        """Batch subscribe, then add the accepted contacts to the segment or tag."""
+        result = BatchResult()
+        for chunk in chunked(records, MAX_MEMBERS_PER_CALL):
+            subscribed = self._batch_subscribe(chunk)
+            accepted = set(subscribed.acknowledged)
+            segment_result = self._change_segment(
+                [record for record in chunk if record.key in accepted], "members_to_add", create=True
+            )
+            segment_result.rejected[:0] = subscribed.rejected
+            result.merge(segment_result)
+        return result
+
+    def remove_members(
+        self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None
+    ) -> BatchResult:
+        """Remove the records from the segment or tag; contacts stay in the audience, subscribed as they were."""
+        result = BatchResult()
+        for chunk in chunked(records, MAX_MEMBERS_PER_CALL):
+            result.merge(self._change_segment(chunk, "members_to_remove", create=False))
+        return result
+
+    def iter_members(self, page_size: int = 500) -> Iterator[Member]:
+        """Members of the segment or tag, with ``count``/``offset`` paging (at most 1000 a page)."""
+        segment_id = self._segment_id(create=False)
+        if segment_id is None:
+            return
+        count = max(1, min(page_size, MAX_PAGE_SIZE))
+        path = f"{self._list_path}/segments/{quote(segment_id, safe='')}/members"
+        offset = 0
+        while True:
+            page = self.http.request(
+                "GET",
+                path,
+                params={
+                    "count": count,
+                    "offset": offset,
+                    "fields": "members.id,members.email_address,members.last_changed,total_items",
+                },
+                operation=f"read members of segment '{segment_id}'",
+            ).json_object()
+            members = page.get("members") or []
+            for member in members:
+                email = str(member.get("email_address", ""))
+                yield Member(
+                    identity=email,
+                    destination_id=str(member.get("id") or subscriber_hash(email)),
+                    last_changed=parse_timestamp(member.get("last_changed")),
+                )
+            offset += len(members)
+            total = page.get("total_items")
+            if not members or (isinstance(total, int) and offset >= total):
+                return
+
+    def member_count(self) -> int:
+        """The segment's (or tag's) ``member_count``; 0 when the tag does not exist yet."""
+        segment_id = self._segment_id(create=False)
+        if segment_id is None:
+            return 0
+        count = self._read_segment(segment_id, fields="member_count").get("member_count")
+        if not isinstance(count, int):
+            raise MalformedResponseError(
+                "segment has no integer member_count", destination=self.name, path=f"{self._list_path}/segments"
+            )
+        return count
+
+    def merge_fields(self) -> list[dict[str, Any]]:
+        """The audience's merge fields (``tag``, ``type``, ``options``), read with ``count``/``offset`` paging."""
+        merge_fields: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.http.request(
+                "GET",
+                f"{self._list_path}/merge-fields",
+                params={"count": MAX_PAGE_SIZE, "offset": offset,
+                        "fields": "merge_fields.tag,merge_fields.type,merge_fields.options,total_items"},
+                operation=f"read merge fields of audience '{self.config.list_id}'",
+                hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
+            ).json_object()
+            fields = page.get("merge_fields") or []
+            merge_fields.extend(field for field in fields if isinstance(field, dict))
+            offset += len(fields)
+            if not fields or offset >= int(page.get("total_items") or 0):
+                return merge_fields
+
+    def _merge_field_tags(self) -> set[str]:
+        """The audience's merge tags, upper-cased."""
+        return {str(field.get("tag", "")).upper() for field in self.merge_fields()}
+
+    def _read_segment(self, segment_id: str, *, fields: str) -> dict[str, Any]:
+        return self.http.request(
+            "GET",
+            f"{self._list_path}/segments/{quote(segment_id, safe='')}",
+            params={"fields": fields},
+            operation=f"read segment '{segment_id}'",
+            hints={404: f"no segment '{segment_id}' in audience '{self.config.list_id}': check config.segment_id"},
+        ).json_object()
+
+    def _segment_id(self, *, create: bool) -> str | None:
+        """The id of the target segment or tag, resolved by name once; created on demand when ``create``."""
+        with self._segment_lock:
+            if self._resolved_segment_id is None:
+                # from_config guarantees the name of the mode in use when no segment_id was given.
+                name = (self.config.tag if self.config.membership == "tags" else self.config.segment_name) or ""
+                self._resolved_segment_id = self._find_segment(name)
+                if self._resolved_segment_id is None and create:
+                    created = self.http.request(
+                        "POST",
+                        f"{self._list_path}/segments",
+                        json_body={"name": name, "static_segment": []},
+                        operation=f"create tag '{name}'",
+                    ).json_object()
+                    self._resolved_segment_id = str(created["id"])
+            return self._resolved_segment_id
+
+    def _find_segment(self, name: str) -> str | None:
+        if self.config.membership == "tags":
+            # tag-search matches by prefix, so insist on the exact name.
+            found = self.http.request(
+                "GET", f"{self._list_path}/tag-search", params={"name": name}, operation=f"find tag '{name}'"
+            ).json_object()
+            for tag in found.get("tags") or []:
+                if tag.get("name") == name:
+                    return str(tag["id"])
+            return None
+        offset = 0
+        while True:
+            page = self.http.request(
+                "GET",
+                f"{self._list_path}/segments",
+                params={
+                    "type": "static",
+                    "count": MAX_PAGE_SIZE,
+                    "offset": offset,
+                    "fields": "segments.id,segments.name,total_items",
+                },
+                operation=f"find static segment '{name}'",
+            ).json_object()
+            segments = page.get("segments") or []
+            for segment in segments:
+                if segment.get("name") == name:
+                    return str(segment["id"])
+            offset += len(segments)
+            if not segments or offset >= int(page.get("total_items") or 0):
+                return None
+
+    def _batch_subscribe(self, chunk: Sequence[Record]) -> BatchResult:
+        sendable, rejected = split_blank_identities(chunk)
+        groups = group_by_identity(sendable, normalize_email)
+        if not groups:
+            return BatchResult(rejected=rejected)
+        members = [
+            {
+                "email_address": same[0].identity.strip(),
+                "status": self.config.member_status,
+                # Later records of the same contact win, as they would in sequential updates.
+                "merge_fields": {k: merge_value(v) for r in same for k, v in r.attributes.items()},
+            }
+            for same in groups.values()
+        ]
+        answer = self.http.request(
+            "POST",
+            self._list_path,
+            json_body={"members": members, "update_existing": True},
+            operation=f"batch subscribe {len(members)} members to audience '{self.config.list_id}'",
+            hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
+        ).json_object()
+        failed: dict[str, RejectedRecord] = {}
+        for error in answer.get("errors") or []:
+            email = normalize_email(str(error.get("email_address", "")))
+            code = str(error.get("error_code") or "mailchimp_error")
+            message = str(error.get("error") or "rejected by Mailchimp")
+            if error.get("field"):
+                message += f" ({error['field']}: {error.get('field_message', '')})"
+            for record in groups.get(email, []):
+                failed[record.key] = RejectedRecord(record.key, code, message)
+        result = BatchResult(rejected=rejected + list(failed.values()))
+        for email, same in groups.items():
+            for record in same:
+                if record.key not in failed:
+                    result.acknowledged.append(record.key)
+                    result.destination_ids[record.key] = subscriber_hash(email)
+        return result
+
+    def _change_segment(self, records: Sequence[Record], action: str, *, create: bool) -> BatchResult:
+        sendable, rejected = split_blank_identities(records)
+        groups = group_by_identity(sendable, normalize_email)
+        if not groups:
+            return BatchResult(rejected=rejected)
+        segment_id = self._segment_id(create=create)
+        if segment_id is None:
+            # Removing from a tag that was never created: nobody is in it, so the wish already holds.
+            return BatchResult(acknowledged=[r.key for r in sendable], rejected=rejected)
+        answer = self.http.request(
+            "POST",
+            f"{self._list_path}/segments/{quote(segment_id, safe='')}",
+            json_body={action: [same[0].identity.strip() for same in groups.values()]},
+            operation=f"{action.replace('_', ' ')} of segment '{segment_id}' ({len(groups)} members)",
+            hints={404: f"no segment '{segment_id}' in audience '{self.config.list_id}': check config.segment_id"},
+        ).json_object()
+        failed: dict[str, RejectedRecord] = {}
+        for error in answer.get("errors") or []:
+            message = str(error.get("error") or "rejected by Mailchimp")
+            for address in error.get("email_addresses") or []:
+                for record in groups.get(normalize_email(str(address)), []):
+                    failed[record.key] = RejectedRecord(record.key, "segment_error", message)
+        if action == "members_to_remove" and failed:
+            # An address Mailchimp cannot remove is one it does not hold (not on the list, or not an
+            # address at all): it is not in the segment, which is what the removal asked for.
+            logger.info(
+                "destination '%s': %d addresses to remove were not on audience '%s'; counted as removed",
+                self.name,
+                len(failed),
+                self.config.list_id,
+            )
+            failed = {}
+        result = BatchResult(rejected=rejected + list(failed.values()))
+        for email, same in groups.items():
+            for record in same:
+                if record.key not in failed:
+                    result.acknowledged.append(record.key)
+                    result.destination_ids[record.key] = subscriber_hash(email)
+        return result

@@ -1,0 +1,49 @@
+"""HubSpot CRM v3 contacts and Lists v3 memberships, as HubSpot documents them.
+
+Contract (https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/batch/upsert-contacts,
+https://developers.hubspot.com/docs/api-reference/error-handling,
+https://developers.hubspot.com/docs/guides/api/crm/lists/overview and the legacy ``/crm/v3/lists``
+reference pages):
+
+* ``Authorization: Bearer <token>`` (private-app or OAuth token); otherwise a 401
+  ``{"status": "error", "message", "correlationId", "category": "INVALID_AUTHENTICATION"}``.
+* ``POST /crm/v3/objects/contacts/batch/upsert`` takes at most 100 ``inputs``
+  (``idProperty``, ``id``, ``properties``) and answers ``{"status": "COMPLETE",
+  "results": [...], "startedAt", "completedAt"}``; each result has the contact
+  ``id``, ``properties`` and ``new``. When some inputs fail the answer is
+  **207 Multi-Status** with ``errors`` and ``numErrors`` beside the results.
+* ``POST .../batch/read`` by ``idProperty: "email"`` (or by id); ids not found come back
+  as an ``OBJECT_NOT_FOUND`` error in a 207.
+* ``GET /crm/v3/properties/contacts`` answers ``{"results": [{"name", "label", "type",
+  "fieldType", "groupName", ...}]}``, every contact property at once: HubSpot's defaults
+  (the sandbox keeps email, firstname, lastname, phone, country, lifecyclestage) and the
+  account's custom properties, which the sandbox's store seeds.
+* Lists: ``POST /crm/v3/lists`` creates ``{"list": {...}}``; ``GET /crm/v3/lists/{listId}``
+  answers ``{"list": {..., "size"}}`` or 404;
+  ``PUT .../memberships/add-and-remove`` takes ``recordIdsToAdd`` / ``recordIdsToRemove``
+  and answers ``recordsIdsAdded``, ``recordIdsRemoved`` and ``recordIdsMissing``
+  (those spellings are HubSpot's own, typo included);
+  ``GET .../memberships?after=&limit=`` pages by record id ascending (``limit``
+  default 100, at most 250) with ``paging.next.after`` and ``total``.
+* Every response carries ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
+  ``-Interval-Milliseconds`` (plus ``-Secondly`` and ``-Secondly-Remaining``); past the
+  window (190 requests / 10 s by default) a 429 ``{"status": "error", "errorType":
+  "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING", ...}``.
+
+Sandbox choices: only contact lists (``objectTypeId`` ``0-1``) with ``MANUAL`` or
+``SNAPSHOT`` processing; 429s also carry ``Retry-After``; any input error turns the
+upsert into a 207, even when every input failed. DYNAMIC (filter-based) lists are served by
+:mod:`.dynamic_lists`, which hands static lists to :mod:`.lists`.
+
+Its modules: :mod:`.api` (the vendor: authentication, routes, rate-limit headers),
+:mod:`.responses` (error bodies and batch answers), :mod:`.contacts`, :mod:`.properties` (the
+typed values contact properties take), :mod:`.lists` (MANUAL and SNAPSHOT lists) and
+:mod:`.dynamic_lists`.
+"""
+
+from __future__ import annotations
+
+from segprovider_sandbox.hubspot.api import PREFIX, HubSpotApi
+from segprovider_sandbox.hubspot.responses import error_body
+
+__all__ = ["PREFIX", "HubSpotApi", "error_body"]

@@ -1,0 +1,133 @@
+"""The sandbox's tables: the request log, each vendor's data and the webhook batches.
+
+Saved (rule-based) Mailchimp segments and HubSpot DYNAMIC lists live in their own tables
+(:data:`RULE_BASED_SCHEMA`), so the static segments and lists the rest of the sandbox serves
+are untouched.
+"""
+
+from __future__ import annotations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    vendor TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT NOT NULL,
+    status INTEGER,
+    fault TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_vendor ON requests (vendor, id);
+
+CREATE TABLE IF NOT EXISTS mailchimp_lists (
+    list_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailchimp_merge_fields (
+    merge_id INTEGER NOT NULL,
+    list_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    PRIMARY KEY (list_id, merge_id),
+    UNIQUE (list_id, tag)
+);
+CREATE TABLE IF NOT EXISTS mailchimp_members (
+    list_id TEXT NOT NULL,
+    subscriber_hash TEXT NOT NULL,
+    email_address TEXT NOT NULL,
+    status TEXT NOT NULL,
+    merge_fields TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (list_id, subscriber_hash)
+);
+CREATE TABLE IF NOT EXISTS mailchimp_segments (
+    segment_id INTEGER PRIMARY KEY,
+    list_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mailchimp_segments_by_list ON mailchimp_segments (list_id, name);
+CREATE TABLE IF NOT EXISTS mailchimp_segment_members (
+    segment_id INTEGER NOT NULL,
+    subscriber_hash TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (segment_id, subscriber_hash)
+);
+
+CREATE TABLE IF NOT EXISTS hubspot_contacts (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    properties TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hubspot_properties (
+    name TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    type TEXT NOT NULL,
+    field_type TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hubspot_lists (
+    list_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    object_type_id TEXT NOT NULL,
+    processing_type TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hubspot_list_members (
+    list_id INTEGER NOT NULL,
+    contact_id INTEGER NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (list_id, contact_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS meta_audiences (
+    audience_id INTEGER PRIMARY KEY,
+    ad_account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    subtype TEXT NOT NULL,
+    customer_file_source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta_audience_members (
+    audience_id INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (audience_id, hash)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS webhook_batches (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+RULE_BASED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mailchimp_saved_segments (
+    segment_id INTEGER PRIMARY KEY,
+    list_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    options TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hubspot_dynamic_lists (
+    list_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    filter_branch TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
