@@ -31,16 +31,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+from sandbox_process import sandbox_process  # noqa: E402
+
 from airflow_segprovider.core.hybrid.build import HubBuilder  # noqa: E402
 from airflow_segprovider.core.hybrid.push import AttributePushEngine, push_sync  # noqa: E402
 from airflow_segprovider.core.project.loader import load_project  # noqa: E402
 from airflow_segprovider.core.state.sync import STATE  # noqa: E402
 from airflow_segprovider.core.sync import SyncOptions  # noqa: E402
-from airflow_segprovider.destinations.connection import build_client  # noqa: E402
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
+from airflow_segprovider.destinations.connection import build_client  # noqa: E402
 from airflow_segprovider.destinations.spokes import PUSH_CONFIG, PushClient, field_types  # noqa: E402
 from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, SandboxState  # noqa: E402
-from sandbox_process import sandbox_process  # noqa: E402
 
 LIST_ID = "bench00001"
 AS_OF = dt.datetime(2026, 11, 24)

@@ -60,10 +60,10 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from airflow_segprovider.core.evaluate.compiler import SegmentCompiler  # noqa: E402
-from airflow_segprovider.core.evaluate.dialects import to_sql, ts_literal  # noqa: E402
 from airflow_segprovider.core.evaluate.engine import evaluate  # noqa: E402
-from airflow_segprovider.core.state.membership import BITS, CHANGES, MEMBERSHIPS, SNAPSHOTS, WORDS  # noqa: E402
 from airflow_segprovider.core.project.loader import load_project  # noqa: E402
+from airflow_segprovider.core.sql.dialects import to_sql, ts_literal  # noqa: E402
+from airflow_segprovider.core.state.membership import BITS, CHANGES, MEMBERSHIPS, SNAPSHOTS, WORDS  # noqa: E402
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
 
 AS_OF = dt.datetime(2026, 11, 24)

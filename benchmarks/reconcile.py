@@ -12,7 +12,6 @@ nothing. Prints one JSON object on its last line with the seconds of each step o
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import argparse
 import json
 import resource
@@ -22,14 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from airflow_segprovider.core.distributed import Reconciler, new_run_id  # noqa: E402
-from airflow_segprovider.example.generate import generate  # noqa: E402
 from airflow_segprovider.core.project.loader import load_project  # noqa: E402
-from airflow_segprovider.destinations.connection import build_client  # noqa: E402
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
+from airflow_segprovider.destinations.connection import build_client  # noqa: E402
+from airflow_segprovider.example.generate import generate  # noqa: E402
 from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN, DEFAULT_MAILCHIMP_API_KEY, serve  # noqa: E402
 from segprovider_sandbox.store import subscriber_hash  # noqa: E402
 

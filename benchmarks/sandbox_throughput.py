@@ -21,8 +21,9 @@ import requests
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
-from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, DEFAULT_META_ACCESS_TOKEN, DemoFixtures  # noqa: E402
 from sandbox_process import sandbox_process  # noqa: E402
+
+from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, DEFAULT_META_ACCESS_TOKEN, DemoFixtures  # noqa: E402
 
 REQUIRED_RECORDS_PER_SECOND = 20_000
 

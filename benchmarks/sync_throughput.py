@@ -30,13 +30,14 @@ import requests
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+from sandbox_process import sandbox_process  # noqa: E402
+
 from airflow_segprovider.core.evaluate.engine import evaluate  # noqa: E402
 from airflow_segprovider.core.project.loader import load_project  # noqa: E402
 from airflow_segprovider.core.sync import SyncEngine, SyncOptions  # noqa: E402
-from airflow_segprovider.destinations.connection import build_client  # noqa: E402
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
+from airflow_segprovider.destinations.connection import build_client  # noqa: E402
 from segprovider_sandbox import DEFAULT_META_ACCESS_TOKEN, SandboxState  # noqa: E402
-from sandbox_process import sandbox_process  # noqa: E402
 
 AUDIENCE = "23850000000000009"
 AS_OF = dt.datetime(2026, 11, 24)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import os
 import shutil
 import tempfile
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
 
 
 def _isolate_airflow() -> None:

@@ -128,8 +128,8 @@ def _prepare_project(workdir: Path) -> Path:
 
 
 def _prepare_data(workdir: Path, project: Path, customers: int) -> None:
-    from airflow_segprovider.example.generate import generate
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.example.generate import generate
     from airflow_segprovider.example.landing import write_landing_files
 
     scratch = workdir / "upstream.duckdb"

@@ -40,8 +40,8 @@ from airflow_segprovider.core.destination import (
     TerminalDestinationError,
     UnsupportedOperationError,
 )
-from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
 from airflow_segprovider.destinations.base import HttpDestination, connection_phrase
+from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
 from airflow_segprovider.destinations.http import (
     DestinationHttpClient,
     HttpSettings,

@@ -32,8 +32,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.destination import BatchResult, Record, RejectedRecord, UnsupportedOperationError
-from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
 from airflow_segprovider.destinations.base import HttpDestination, chunked, connection_phrase
+from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
 from airflow_segprovider.destinations.http import Auth, BearerAuth, DestinationHttpClient, HttpSettings
 
 if TYPE_CHECKING:

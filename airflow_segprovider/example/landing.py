@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import text_literal as text
+from airflow_segprovider.core.sql.dialects import text_literal as text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -11,13 +11,13 @@ from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.project.spec import centralized_syncs, reconciled_syncs
+from airflow_segprovider.factory.skeleton import DEFAULT_START, ingest_group, project_asset, segments_dag
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.evaluate import SegmentsEvaluateOperator
 from airflow_segprovider.operators.gate import SegmentsGateOperator
 from airflow_segprovider.operators.monitor import DestinationCountsOperator
 from airflow_segprovider.operators.sync import SegmentsSyncOperator
-from airflow_segprovider.factory.skeleton import DEFAULT_START, ingest_group, project_asset, segments_dag
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.project.spec import Project

@@ -127,7 +127,7 @@ def _gate_batches(gate: str, project: Project, warehouse: Warehouse, at: dt.date
             batches = [GateBatch(sync.id, frame[frame["sync_id"] == sync.id], {**parameters, **_size_settings(sync)})
                        for sync in chosen] or [GateBatch(gate, frame, parameters)]
         else:
-            from airflow_segprovider.core.evaluate.dialects import text_literal
+            from airflow_segprovider.core.sql.dialects import text_literal
 
             batches = [batch(sync.id, f"SELECT * FROM ({sql}) AS sizes WHERE sync_id = {text_literal(sync.id)}",
                              {**parameters, **_size_settings(sync)}) for sync in chosen] or [

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_segprovider.core.evaluate.dialects import ts_literal
+from airflow_segprovider.core.sql.dialects import ts_literal
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse

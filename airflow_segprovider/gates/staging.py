@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS, ensure_counts_table
 from airflow_segprovider.gates.queries import PHASES, GateConfigError
 

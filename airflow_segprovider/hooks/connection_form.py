@@ -1,7 +1,7 @@
 """The destination connection types and their Airflow connection form, derived from the connectors' field specs.
 
 Each connector declares its connection once, as
-:class:`~airflow_segprovider.destinations.base.ConnectionField` specs (which
+:class:`~airflow_segprovider.destinations.config.ConnectionField` specs (which
 connection attribute holds what, and whether it is secret). Everything Airflow
 shows or reads is derived from them here: the hooks' ``get_ui_field_behaviour()``
 and the ``connection-types`` entries of ``get_provider_info()``.

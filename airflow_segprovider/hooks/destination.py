@@ -22,9 +22,9 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
+from airflow_segprovider.core.destination import DestinationConfigError, DestinationError
 from airflow_segprovider.destinations import hubspot, mailchimp, meta, webhook
 from airflow_segprovider.destinations.connection import client_settings
-from airflow_segprovider.core.destination import DestinationConfigError, DestinationError
 from airflow_segprovider.destinations.registry import connection_fields, create_client
 from airflow_segprovider.hooks.connection_form import CONNECTION_TYPES, ui_field_behaviour
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
-    from airflow_segprovider.core.project.spec import Destination, Project, Sync
     from airflow_segprovider.core.destination import DestinationClient
+    from airflow_segprovider.core.project.spec import Destination, Project, Sync
 
 __all__ = [
     "HubSpotHook",

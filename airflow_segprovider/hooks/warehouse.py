@@ -1,4 +1,4 @@
-"""The warehouse hook: the core's :class:`~airflow_segprovider.core.warehouses.duckdb.Warehouse` from an Airflow connection.
+"""The warehouse hook: the core's :class:`~airflow_segprovider.core.warehouses.base.Warehouse` from an Airflow connection.
 
 Users configure the warehouse the standard way, with the connection type of
 Airflow's own provider for it; this hook asks that provider's hook for an open

@@ -22,8 +22,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import render
-from airflow_segprovider.core.evaluate.dialects import text_literal as text
+from airflow_segprovider.core.sql.dialects import render
+from airflow_segprovider.core.sql.dialects import text_literal as text
 from airflow_segprovider.core.state.ingest import (
     INVALID_COLUMN,
     LOAD_COLUMN,
@@ -99,7 +99,7 @@ class Load:
         import sqlglot
         from sqlglot import exp
 
-        from airflow_segprovider.core.evaluate.dialects import to_sql
+        from airflow_segprovider.core.sql.dialects import to_sql
 
         return to_sql(sqlglot.parse_one(table, into=exp.Table, read="duckdb"), self.dialect)
 

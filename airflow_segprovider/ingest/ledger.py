@@ -21,8 +21,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import render
-from airflow_segprovider.core.evaluate.dialects import text_literal as text
+from airflow_segprovider.core.sql.dialects import render
+from airflow_segprovider.core.sql.dialects import text_literal as text
 from airflow_segprovider.core.state.ingest import (
     LOADS_COLUMNS,
     LOADS_TABLE,

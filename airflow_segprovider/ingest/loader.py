@@ -108,7 +108,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                   files_root: str | Path | None = None) -> LoadResult:
     """Load one source of ``project`` into its table, in one transaction of ``warehouse``.
 
-    ``warehouse`` is any :class:`~airflow_segprovider.core.warehouses.duckdb.Warehouse` (DuckDB, PostgreSQL,
+    ``warehouse`` is any :class:`~airflow_segprovider.core.warehouses.base.Warehouse` (DuckDB, PostgreSQL,
     Snowflake, BigQuery): the table, the quarantine, the ledger and the watermark live there.
 
     :param source_name: a name from the project's ``sources:``.

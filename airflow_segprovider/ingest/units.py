@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import text_literal as text
+from airflow_segprovider.core.sql.dialects import text_literal as text
 from airflow_segprovider.core.state.ingest import (
     BATCH_VIEW,
     INCREMENTAL_ALIAS,

@@ -106,7 +106,7 @@ def historical_reason(context: Context, warehouse: Warehouse, segments: Sequence
     A backfill recomputes history but never pushes it; neither does any run whose ``as_of``
     is older than the newest snapshot of the segments it would sync.
     """
-    from airflow_segprovider.core.evaluate.dialects import in_list
+    from airflow_segprovider.core.sql.dialects import in_list
     from airflow_segprovider.core.state.membership import SNAPSHOTS
 
     dag_run = context.get("dag_run")

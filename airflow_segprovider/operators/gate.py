@@ -39,10 +39,9 @@ class SegmentsGateOperator(SegmentsBaseOperator):
     def execute_step(self, context: Context) -> dict[str, Any]:
         from pathlib import Path
 
+        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
 
         from airflow_segprovider.gates import GateFailed, evaluate_gate
-
-        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
 
         docs_dir = Path(self.docs_dir) if self.docs_dir else default_docs_dir(context, self.task_id)
         with self.warehouse() as warehouse:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
 
 
-def hub_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.datetime) -> str | None:
+def hybrid_historical_reason(context: Context, warehouse: Warehouse, as_of: dt.datetime) -> str | None:
     """Why this run must neither rebuild nor push the hub, or None when it is the latest run."""
     from airflow_segprovider.core.hybrid.build import latest_build
 
@@ -76,7 +76,7 @@ class HubBuildOperator(SegmentsBaseOperator):
 
         as_of = self.as_of_value()
         with self.warehouse() as warehouse:
-            reason = hub_historical_reason(context, warehouse, as_of)
+            reason = hybrid_historical_reason(context, warehouse, as_of)
             if reason:
                 raise AirflowSkipException(f"not rebuilding the hub: {reason}")
             result = HubBuilder(self.project, warehouse).build(as_of)
@@ -103,18 +103,17 @@ class HubGateOperator(SegmentsBaseOperator):
         self.parameters = dict(parameters or {})
 
     def execute_step(self, context: Context) -> dict[str, Any]:
+        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_segprovider.gates import GateFailed
         from airflow_segprovider.gates.hub import evaluate_hub_gate
         from airflow_segprovider.operators.gate import default_docs_dir
 
-        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
-
         as_of = self.as_of_value()
         field_types = read_field_types(self.project) if self.gate == "hub_types" else None
         with self.warehouse() as warehouse:
-            reason = hub_historical_reason(context, warehouse, as_of)
+            reason = hybrid_historical_reason(context, warehouse, as_of)
             if reason:
                 raise AirflowSkipException(f"not gating the hub: {reason}")
             result = evaluate_hub_gate(self.gate, self.project, warehouse, as_of, field_types=field_types,
@@ -167,7 +166,7 @@ class AttributePushOperator(SegmentsBaseOperator):
         try:
             types = field_types(client.client)
             with self.warehouse() as warehouse:
-                reason = hub_historical_reason(context, warehouse, as_of)
+                reason = hybrid_historical_reason(context, warehouse, as_of)
                 if reason:
                     raise AirflowSkipException(f"not pushing to {self.destination}: {reason}")
                 engine = AttributePushEngine(project, warehouse, self.destination, types)
@@ -219,7 +218,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
     def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_segprovider.core.hybrid.drift import hub_drift_findings, record_drift
+        from airflow_segprovider.core.hybrid.drift import hub_drift_findings, record_drift, sync_count_finding
         from airflow_segprovider.core.sync.engine import SyncEngine
         from airflow_segprovider.destinations.spoke_segments import spoke_segment_count
         from airflow_segprovider.hooks.destination import hook_for_destination
@@ -254,7 +253,7 @@ class DriftCheckOperator(SegmentsBaseOperator):
                 engine.ensure_tables()
                 for sync in project.syncs:
                     expected = engine.destination_count(sync)
-                    findings.append(_sync_count_finding(project, sync, expected, reported[sync.id],
+                    findings.append(sync_count_finding(project, sync, expected, reported[sync.id],
                                                         self.sync_tolerance))
         with self.warehouse() as warehouse:
             record_drift(warehouse, str(context["run_id"]), findings)
@@ -268,24 +267,3 @@ class DriftCheckOperator(SegmentsBaseOperator):
                      for p in report["problems"]]
             raise AirflowFailException(f"drift found in {len(lines)} place(s):\n" + "\n".join(lines))
         return report
-
-
-def _sync_count_finding(project: Project, sync: Any, expected: int, reported: int | None, tolerance: float) -> Any:
-    """The count check of one sync, labelled and held to the tolerance of the model that owns it."""
-    from airflow_segprovider.core.hybrid.drift import compare_counts, relative_drift
-
-    policy = project.reconcile.get(sync.segment)
-    if policy is None:
-        kind, model = "synced_segment", "centralized"
-    else:
-        kind, model, tolerance = "reconciled_segment", "distributed", policy.max_change_fraction
-    detail = ""
-    if reported is not None and relative_drift(expected, reported) > tolerance:
-        if policy is None:
-            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last "
-                      f"{model} sync left {expected}: the list was edited in the tool, or a sync is pending")
-        else:
-            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last reconcile "
-                      f"left {expected}: more hand edits than the {policy.policy} policy's change-set gate "
-                      f"({tolerance:.0%}) lets the next reconcile apply")
-    return compare_counts(kind, sync.id, sync.destination, expected, reported, tolerance, detail)

@@ -7,7 +7,6 @@ Docs and the sandbox's database. Nothing is written to the repository.
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import json
 import secrets
 import shutil
@@ -18,6 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from segprovider_sandbox import RunningSandbox, serve
 from support.airflow_services import (
     VENV_BIN,
     AirflowApi,
@@ -28,8 +30,6 @@ from support.airflow_services import (
     start_service,
     wait_for,
 )
-
-from segprovider_sandbox import RunningSandbox, serve
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -87,8 +87,8 @@ class RunningAirflow:
 @pytest.fixture
 def segments_dags(tmp_path: Path) -> Path:
     """A DAG folder with only ``segments_centralized`` and its project, whose landing files hold data up to today."""
-    from airflow_segprovider.example.generate import generate
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.example.generate import generate
     from airflow_segprovider.example.landing import write_landing_files
 
     dags = tmp_path / "dags"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pytest
 import requests
+
 from support.airflow_services import FINISHED_RUN_STATES, latest_midnight, task_log, wait_for
 
 if TYPE_CHECKING:

@@ -121,7 +121,7 @@ def test_sync_refuses_a_sync_the_distributed_model_owns(example_project: Path, t
     error = captured.err
     assert "segment 'sales_priority' has a reconcile policy (most_recent)" in error
     assert re.search(r"at \S*reconcile\.yml:\d+:\d+", error), error  # where the policy is declared
-    assert "segprovider reconcile PROJECT --segment sales_priority" in error  # the fix
+    assert "segprovider distributed PROJECT --segment sales_priority" in error  # the fix
     assert "Traceback" not in error
     assert not db.exists()  # refused before the warehouse was opened, nothing was sent
 

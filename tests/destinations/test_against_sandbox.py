@@ -11,9 +11,8 @@ import threading
 
 import pytest
 
-from airflow_segprovider.core.destination import Record
+from airflow_segprovider.core.destination import DestinationAuthError, Record
 from airflow_segprovider.destinations import create_client
-from airflow_segprovider.core.destination import DestinationAuthError
 from airflow_segprovider.destinations.meta import normalize_and_hash
 from segprovider_sandbox import (
     DEFAULT_HUBSPOT_TOKEN,

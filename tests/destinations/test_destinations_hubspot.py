@@ -7,14 +7,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from airflow_segprovider.core.destination import Record
-from airflow_segprovider.destinations import create_client
 from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
     RateLimitExhaustedError,
+    Record,
     TerminalDestinationError,
 )
+from airflow_segprovider.destinations import create_client
 from airflow_segprovider.destinations.hubspot import HubSpotClient
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"

@@ -9,13 +9,13 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from airflow_segprovider.core.destination import Record
-from airflow_segprovider.destinations import create_client
 from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
+    Record,
     TerminalDestinationError,
 )
+from airflow_segprovider.destinations import create_client
 from airflow_segprovider.destinations.mailchimp import MailchimpClient, subscriber_hash
 
 API_KEY = "0123456789abcdef0123456789abcdef-us6"

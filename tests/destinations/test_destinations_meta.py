@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from airflow_segprovider.core.destination import Record
-from airflow_segprovider.destinations import create_client
 from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
+    Record,
     TerminalDestinationError,
     UnsupportedOperationError,
 )
+from airflow_segprovider.destinations import create_client
 from airflow_segprovider.destinations.meta import MetaCustomAudienceClient, normalize_and_hash
 
 TOKEN = "EAAGm0PX4ZCpsBAKZCZCtestTOKENvalue1234567890"

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from airflow_segprovider.destinations import DESTINATION_KINDS, connection_fields, create_client
 from airflow_segprovider.core.destination import DestinationClient, DestinationConfigError
+from airflow_segprovider.destinations import DESTINATION_KINDS, connection_fields, create_client
 
 VALID = {
     "mailchimp": ({"list_id": "a1b2c3d4e5", "segment_id": "1"}, {"api_key": "k-us6"}),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_segprovider.core.destination import Record
+from airflow_segprovider.core.destination import DestinationConfigError, Record, UnsupportedOperationError
 from airflow_segprovider.destinations import create_client
-from airflow_segprovider.core.destination import DestinationConfigError, UnsupportedOperationError
 from airflow_segprovider.destinations.webhook import (
     BATCH_ID_HEADER,
     SIGNATURE_HEADER,

@@ -6,7 +6,6 @@ database file, so a test can break the data without affecting the others.
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -14,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from airflow_segprovider.core.evaluate.engine import evaluate
-from airflow_segprovider.example.generate import generate
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.generate import generate
 
 PROJECT_DIR = EXAMPLE_PROJECT
 DAY_1 = dt.datetime(2026, 11, 23)

@@ -7,10 +7,9 @@ import datetime as dt
 import pytest
 import sqlglot
 
-from airflow_segprovider.core.evaluate.dialects import SUPPORTED_DIALECTS
+from airflow_segprovider.core.sql.dialects import SUPPORTED_DIALECTS
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
-from airflow_segprovider.gates import GateConfigError, query_frame, stage_destination_counts
-from airflow_segprovider.gates import queries
+from airflow_segprovider.gates import GateConfigError, queries, query_frame, stage_destination_counts
 
 AS_OF = dt.datetime(2026, 11, 24)
 

@@ -11,8 +11,8 @@ import pytest
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.destination import DestinationAuthError, DestinationConfigError
+from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.hooks.destination import (
     HOOKS_BY_KIND,
     MailchimpHook,

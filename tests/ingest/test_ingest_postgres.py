@@ -23,8 +23,8 @@ from airflow_segprovider.ingest import (
     last_loads,
 )
 from airflow_segprovider.ingest.ledger import current_watermark
-from support.rest_customers_api import CUSTOMERS_API, customer
 from support.postgres import postgres_warehouse
+from support.rest_customers_api import CUSTOMERS_API, customer
 
 pytestmark = pytest.mark.integration
 

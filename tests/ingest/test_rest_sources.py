@@ -18,6 +18,7 @@ from airflow_segprovider.ingest import (
 from airflow_segprovider.ingest.ledger import current_watermark
 from support.rest_customers_api import CUSTOMERS_API, customer
 
+
 def table(warehouse) -> list[tuple]:
     return warehouse.query("SELECT customer_id, email, ltv FROM customers ORDER BY CAST(customer_id AS INTEGER)")
 

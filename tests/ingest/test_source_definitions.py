@@ -6,16 +6,16 @@ import datetime as dt
 
 import pytest
 
-from airflow_segprovider.core.evaluate.engine import evaluate
+from airflow_segprovider.cli.main import main as segprovider
 from airflow_segprovider.core.errors import ProjectValidationError
-from airflow_segprovider.example.generate import generate
-from airflow_segprovider.core.state.membership import MembershipStore
+from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.project.spec import Incremental, Pagination
+from airflow_segprovider.core.state.membership import MembershipStore
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+from airflow_segprovider.example.generate import generate
 from airflow_segprovider.example.landing import write_landing_files
 from airflow_segprovider.ingest import ingest_all, last_loads
-from airflow_segprovider.cli.main import main as segprovider
 
 
 def test_sources_parse_with_defaults(make_project) -> None:

@@ -1,7 +1,7 @@
 """What every ``dag.test()`` world shares: the migrated Airflow database, a loopback alert receiver, the
 task states of a run and read-only queries of the world's DuckDB warehouse.
 
-Imported by the worlds of ``tests/dags``, ``tests/hybrid`` and ``tests/distributed`` (``tests/`` is on
+Imported by the worlds of ``tests/factory`` and ``tests/core/distributed`` (``tests/`` is on
 ``sys.path`` beside ``conftest.py``, as for ``support.reference_evaluator``).
 """
 

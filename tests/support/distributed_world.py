@@ -9,7 +9,6 @@ log holds exactly what this project sent.
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import dataclasses
 import datetime as dt
 import json
@@ -17,6 +16,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.generate import generate
+from segprovider_sandbox import serve
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 6}
@@ -151,8 +157,7 @@ def last_request_id(sandbox: Any) -> int:
 
 def _state_tables() -> tuple[str, ...]:
     """Every table the reconcile and the sync engine keep state in, from their own constants."""
-    from airflow_segprovider.core.state import distributed
-    from airflow_segprovider.core.state import sync
+    from airflow_segprovider.core.state import distributed, sync
 
     return (distributed.PULLS, distributed.COUNTS, distributed.DECISIONS, distributed.PLAN, distributed.AUDIT,
             distributed.AGREED, distributed.RUNS, distributed.DRIFT, sync.STATE, sync.REJECTED, sync.RUNS)
@@ -165,3 +170,31 @@ def reset(warehouse: Any, systems: Systems) -> None:
     with systems.sandbox.state.write() as cursor:
         cursor.execute("DELETE FROM mailchimp_segment_members")
         cursor.execute("DELETE FROM hubspot_list_members")
+
+
+# Fixtures (module-scoped: one warehouse and one seeded sandbox per test module), imported by the
+# conftest of tests/core/distributed and by the CLI test of the distributed model.
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("distributed")
+
+
+@pytest.fixture(scope="module")
+def warehouse(module_tmp):
+    warehouse = DuckDBWarehouse(module_tmp / "warehouse.duckdb")
+    generate(warehouse, 400, seed=5)
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture(scope="module")
+def customers(warehouse) -> dict[str, str]:
+    """Customer key -> email of 40 customers who may receive email."""
+    return consenting_customers(warehouse, 40)
+
+
+@pytest.fixture(scope="module")
+def sandbox(module_tmp):
+    with serve(db_path=module_tmp / "sandbox.db") as running:
+        running.systems = seed_sandbox(running)
+        yield running

@@ -15,9 +15,9 @@ import pyarrow as pa
 import yaml
 
 from airflow_segprovider.core.evaluate.engine import evaluate
-from airflow_segprovider.core.evaluate.dialects import ts_literal
-from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.sql.dialects import ts_literal
+from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
 if TYPE_CHECKING:

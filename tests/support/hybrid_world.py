@@ -7,7 +7,6 @@ loopback webhook receiving the notifier's alerts, and DAG runs through ``dag.tes
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import os
 import shutil
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from airflow_segprovider.example import EXAMPLE_PROJECT
 from support.airflow_world import AlertReceiver, airflow_db, query_warehouse, task_states  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,12 +71,12 @@ class HybridWorld:
 
 
 def make_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mailchimp_ltv_type: str = "number"):
-    from airflow_segprovider.example.generate import generate
-    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
-    from support.sandbox import SANDBOX_CREDENTIALS
+    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.example.generate import generate
     from airflow_segprovider.example.landing import write_landing_files
     from segprovider_sandbox import DemoFixtures, serve
+    from support.sandbox import SANDBOX_CREDENTIALS
 
     project = tmp_path / "segments_project"
     shutil.copytree(EXAMPLE_PROJECT, project, ignore=shutil.ignore_patterns("landing"))

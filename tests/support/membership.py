@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from airflow_segprovider.core.evaluate.dialects import in_list, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import in_list, text_literal, ts_literal
 from airflow_segprovider.core.state.membership import BITS, WORDS
 
 
@@ -26,7 +26,7 @@ def remove_members(warehouse, segment: str, as_of: dt.datetime, keep: Iterable[s
 def to_row_per_member_layout(warehouse) -> None:
     """Turn the store back into an earlier version's layout: one ``segprovider_memberships`` table
     with a row per member (segment, customer_key, as_of, run_id, arm), and no packed tables."""
-    from airflow_segprovider.core.evaluate.dialects import render
+    from airflow_segprovider.core.sql.dialects import render
     from airflow_segprovider.core.state.membership import MEMBERSHIPS
 
     for statement in (

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from airflow_segprovider.core.evaluate.dialects import ts_literal
+from airflow_segprovider.core.sql.dialects import ts_literal
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from support.postgres import PG_DSN, pg_connect, postgres_schema  # noqa: F401  (re-exported)
@@ -110,7 +110,7 @@ def open_warehouse(kind: str, **pg_options) -> Iterator:
 def load_rows(warehouse, tables: dict, column_types: dict[str, dict[str, str]]) -> None:
     """Create each table with exactly ``column_types`` (DuckDB names, rendered per dialect) and load the
     rows through the warehouse's own ``load``."""
-    from airflow_segprovider.core.evaluate.dialects import render
+    from airflow_segprovider.core.sql.dialects import render
 
     arrow_types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "DATE": pa.date32(),
                    "TIMESTAMP": pa.timestamp("us"), "BIGINT": pa.int64()}
@@ -147,6 +147,6 @@ def stored(warehouse, as_of: dt.datetime) -> dict[str, dict[str, str | None]]:
 
 
 def render_sql(sql: str, dialect: str) -> str:
-    from airflow_segprovider.core.evaluate.dialects import render
+    from airflow_segprovider.core.sql.dialects import render
 
     return render(sql, dialect)

@@ -19,7 +19,7 @@ import pyarrow as pa
 from airflow_segprovider.core.distributed.context import ReconcileContext, utc_now
 from airflow_segprovider.core.distributed.engine import ReconcileSyncEngine
 from airflow_segprovider.core.distributed.errors import ReconcileError
-from airflow_segprovider.core.evaluate.dialects import text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import text_literal, ts_literal
 from airflow_segprovider.core.state.distributed import AGREED, AUDIT, COUNTS, DECISIONS, PLAN, PULLS, RUNS
 from airflow_segprovider.core.state.sync import STATE, state_rows
 from airflow_segprovider.core.sync.plan import SyncOptions

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from airflow_segprovider.core.distributed.errors import ReconcileError
-from airflow_segprovider.core.evaluate.dialects import in_list, render, text_literal
+from airflow_segprovider.core.sql.dialects import in_list, render, text_literal
 from airflow_segprovider.core.state.distributed import RUNS
 from airflow_segprovider.core.state.distributed import ensure_tables as ensure_reconcile_tables
 from airflow_segprovider.core.sync.engine import SyncEngine

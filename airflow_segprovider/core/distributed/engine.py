@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from airflow_segprovider.core.distributed.context import utc_now
 from airflow_segprovider.core.distributed.errors import ReconcileError
-from airflow_segprovider.core.evaluate.dialects import text_literal
+from airflow_segprovider.core.sql.dialects import text_literal
 from airflow_segprovider.core.state.distributed import AUDIT, DECISIONS, PLAN
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.state.sync import REJECTED, STATE

@@ -13,7 +13,7 @@ from typing import Any
 from airflow_segprovider.core.distributed.context import ReconcileContext, utc_now
 from airflow_segprovider.core.distributed.errors import ReconcileError
 from airflow_segprovider.core.distributed.plan import ReconcilePlan, load_plan
-from airflow_segprovider.core.evaluate.dialects import text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import text_literal, ts_literal
 from airflow_segprovider.core.state.distributed import RUNS
 
 

@@ -30,8 +30,8 @@ from airflow_segprovider.core.distributed.policy import (
     plan_changes,
     resolve,
 )
-from airflow_segprovider.core.evaluate.dialects import text_literal
 from airflow_segprovider.core.project.distributed import MEMBERSHIP_TIMES
+from airflow_segprovider.core.sql.dialects import text_literal
 from airflow_segprovider.core.state.distributed import AGREED, COUNTS, DECISIONS, PLAN, PULLS, RUNS
 from airflow_segprovider.core.state.sync import STATE
 from airflow_segprovider.core.sync.engine import SyncEngine

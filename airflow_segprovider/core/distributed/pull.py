@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from airflow_segprovider.core.distributed.context import ReconcileContext, utc_now
 from airflow_segprovider.core.distributed.errors import ReconcileError
-from airflow_segprovider.core.evaluate.dialects import quoted_table, text_literal
+from airflow_segprovider.core.sql.dialects import quoted_table, text_literal
 from airflow_segprovider.core.state.distributed import COUNTS, PULLS, RUNS
 
 if TYPE_CHECKING:

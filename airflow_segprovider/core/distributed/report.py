@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from airflow_segprovider.core.distributed.context import ReconcileContext, utc_now
 from airflow_segprovider.core.distributed.engine import ReconcileSyncEngine
-from airflow_segprovider.core.evaluate.dialects import text_literal
+from airflow_segprovider.core.sql.dialects import text_literal
 from airflow_segprovider.core.state.distributed import AUDIT, COUNTS, DECISIONS, DRIFT, PLAN
 
 

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Sequence
 
 from sqlglot import exp
 
-from airflow_segprovider.core.evaluate import dialects
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey, CompileState
 from airflow_segprovider.core.evaluate.conditions import ConditionSql, predicate_sql
-from airflow_segprovider.core.evaluate.sql import and_all, col, false_if_null, ident, literal, or_any, table_ref
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, Segment, iter_conditions
 from airflow_segprovider.core.project.spec import Project
+from airflow_segprovider.core.sql import dialects
+from airflow_segprovider.core.sql.expressions import and_all, col, false_if_null, ident, literal, or_any, table_ref
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.state.membership import Slot

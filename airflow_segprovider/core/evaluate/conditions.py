@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from airflow_segprovider.core.evaluate import dialects
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey, CompileState
-from airflow_segprovider.core.evaluate.sql import and_all, col, false_if_null, literal, or_any
 from airflow_segprovider.core.project.rules import (
     AllOf,
     AnyOf,
@@ -23,6 +21,8 @@ from airflow_segprovider.core.project.rules import (
     Predicate,
     SegmentCondition,
 )
+from airflow_segprovider.core.sql import dialects
+from airflow_segprovider.core.sql.expressions import and_all, col, false_if_null, literal, or_any
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.project.spec import Project

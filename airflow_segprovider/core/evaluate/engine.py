@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation, SegmentCompiler
-from airflow_segprovider.core.evaluate.dialects import render, to_sql, ts_literal
 from airflow_segprovider.core.errors import EvaluationError, TerminalEvaluationError, TransientEvaluationError
-from airflow_segprovider.core.state.membership import SNAPSHOTS, MembershipStore, SegmentDiff, bit_layout
+from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation, SegmentCompiler
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, iter_conditions
 from airflow_segprovider.core.project.spec import Project
+from airflow_segprovider.core.sql.dialects import render, to_sql, ts_literal
+from airflow_segprovider.core.state.membership import SNAPSHOTS, MembershipStore, SegmentDiff, bit_layout
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -152,7 +152,7 @@ def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
 
     :raises EvaluationError: naming the table, the column and sample offending keys.
     """
-    from airflow_segprovider.core.evaluate.dialects import quote_identifier, quoted_table
+    from airflow_segprovider.core.sql.dialects import quote_identifier, quoted_table
 
     customer = project.model.customer
     table = quoted_table(customer.table, warehouse.schema)

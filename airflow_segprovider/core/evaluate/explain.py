@@ -12,11 +12,11 @@ import decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.core.errors import TerminalEvaluationError
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey
 from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
 from airflow_segprovider.core.evaluate.describe import condition_text
 from airflow_segprovider.core.evaluate.engine import check_sources, parse_as_of
-from airflow_segprovider.core.errors import TerminalEvaluationError
 from airflow_segprovider.core.project.rules import (
     AllOf,
     AnyOf,

@@ -1,4 +1,4 @@
-"""The hybrid model's attribute hub: canonical profiles, their freshness, typed pushes and drift.
+"""The hybrid model: the attribute hub (build, freshness, types), the push to each spoke, spoke segments, drift.
 
 * :mod:`.build` builds the hub's profile table from the ingested tables (:class:`HubBuilder`),
   with each attribute's change time; :mod:`.sources` reads the source loads it comes from.

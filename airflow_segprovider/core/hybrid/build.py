@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from airflow_segprovider.core.evaluate.compiler import EXACT_NUMBER
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as q
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.hybrid.hub import quoted_name, require_hub, utc_now
 from airflow_segprovider.core.hybrid.sources import attribute_sources, source_loads
+from airflow_segprovider.core.sql.dialects import quote_identifier as q
+from airflow_segprovider.core.sql.dialects import quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.state.hybrid import (
     CHANGED_SUFFIX,
     HUB_BUILDS,

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from airflow_segprovider.core.evaluate.dialects import render
 from airflow_segprovider.core.hybrid.freshness import freshness_rows
 from airflow_segprovider.core.hybrid.hub import quoted_name, require_hub, utc_now
 from airflow_segprovider.core.hybrid.spokes import spoke_count_sql
 from airflow_segprovider.core.hybrid.types import type_checks
+from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state.hybrid import DRIFT_REPORTS, ensure_tables
 from airflow_segprovider.core.sync.engine import SyncEngine
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow_segprovider.core.destination import FieldType
-    from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.core.project.spec import Project, Sync
     from airflow_segprovider.core.warehouses.base import Warehouse
 
 
@@ -124,3 +124,23 @@ def hub_drift_findings(project: Project, warehouse: Warehouse, as_of: dt.datetim
                 findings.append(DriftFinding("type_mismatch", f"{row['attribute']}->{row['field']}",
                                              row["destination"], status="mismatch", detail=row["problem"]))
     return findings
+
+
+def sync_count_finding(project: Project, sync: Sync, expected: int, reported: int | None,
+                       tolerance: float) -> DriftFinding:
+    """The count check of one sync, labelled and held to the tolerance of the model that owns it."""
+    policy = project.reconcile.get(sync.segment)
+    if policy is None:
+        kind, model = "synced_segment", "centralized"
+    else:
+        kind, model, tolerance = "reconciled_segment", "distributed", policy.max_change_fraction
+    detail = ""
+    if reported is not None and relative_drift(expected, reported) > tolerance:
+        if policy is None:
+            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last "
+                      f"{model} sync left {expected}: the list was edited in the tool, or a sync is pending")
+        else:
+            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last reconcile "
+                      f"left {expected}: more hand edits than the {policy.policy} policy's change-set gate "
+                      f"({tolerance:.0%}) lets the next reconcile apply")
+    return compare_counts(kind, sync.id, sync.destination, expected, reported, tolerance, detail)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import render
 from airflow_segprovider.core.hybrid.hub import require_hub
 from airflow_segprovider.core.hybrid.sources import attribute_sources, source_loads
+from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state.hybrid import HUB_FRESHNESS
 
 if TYPE_CHECKING:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as q
-from airflow_segprovider.core.evaluate.dialects import quoted_table
 from airflow_segprovider.core.hybrid.errors import HubError, WireTypeError
 from airflow_segprovider.core.hybrid.hub import quoted_name, require_hub, utc_now
 from airflow_segprovider.core.hybrid.types import find_field, to_wire
 from airflow_segprovider.core.project.hybrid import push_sync_id
 from airflow_segprovider.core.project.spec import Sync
+from airflow_segprovider.core.sql.dialects import quote_identifier as q
+from airflow_segprovider.core.sql.dialects import quoted_table
 from airflow_segprovider.core.state.hybrid import KEY
 from airflow_segprovider.core.sync.consent import latest_consent_sql
 from airflow_segprovider.core.sync.engine import SyncEngine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state.ingest import LOADS_TABLE
 
 if TYPE_CHECKING:

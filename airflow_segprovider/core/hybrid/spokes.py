@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as q
-from airflow_segprovider.core.evaluate.dialects import quoted_table, text_literal, ts_literal
 from airflow_segprovider.core.hybrid.hub import require_hub
+from airflow_segprovider.core.sql.dialects import quote_identifier as q
+from airflow_segprovider.core.sql.dialects import quoted_table, text_literal, ts_literal
 from airflow_segprovider.core.state.hybrid import KEY
 from airflow_segprovider.core.state.sync import STATE
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.sql.dialects import render
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse

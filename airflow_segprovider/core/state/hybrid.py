@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as q
-from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.sql.dialects import quote_identifier as q
+from airflow_segprovider.core.sql.dialects import render
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render
+from airflow_segprovider.core.sql.dialects import quoted_table, render
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse

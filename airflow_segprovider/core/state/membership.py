@@ -42,8 +42,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import in_list, quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.errors import TerminalEvaluationError
+from airflow_segprovider.core.sql.dialects import in_list, quoted_table, render, text_literal, ts_literal
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -139,7 +139,7 @@ class SegmentDiff:
 
 
 class MembershipStore:
-    """Reads and writes snapshots through a :class:`~airflow_segprovider.core.warehouses.duckdb.Warehouse`."""
+    """Reads and writes snapshots through a :class:`~airflow_segprovider.core.warehouses.base.Warehouse`."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.sql.dialects import render
 
 if TYPE_CHECKING:
     import pyarrow as pa

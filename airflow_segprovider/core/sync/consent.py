@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier, quoted_table, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import quote_identifier, quoted_table, text_literal, ts_literal
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.project.spec import ConsentModel

@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import render
+from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state import sync as sync_state
 from airflow_segprovider.core.sync.execute import Progress, json_ready, record_batches, send_all, senders
 from airflow_segprovider.core.sync.plan import SyncOptions, SyncPlan, count_rows, desired_sql, plan_queries, plan_sync

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.state.sync import REJECTED, STATE
 from airflow_segprovider.core.sync.consent import latest_consent_sql

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from airflow_segprovider.core.destination import RejectedRecord
-from airflow_segprovider.core.evaluate.dialects import in_list, render, text_literal
+from airflow_segprovider.core.sql.dialects import in_list, render, text_literal
 from airflow_segprovider.core.state.sync import REJECTED, RUNS, STATE, state_rows, utc_now
 from airflow_segprovider.core.sync.plan import OPERATIONS, SyncPlan
 

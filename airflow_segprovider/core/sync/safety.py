@@ -13,8 +13,8 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.errors import TerminalError
+from airflow_segprovider.core.sql.dialects import quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.state.membership import SNAPSHOTS
 from airflow_segprovider.core.state.sync import STATE, state_rows
 

@@ -28,7 +28,7 @@ def _owned_by_reconcile(project: Project, sync: Sync) -> ReconciledSyncError:
     return ReconciledSyncError(
         f"sync {sync.id} belongs to the distributed model: segment {sync.segment!r} has a reconcile policy "
         f"({policy.policy}){where}, so its lists are reconciled by segments_distributed and a centralized push "
-        f"would undo the hand edits the reconcile keeps. Run it with `segprovider reconcile PROJECT --segment "
+        f"would undo the hand edits the reconcile keeps. Run it with `segprovider distributed PROJECT --segment "
         f"{sync.segment}` instead, or remove the segment's `reconcile:` entry to hand it back to the "
         f"centralized model.")
 

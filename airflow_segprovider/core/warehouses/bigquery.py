@@ -15,7 +15,7 @@ BigQuery is not a DB-API database, and its transactions differ, so read this bef
   primary keys, so :meth:`upsert` relies on ``MERGE ... ON keys`` alone.
 
 No BigQuery server runs in the test environment: the SQL this adapter and the core send is
-checked by parsing it as BigQuery and running it transpiled to DuckDB (``tests/warehouses``);
+checked by parsing it as BigQuery and running it transpiled to DuckDB (``tests/core/warehouses``);
 the adapter's calls into the client library are not exercised against a server there.
 """
 
@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import bigquery_literal
+from airflow_segprovider.core.sql.dialects import bigquery_literal
 from airflow_segprovider.core.warehouses.base import TransactionMixin
 from airflow_segprovider.core.warehouses.dbapi import arrow_table_ddl, split_table_name
 

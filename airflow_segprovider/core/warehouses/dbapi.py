@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import render, sql_literal
+from airflow_segprovider.core.sql.dialects import render, sql_literal
 from airflow_segprovider.core.warehouses.base import TransactionMixin
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def arrow_table_ddl(table: str, schema: pa.Schema, dialect: str) -> str:
 
     :param table: the table name as SQL text (qualified and quoted as the caller wants it).
     """
-    from airflow_segprovider.core.evaluate.dialects import quote_identifier
+    from airflow_segprovider.core.sql.dialects import quote_identifier
 
     columns = ", ".join(f"{quote_identifier(f.name)} {arrow_type_sql(f)}" for f in schema)
     return render(f"CREATE TABLE IF NOT EXISTS {table} ({columns})", dialect)

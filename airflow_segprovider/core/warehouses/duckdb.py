@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import text_literal
+from airflow_segprovider.core.sql.dialects import text_literal
 from airflow_segprovider.core.state.staging import DUCKDB_LOAD_ROWS, DUCKDB_UPSERT_ROWS
 from airflow_segprovider.core.warehouses.base import TransactionMixin
 

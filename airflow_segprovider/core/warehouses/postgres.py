@@ -20,7 +20,7 @@ import io
 import itertools
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier, sql_literal
+from airflow_segprovider.core.sql.dialects import quote_identifier, sql_literal
 from airflow_segprovider.core.state.staging import BATCH_CURSOR_PREFIX, UPSERT_STAGING_PREFIX, upsert_staging_ddl
 from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch
 

@@ -2,7 +2,7 @@
 
 * identifiers: Snowflake folds unquoted names to upper case. The core writes its own tables
   unquoted, and the compiler upper-cases the simple quoted names of the project (see
-  :func:`~airflow_segprovider.core.evaluate.dialects.to_sql`), so a project naming ``customers.customer_id``
+  :func:`~airflow_segprovider.core.sql.dialects.to_sql`), so a project naming ``customers.customer_id``
   reads ``CUSTOMERS.CUSTOMER_ID`` as every Snowflake user expects. Result column names come back
   lower-cased (``SEGMENT`` -> ``segment``), as the core names them;
 * transactions: ``BEGIN`` / ``COMMIT`` / ``ROLLBACK`` with the connection in autocommit mode.
@@ -19,7 +19,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
-from airflow_segprovider.core.evaluate.dialects import snowflake_literal, sql_literal
+from airflow_segprovider.core.sql.dialects import snowflake_literal, sql_literal
 from airflow_segprovider.core.warehouses.dbapi import DBAPIWarehouse, rows_to_batch, split_table_name
 
 if TYPE_CHECKING:

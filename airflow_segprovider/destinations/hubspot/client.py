@@ -13,7 +13,6 @@ from airflow_segprovider.core.destination import (
     RejectedRecord,
     TerminalDestinationError,
 )
-from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.base import (
     HttpDestination,
     chunked,
@@ -22,6 +21,7 @@ from airflow_segprovider.destinations.base import (
     missing_fields_error,
     split_blank_identities,
 )
+from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.http import BearerAuth, DestinationHttpClient, HttpSettings
 from airflow_segprovider.destinations.hubspot.config import (
     CONTACT_OBJECT_TYPE,

@@ -16,7 +16,6 @@ from airflow_segprovider.core.destination import (
     RejectedRecord,
     TerminalDestinationError,
 )
-from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.base import (
     HttpDestination,
     chunked,
@@ -25,6 +24,7 @@ from airflow_segprovider.destinations.base import (
     missing_fields_error,
     split_blank_identities,
 )
+from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.http import BasicAuth, DestinationHttpClient, HttpSettings
 from airflow_segprovider.destinations.mailchimp.config import (
     KIND,

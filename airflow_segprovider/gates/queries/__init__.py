@@ -1,7 +1,7 @@
 """The SQL each gate validates: small, one row per checked thing, never a whole table.
 
 Every query is written once in DuckDB's dialect and transpiled with
-:func:`~airflow_segprovider.core.evaluate.dialects.render`, like the core's own statements.
+:func:`~airflow_segprovider.core.sql.dialects.render`, like the core's own statements.
 Values that depend on ``as_of`` are emitted as typed literals; ages and type
 families are derived in Python from the fetched rows (see :mod:`airflow_segprovider.gates.frames`), so no
 dialect has to do date arithmetic. One module per gate:

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as quote
-from airflow_segprovider.core.evaluate.dialects import quoted_table as table_ref
-from airflow_segprovider.core.evaluate.dialects import render, text_literal
+from airflow_segprovider.core.sql.dialects import quote_identifier as quote
+from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
+from airflow_segprovider.core.sql.dialects import render, text_literal
 from airflow_segprovider.gates.queries.common import no_rows
 
 if TYPE_CHECKING:

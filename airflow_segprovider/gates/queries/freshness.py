@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as quote
-from airflow_segprovider.core.evaluate.dialects import quoted_table as table_ref
-from airflow_segprovider.core.evaluate.dialects import render, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import quote_identifier as quote
+from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
+from airflow_segprovider.core.sql.dialects import render, text_literal, ts_literal
 from airflow_segprovider.core.state.ingest import LOADS_TABLE
 from airflow_segprovider.gates.queries.common import no_rows
 

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quoted_table as table_ref
-from airflow_segprovider.core.evaluate.dialects import render, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
+from airflow_segprovider.core.sql.dialects import render, text_literal, ts_literal
 from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS
 from airflow_segprovider.gates.queries.common import no_rows
 

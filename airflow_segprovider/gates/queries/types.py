@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.dialects import quote_identifier as quote
-from airflow_segprovider.core.evaluate.dialects import quoted_table as table_ref
-from airflow_segprovider.core.evaluate.dialects import render
 from airflow_segprovider.core.project.rules import AttributeCondition, iter_conditions
+from airflow_segprovider.core.sql.dialects import quote_identifier as quote
+from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
+from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.gates.queries.common import GateConfigError
 
 if TYPE_CHECKING:

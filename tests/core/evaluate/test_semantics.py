@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pytest
 
-from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.errors import EvaluationError, ProjectValidationError
+from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.state.membership import BITS, MEMBERSHIPS, SNAPSHOTS, WORDS, MembershipStore
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
-from support.membership import to_row_per_member_layout
 from support.engine_harness import (
     COLUMN_TYPES,
     DESTINATIONS,
@@ -30,6 +29,7 @@ from support.engine_harness import (
     warehouse_with,
     write_project,
 )
+from support.membership import to_row_per_member_layout
 from support.reference_evaluator import reference_members, split_arm, split_bucket
 
 if TYPE_CHECKING:

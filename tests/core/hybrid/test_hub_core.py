@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import shutil
 import textwrap
@@ -16,6 +15,7 @@ from airflow_segprovider.core.errors import ProjectValidationError
 from airflow_segprovider.core.hybrid.errors import WireTypeError
 from airflow_segprovider.core.hybrid.types import to_wire
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.example import EXAMPLE_PROJECT
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,7 +139,7 @@ def test_backfills_and_runs_older_than_the_hub_never_rebuild_or_push(tmp_path: P
 
     from airflow_segprovider.core.hybrid.build import HubBuilder
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
-    from airflow_segprovider.operators.hybrid import hub_historical_reason
+    from airflow_segprovider.operators.hybrid import hybrid_historical_reason
 
     project = load_project(EXAMPLE_PROJECT)
     warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
@@ -151,10 +151,10 @@ def test_backfills_and_runs_older_than_the_hub_never_rebuild_or_push(tmp_path: P
     scheduled = {"dag_run": SimpleNamespace(run_type="scheduled", run_id="scheduled__2026-11-24")}
     backfill = {"dag_run": SimpleNamespace(run_type="backfill", run_id="backfill__2026-11-20")}
     day = dt.datetime(2026, 11, 24)
-    assert hub_historical_reason(scheduled, warehouse, day) is None  # no hub yet: the latest run builds it
-    assert "backfill" in hub_historical_reason(backfill, warehouse, day)
+    assert hybrid_historical_reason(scheduled, warehouse, day) is None  # no hub yet: the latest run builds it
+    assert "backfill" in hybrid_historical_reason(backfill, warehouse, day)
     HubBuilder(project, warehouse).build(day)
-    assert hub_historical_reason(scheduled, warehouse, day) is None  # a rerun of the latest interval
-    assert "historical attributes are never pushed" in hub_historical_reason(
+    assert hybrid_historical_reason(scheduled, warehouse, day) is None  # a rerun of the latest interval
+    assert "historical attributes are never pushed" in hybrid_historical_reason(
         scheduled, warehouse, day - dt.timedelta(days=1))
     warehouse.close()

@@ -7,7 +7,6 @@ Mailchimp sandbox over loopback HTTP.
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import dataclasses
 import datetime as dt
 import json
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.example import EXAMPLE_PROJECT
 from support.postgres import postgres_warehouse
 
 pytestmark = [pytest.mark.integration]

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from support.sync_constants import DAY_1, DAY_2, FAST_RETRIES, PROJECT_DIR
 
 from airflow_segprovider.core.evaluate.engine import evaluate
-from airflow_segprovider.example.generate import generate
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+from airflow_segprovider.example.generate import generate
 from segprovider_sandbox import (
     DEFAULT_HUBSPOT_TOKEN,
     DEFAULT_MAILCHIMP_API_KEY,
     DEFAULT_META_ACCESS_TOKEN,
     serve,
 )
-
-from sync_constants import DAY_1, DAY_2, FAST_RETRIES, PROJECT_DIR
 
 
 @pytest.fixture(scope="session")

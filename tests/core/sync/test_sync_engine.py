@@ -6,14 +6,14 @@ import dataclasses
 import json
 
 import pytest
-from support.membership import remove_members
-from sync_constants import DAY_1, DAY_2
+from support.sync_constants import DAY_1, DAY_2
 
+from airflow_segprovider.core.destination import DestinationAuthError, DestinationConfigError
 from airflow_segprovider.core.state.membership import MembershipStore
 from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions
 from airflow_segprovider.destinations.connection import build_client
-from airflow_segprovider.core.destination import DestinationAuthError, DestinationConfigError
 from airflow_segprovider.destinations.meta import normalize_and_hash
+from support.membership import remove_members
 
 pytestmark = pytest.mark.integration
 

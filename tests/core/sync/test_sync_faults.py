@@ -10,7 +10,6 @@ computed here in Python from the warehouse's tables, not asked of the engine.
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import json
 import os
@@ -23,6 +22,14 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from airflow_segprovider.core.destination import TransientDestinationError
+from airflow_segprovider.core.evaluate.engine import evaluate
+from airflow_segprovider.core.sync import SyncEngine, SyncOptions
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+from airflow_segprovider.destinations.connection import build_client
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.generate import generate
 from support.faults import (
     VENDORS,
     FailAfterWrites,
@@ -34,13 +41,6 @@ from support.faults import (
     traces_of,
     write_requests,
 )
-
-from airflow_segprovider.core.evaluate.engine import evaluate
-from airflow_segprovider.example.generate import generate
-from airflow_segprovider.core.sync import SyncEngine, SyncOptions
-from airflow_segprovider.destinations.connection import build_client
-from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
-from airflow_segprovider.core.destination import TransientDestinationError
 
 pytestmark = pytest.mark.integration
 

@@ -51,7 +51,7 @@ def test_naming_a_reconciled_sync_is_refused_with_the_policy_and_the_fix(example
     assert isinstance(raised.value, SegproviderError)
     assert "segment 'sales_priority' has a reconcile policy (most_recent)" in message
     assert f"at {project.reconcile['sales_priority'].loc}" in message and "reconcile.yml:" in message
-    assert "segprovider reconcile PROJECT --segment sales_priority" in message
+    assert "segprovider distributed PROJECT --segment sales_priority" in message
     assert "remove the segment's `reconcile:` entry" in message
 
 

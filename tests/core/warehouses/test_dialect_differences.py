@@ -11,7 +11,6 @@ name column has a case-insensitive ICU collation and ``signup_at`` is ``timestam
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import copy
 import datetime as dt
 import decimal
@@ -20,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from airflow_segprovider.core.evaluate.dialects import hash_bucket, python_hash_bucket, split_input, to_sql
-from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
+from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.sql.dialects import hash_bucket, python_hash_bucket, split_input, to_sql
+from airflow_segprovider.example import EXAMPLE_PROJECT
 from support.engine_harness import COLUMN_TYPES, MODEL, write_project
 from support.reference_evaluator import reference_members, split_arm
-from support.warehouse_matrix import stored
-from support.warehouse_matrix import DIFFERENTIAL_KINDS, load_rows, open_warehouse
+from support.warehouse_matrix import DIFFERENTIAL_KINDS, load_rows, open_warehouse, stored
 
 pytestmark = pytest.mark.integration
 
@@ -251,7 +250,7 @@ def test_snowflake_names_are_folded_like_unquoted_identifiers(project):
     assert '"CUSTOMERS"' in sql and '"CUSTOMER_ID"' in sql
     assert '"customers"' not in sql and '"customer_id"' not in sql
     # names that are not plain lower-case identifiers keep their exact spelling
-    from airflow_segprovider.core.evaluate.dialects import render
+    from airflow_segprovider.core.sql.dialects import render
 
     assert render('SELECT "Mixed Case" FROM t', "snowflake") == 'SELECT "Mixed Case" FROM t'
 
@@ -286,7 +285,7 @@ def test_bigquery_reads_timestamp_columns_as_utc_datetime():
 def test_bigquery_adapter_literals_mean_their_value(value):
     """The BigQuery adapter writes rows as literals inside transactions: each reads back as itself
     (parsed as BigQuery, executed transpiled to DuckDB)."""
-    from airflow_segprovider.core.evaluate.dialects import bigquery_literal
+    from airflow_segprovider.core.sql.dialects import bigquery_literal
     from support.warehouse_matrix import BigQuerySQLOnDuckDB
 
     warehouse = BigQuerySQLOnDuckDB(":memory:")
@@ -299,7 +298,7 @@ def test_bigquery_adapter_literals_mean_their_value(value):
 
 @pytest.mark.parametrize("value", ["it's", "back\\slash", "two\nlines", "\\'", "ünï ✓"])
 def test_snowflake_adapter_literals_mean_their_value(value):
-    from airflow_segprovider.core.evaluate.dialects import snowflake_literal
+    from airflow_segprovider.core.sql.dialects import snowflake_literal
 
     with open_warehouse("snowflake") as warehouse:
         assert warehouse.query(f"SELECT {snowflake_literal(value)}") == [(value,)]

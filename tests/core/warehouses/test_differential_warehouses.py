@@ -9,7 +9,6 @@ members and arms the DuckDB engine does, and the plain-Python reference agrees w
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import os
 
@@ -19,12 +18,13 @@ from hypothesis import strategies as st
 
 from airflow_segprovider.core.evaluate.engine import evaluate, preview
 from airflow_segprovider.core.evaluate.explain import explain
-from airflow_segprovider.example.generate import generate
-from airflow_segprovider.core.state.membership import MembershipStore
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.state.membership import MembershipStore
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.generate import generate
 from support.engine_harness import COLUMN_TYPES
-from support.reference_evaluator import reference_members
 from support.random_cases import draw_random_case
+from support.reference_evaluator import reference_members
 from support.warehouse_matrix import DIFFERENTIAL_KINDS, copy_tables, load_rows, open_warehouse, render_sql, stored
 
 pytestmark = pytest.mark.integration

@@ -1,9 +1,8 @@
 """Golden SQL: the example project compiled for every dialect, checked in so a change to the generated SQL
-shows in review. Regenerate after an intended change with ``SEGPROVIDER_UPDATE_GOLDEN=1 pytest tests/golden``."""
+shows in review. Regenerate after an intended change with ``SEGPROVIDER_UPDATE_GOLDEN=1 pytest tests/core/evaluate/golden``."""
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import os
 from pathlib import Path
@@ -12,8 +11,9 @@ import pytest
 import sqlglot
 
 from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
-from airflow_segprovider.core.evaluate.dialects import SUPPORTED_DIALECTS
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.sql.dialects import SUPPORTED_DIALECTS
+from airflow_segprovider.example import EXAMPLE_PROJECT
 
 HERE = Path(__file__).resolve().parent
 PROJECT = EXAMPLE_PROJECT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from support.dag_world import DAY_1, DAY_2, World
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 from pathlib import Path
 
 import pytest
 
 from airflow_segprovider.core.errors import ProjectValidationError
 from airflow_segprovider.core.project.loader import load_project
-
+from airflow_segprovider.example import EXAMPLE_PROJECT
 from support.distributed_world import make_project
 
 

@@ -9,18 +9,18 @@ nothing, the next day sends only the diff, and the state tables in the warehouse
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 
 import pytest
 
-from airflow_segprovider.core.evaluate.dialects import render
 from airflow_segprovider.core.evaluate.engine import evaluate
-from airflow_segprovider.example.generate import generate
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state.sync import RUNS, STATE
 from airflow_segprovider.core.sync import SyncEngine, SyncOptions
 from airflow_segprovider.destinations.connection import build_client
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.generate import generate
 from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN, DEFAULT_MAILCHIMP_API_KEY, serve
 from support.warehouse_matrix import copy_tables, open_warehouse
 

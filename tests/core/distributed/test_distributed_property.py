@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from airflow_segprovider.core.distributed.reconciler import Reconciler
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.sync import SyncOptions
-
 from support.distributed_world import (
     SYSTEMS,
     client_factory,

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import requests
+
 from support.hybrid_world import DAY_1, DAY_2, HybridWorld, make_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

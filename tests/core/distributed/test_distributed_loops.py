@@ -9,7 +9,6 @@ import pytest
 from airflow_segprovider.core.distributed import ChangeSetTooLargeError, ReconcileError, Reconciler
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.state.distributed import PULLS
-
 from support.distributed_world import (
     client_factory,
     last_request_id,

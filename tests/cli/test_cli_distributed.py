@@ -1,20 +1,27 @@
-"""``segprovider reconcile``: dry run prints conflicts with both sides and sends nothing; a real run agrees."""
+"""``segprovider distributed``: a dry run prints conflicts with both sides and sends nothing; a real run
+(through the earlier name, ``segprovider reconcile``) agrees."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 
-from airflow_segprovider.cli.main import main
-from airflow_segprovider.example.generate import generate
-from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+from airflow_segprovider.cli.main import main
+from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+from airflow_segprovider.example.generate import generate
+from support.distributed_world import (  # noqa: F401  (pytest fixtures)
+    consenting_customers,
+    last_request_id,
+    make_project,
+    membership_writes,
+    module_tmp,
+    sandbox,
+)
 from support.sandbox import SANDBOX_CREDENTIALS
 
-from support.distributed_world import consenting_customers, last_request_id, make_project, membership_writes
 
-
-def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeypatch, capsys) -> None:
+def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeypatch, capsys) -> None:  # noqa: F811
     systems = sandbox.systems
     with systems.sandbox.state.write() as cursor:
         cursor.execute("DELETE FROM mailchimp_segment_members")
@@ -35,7 +42,7 @@ def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeyp
     systems.edit("mailchimp_newsletter", emails[1], True, past)
 
     before = last_request_id(sandbox)
-    assert main(["reconcile", str(project), "--db", str(db), "--dry-run", "--run-id", "cli_dry"]) == 0
+    assert main(["distributed", str(project), "--db", str(db), "--dry-run", "--run-id", "cli_dry"]) == 0
     out = capsys.readouterr().out
     assert "sales_priority (union): 2 customers, 2 conflicts" in out
     assert "in hubspot_crm, not in mailchimp_newsletter -> member (union" in out

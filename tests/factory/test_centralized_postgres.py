@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 
 import pytest
-from support.dag_world import DAY_1, World
-from support.postgres import postgres_schema
 
 from airflow_segprovider.hooks.warehouse import SUPPORTED_CONN_TYPES
+from support.dag_world import DAY_1, World
+from support.postgres import postgres_schema
 
 pytestmark = [
     pytest.mark.integration, pytest.mark.slow,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
+
+from airflow_segprovider.example import EXAMPLE_PROJECT
 
 PROJECT_DIR = EXAMPLE_PROJECT
 DAY_1 = dt.datetime(2026, 11, 23)

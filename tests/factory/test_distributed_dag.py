@@ -7,7 +7,6 @@ half the CRM list and the change-set gate stops the run and alerts; an older run
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import os
 import shutil
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.airflow_world import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
 
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from support.airflow_world import AlertReceiver, airflow_db  # noqa: F401  (pytest fixture)
 from support.distributed_world import consenting_customers, last_request_id, membership_writes, seed_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,11 +36,11 @@ def _states(dagrun: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, airflow_db):  # noqa: F811 - the session fixture, migrated once
-    from airflow_segprovider.example.generate import generate
-    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
-    from support.sandbox import SANDBOX_CREDENTIALS
+    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.example.generate import generate
     from segprovider_sandbox import serve
+    from support.sandbox import SANDBOX_CREDENTIALS
 
     tmp = tmp_path_factory.mktemp("distributed_dag")
     project = tmp / "segments_project"

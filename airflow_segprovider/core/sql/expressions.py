@@ -2,7 +2,7 @@
 
 Every identifier is quoted and every user value becomes a typed literal
 (``CAST('2026-01-01' AS DATE)``), so the syntax tree means the same in every
-dialect; what differs between dialects lives in :mod:`~airflow_segprovider.core.evaluate.dialects`.
+dialect; what differs between dialects lives in :mod:`~airflow_segprovider.core.sql.dialects`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from airflow_segprovider.example import EXAMPLE_PROJECT
 import datetime as dt
 import json
 import uuid
@@ -20,11 +19,12 @@ import uuid
 import pytest
 from airflow.sdk import Connection
 
-from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.errors import SegproviderError
-from airflow_segprovider.example.generate import generate
+from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.warehouses import PostgresWarehouse, SnowflakeWarehouse
+from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.generate import generate
 from airflow_segprovider.hooks.warehouse import SegproviderWarehouseHook
 from support.warehouse_matrix import copy_tables, open_warehouse, postgres_schema
 
