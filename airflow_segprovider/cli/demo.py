@@ -107,7 +107,9 @@ def sandbox_connections(warehouse: Path, sandbox_url: str, alerts_url: str, cred
                                 "password": credentials.hubspot_token, "extra": retry},
         "segprovider_meta": {"conn_type": "segprovider_meta", "host": sandbox_url,
                              "password": credentials.meta_access_token, "extra": retry},
-        "segprovider_alerts": {"conn_type": "http", "host": alerts_url},
+        # signed as the sandbox's webhook receiver (and any receiver checking the signature) requires
+        "segprovider_alerts": {"conn_type": "http", "host": alerts_url,
+                               "extra": {"signing_secret": credentials.webhook_secret}},
     }
 
 

@@ -71,7 +71,9 @@ class SegproviderNotifier(BaseNotifier):
     """Send an alert for a failed task of a segments DAG.
 
     :param conn_id: alert connection: an ``http`` connection (host = webhook URL, optional password
-        sent as a bearer token), a ``slackwebhook`` connection, or an ``smtp`` connection.
+        sent as a bearer token, optional extra ``signing_secret``: the body is then signed with
+        ``X-Segprovider-Signature: sha256=<HMAC-SHA256>``, as the webhook destination signs its
+        batches), a ``slackwebhook`` connection, or an ``smtp`` connection.
     :param to: recipients for SMTP alerts.
     """
 
@@ -109,6 +111,7 @@ class SegproviderNotifier(BaseNotifier):
 
     def _post_webhook(self, connection: Any, alert: dict[str, Any]) -> None:
         from airflow_segprovider.destinations.http import Auth, BearerAuth, DestinationHttpClient, HttpSettings
+        from airflow_segprovider.destinations.webhook import SIGNATURE_HEADER, sign_body
 
         url = connection.host or ""
         if not url.startswith(("http://", "https://")):
@@ -118,9 +121,13 @@ class SegproviderNotifier(BaseNotifier):
             host, _, path = rest.partition("/")
             url = f"{scheme}://{host}:{connection.port}/{path}"
         auth = BearerAuth(connection.password) if connection.password else Auth()
+        body = json.dumps(alert, default=str).encode()
+        headers = {"Content-Type": "application/json"}
+        secret = (connection.extra_dejson or {}).get("signing_secret")
+        if secret:  # the same signature the webhook destination sends, so one receiver verifies both
+            headers[SIGNATURE_HEADER] = sign_body(str(secret), body)
         with DestinationHttpClient(destination=f"alerts ({self.conn_id})",
                                    settings=HttpSettings(base_url=url, max_attempts=3, backoff_base=0.5),
                                    auth=auth) as client:
-            client.request("POST", "", content=json.dumps(alert, default=str).encode(),
-                           headers={"Content-Type": "application/json"}, operation="post alert")
+            client.request("POST", "", content=body, headers=headers, operation="post alert")
         self.log.info("alert sent to %s", self.conn_id)

@@ -111,3 +111,22 @@ def test_smtp_alert_goes_through_the_smtp_provider(monkeypatch):
                    if part.get_content_maintype() == "text")
     assert "gate_types failed" in message["Subject"]
     assert "gate types: 1 failed expectation" in body and "lifetime_value" in body
+
+
+def test_a_webhook_alert_is_signed_when_the_connection_has_a_secret_and_a_verifying_receiver_accepts_it(
+        tmp_path, monkeypatch):
+    # The sandbox's webhook receiver answers 401 to a body without a valid X-Segprovider-Signature,
+    # as a receiver that verifies the project's webhook signature does.
+    from segprovider_sandbox import DEFAULT_WEBHOOK_SECRET, serve
+
+    with serve(db_path=tmp_path / "sandbox.db") as sandbox:
+        alerts = f"{sandbox.url}/webhook/alerts"
+        monkeypatch.setenv("AIRFLOW_CONN_SEGPROVIDER_ALERTS", json.dumps({"conn_type": "http", "host": alerts}))
+        with pytest.raises(Exception, match="401"):  # unsigned: refused, and the notifier says so
+            SegproviderNotifier().notify(context())
+        monkeypatch.setenv("AIRFLOW_CONN_SEGPROVIDER_ALERTS", json.dumps(
+            {"conn_type": "http", "host": alerts, "extra": {"signing_secret": DEFAULT_WEBHOOK_SECRET}}))
+        SegproviderNotifier().notify(context())
+        [batch] = sandbox.state.webhook_batches("alerts")
+    assert (batch["dag_id"], batch["gate"]) == ("segments_centralized", "types")
+    assert batch["failed_expectations"][0]["observed"] == [{"column": "lifetime_value", "observed_family": "string"}]
