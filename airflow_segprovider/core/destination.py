@@ -221,6 +221,44 @@ class FieldType:
     date_format: str | None = None
 
 
+@dataclass(frozen=True)
+class ReportedCount:
+    """A destination's own notion of its size: an exact count, or the range a vendor reports instead.
+
+    Meta, for one, reports an audience's size only as ``approximate_count_lower_bound`` and
+    ``..._upper_bound`` (two significant figures), so 2,199 members read as 2,100 to 2,200. Every
+    comparison of an expected count with a destination's goes through :meth:`drift_from`, so a
+    count inside the reported range is never taken for drift.
+
+    :param value: the count as the vendor shows it (for a range, its lower bound).
+    :param lower: the fewest members consistent with the report.
+    :param upper: the most members consistent with the report.
+    """
+
+    value: int
+    lower: int
+    upper: int
+
+    @classmethod
+    def exact(cls, value: int) -> ReportedCount:
+        """An exact count."""
+        return cls(value, value, value)
+
+    @property
+    def approximate(self) -> bool:
+        return self.lower != self.upper
+
+    def drift_from(self, expected: int) -> float:
+        """How far ``expected`` lies outside the reported range, relative to ``expected``; 0 inside it."""
+        if self.lower <= expected <= self.upper:
+            return 0.0
+        gap = self.lower - expected if expected < self.lower else expected - self.upper
+        return gap / max(expected, 1)
+
+    def __str__(self) -> str:
+        return f"{self.value}" if not self.approximate else f"{self.lower} to {self.upper} (approximate)"
+
+
 @runtime_checkable
 class DestinationClient(Protocol):
     """The interface the sync engine drives; one instance per configured destination.
@@ -261,6 +299,9 @@ class DestinationClient(Protocol):
 
     def member_count(self) -> int:
         """The target's size: exact, or the vendor's approximation where that is all it reports."""
+
+    def reported_count(self) -> ReportedCount:
+        """The target's size with the precision the vendor reports it (a range where it gives one)."""
 
     def close(self) -> None:
         """Release the HTTP session."""

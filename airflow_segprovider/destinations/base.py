@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from airflow_segprovider.core.destination import DestinationConfigError, Record, RejectedRecord
+from airflow_segprovider.core.destination import DestinationConfigError, Record, RejectedRecord, ReportedCount
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -118,6 +118,10 @@ class HttpDestination:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def reported_count(self) -> ReportedCount:
+        """The target's size as the vendor reports it: exact here; a connector with ranges overrides it."""
+        return ReportedCount.exact(self.member_count())  # type: ignore[attr-defined]  (each connector has it)
 
     def close(self) -> None:
         """Release the HTTP session."""

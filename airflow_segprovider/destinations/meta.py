@@ -37,6 +37,7 @@ from airflow_segprovider.core.destination import (
     MalformedResponseError,
     Record,
     RejectedRecord,
+    ReportedCount,
     TerminalDestinationError,
     UnsupportedOperationError,
 )
@@ -309,6 +310,11 @@ class MetaCustomAudienceClient(HttpDestination):
     def member_count(self) -> int:
         """``approximate_count_lower_bound``: Meta only reports a range, and not a member list."""
         return self.approximate_count_bounds()[0]
+
+    def reported_count(self) -> ReportedCount:
+        """The audience's size as Meta reports it: the approximate range, never an exact count."""
+        lower, upper = self.approximate_count_bounds()
+        return ReportedCount(lower, lower, upper)
 
     def approximate_count_bounds(self) -> tuple[int, int]:
         """The audience's ``(approximate_count_lower_bound, approximate_count_upper_bound)``."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_segprovider.core.destination import FieldType
+    from airflow_segprovider.core.destination import FieldType, ReportedCount
     from airflow_segprovider.core.project.spec import Project
     from airflow_segprovider.core.warehouses.base import Warehouse
 
@@ -238,11 +238,11 @@ class DriftCheckOperator(SegmentsBaseOperator):
             with self.warehouse() as warehouse:
                 findings += hub_drift_findings(project, warehouse, as_of, counts, types)
         if self.scope == "all":
-            reported: dict[str, int | None] = {}
+            reported: dict[str, ReportedCount | None] = {}
             for sync in project.syncs:
                 client = hook_for_destination(project.destinations[sync.destination]).get_client(project, sync)
                 try:
-                    reported[sync.id] = client.member_count()
+                    reported[sync.id] = client.reported_count()
                 except Exception as exc:  # noqa: BLE001 - an unreadable count is reported, not fatal
                     self.log.warning("sync %s: cannot read the destination's count: %s", sync.id, exc)
                     reported[sync.id] = None

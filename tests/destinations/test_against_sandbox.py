@@ -159,6 +159,9 @@ def test_meta_end_to_end(sandbox):
         lower, upper = client.approximate_count_bounds()
         assert lower <= 150 <= upper
         assert client.member_count() == lower
+        reported = client.reported_count()  # the range, so a count check can hold 150 to it
+        assert (reported.value, reported.lower, reported.upper) == (lower, lower, upper)
+        assert reported.drift_from(150) == 0.0
 
         client.remove_members(people[:50])
     expected = {normalize_and_hash(p.identity) for p in people[50:]}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from airflow_segprovider.core.destination import ReportedCount
 from airflow_segprovider.core.hybrid.freshness import freshness_rows
 from airflow_segprovider.core.hybrid.hub import quoted_name, require_hub, utc_now
 from airflow_segprovider.core.hybrid.spokes import spoke_count_sql
@@ -56,18 +57,24 @@ def relative_drift(expected: int, reported: int) -> float:
     return abs(reported - expected) / max(expected, 1)
 
 
-def compare_counts(kind: str, name: str, destination: str, expected: int, reported: int | None,
+def compare_counts(kind: str, name: str, destination: str, expected: int, reported: int | ReportedCount | None,
                    tolerance: float, detail: str = "") -> DriftFinding:
+    """A finding from the count a destination reports and the one expected.
+
+    :param reported: an exact count, or the destination's :class:`ReportedCount` (a range where the
+        vendor reports one: a count inside it is no drift); None when it could not be read.
+    """
     if reported is None:
         return DriftFinding(kind, name, destination, expected, None, None, tolerance, "unknown",
                             detail or "the destination reported no count")
-    drift = relative_drift(expected, reported)
+    count = reported if isinstance(reported, ReportedCount) else ReportedCount.exact(reported)
+    drift = count.drift_from(expected)
     status = "drift" if drift > tolerance else "ok"
     if status == "drift" and not detail:
-        detail = (f"{destination} reports {reported} where the hub expects {expected} "
+        detail = (f"{destination} reports {count} where the hub expects {expected} "
                   f"({drift:.1%} > tolerance {tolerance:.1%}): values were changed in the tool behind the hub's "
                   "back, contacts were added there, or a push is pending")
-    return DriftFinding(kind, name, destination, expected, reported, round(drift, 6), tolerance, status, detail)
+    return DriftFinding(kind, name, destination, expected, count.value, round(drift, 6), tolerance, status, detail)
 
 
 def record_drift(warehouse: Warehouse, run_id: str, findings: Sequence[DriftFinding]) -> None:
@@ -126,7 +133,7 @@ def hub_drift_findings(project: Project, warehouse: Warehouse, as_of: dt.datetim
     return findings
 
 
-def sync_count_finding(project: Project, sync: Sync, expected: int, reported: int | None,
+def sync_count_finding(project: Project, sync: Sync, expected: int, reported: int | ReportedCount | None,
                        tolerance: float) -> DriftFinding:
     """The count check of one sync, labelled and held to the tolerance of the model that owns it."""
     policy = project.reconcile.get(sync.segment)
@@ -135,12 +142,13 @@ def sync_count_finding(project: Project, sync: Sync, expected: int, reported: in
     else:
         kind, model, tolerance = "reconciled_segment", "distributed", policy.max_change_fraction
     detail = ""
-    if reported is not None and relative_drift(expected, reported) > tolerance:
+    count = ReportedCount.exact(reported) if isinstance(reported, int) else reported
+    if count is not None and count.drift_from(expected) > tolerance:
         if policy is None:
-            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last "
+            detail = (f"{sync.destination} reports {count} members of {sync.segment} where the last "
                       f"{model} sync left {expected}: the list was edited in the tool, or a sync is pending")
         else:
-            detail = (f"{sync.destination} reports {reported} members of {sync.segment} where the last reconcile "
+            detail = (f"{sync.destination} reports {count} members of {sync.segment} where the last reconcile "
                       f"left {expected}: more hand edits than the {policy.policy} policy's change-set gate "
                       f"({tolerance:.0%}) lets the next reconcile apply")
-    return compare_counts(kind, sync.id, sync.destination, expected, reported, tolerance, detail)
+    return compare_counts(kind, sync.id, sync.destination, expected, count, tolerance, detail)

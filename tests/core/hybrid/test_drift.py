@@ -32,3 +32,13 @@ def test_a_reconciled_sync_is_held_to_its_policys_change_set_gate() -> None:
 def test_an_unreadable_count_is_unknown_not_drift() -> None:
     finding = sync_count_finding(PROJECT, sync_of("win_back", "meta_ads"), 1000, None, 0.01)
     assert finding.status == "unknown"
+
+
+def test_a_meta_range_that_holds_the_synced_count_is_no_drift() -> None:
+    from airflow_segprovider.core.destination import ReportedCount
+
+    sync = sync_of("high_intent", "meta_ads")
+    clean = sync_count_finding(PROJECT, sync, 2199, ReportedCount(2100, 2100, 2200), 0.01)
+    assert (clean.status, clean.reported, clean.drift) == ("ok", 2100, 0.0)
+    off = sync_count_finding(PROJECT, sync, 2500, ReportedCount(2100, 2100, 2200), 0.01)
+    assert off.status == "drift" and "2100 to 2200 (approximate)" in off.detail
