@@ -31,7 +31,8 @@ def _doc(project: Project, schedule: str) -> str:
              project.description or "", "",
              "Ingest sources → source gates → evaluate every segment in the warehouse (one query) → "
              "segment gates → cross-system count gate → one sync per destination → post-sync count check.",
-             "", f"Schedule `{schedule}`; each run evaluates at `as_of = data_interval_end`. "
+             "", f"Schedule `{schedule}`; each run evaluates at `as_of = data_interval_end` (a run triggered without a logical "
+             "date: its `run_after`). "
              "**Backfills** recompute snapshots and gate results but never push to destinations: only the "
              "latest run syncs.", "", "| segment | syncs to |", "|---|---|"]
     owned = centralized_syncs(project)

@@ -35,7 +35,8 @@ def _hybrid_doc(project: Project, schedule: str) -> str:
              "`hub_freshness` and `hub_types` gates → push changed attributes to each spoke (row hash per "
              "destination, typed per field) and keep its own segments' rules in place → drift check (the hub "
              "evaluates each spoke rule and compares with the count the spoke reports).", "",
-             f"Schedule `{schedule}`, `as_of = data_interval_end`. **Backfills** never rebuild or push the hub: "
+             f"Schedule `{schedule}`, `as_of = data_interval_end` (or `run_after` for a run triggered without a "
+             "logical date). **Backfills** never rebuild or push the hub: "
              "historical attributes never reach a tool.", "", "| spoke | pushed fields | spoke segments |",
              "|---|---|---|"]
     for destination, push in (hub.push.items() if hub else []):

@@ -16,7 +16,7 @@ from airflow_segprovider.core.project.spec import reconciled_syncs
 from airflow_segprovider.core.state.hybrid import DRIFT_REPORTS
 from airflow_segprovider.factory.skeleton import DEFAULT_START, segments_dag
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
-from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
+from airflow_segprovider.operators.base import DEFAULT_AS_OF, DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.hybrid import DriftCheckOperator
 
 
@@ -54,5 +54,5 @@ def build_drift_monitor_dag(project_path: str | Path, *, dag_id: str = "segments
     ) as dag:
         DriftCheckOperator(task_id="check_drift", scope="all", sync_tolerance=sync_tolerance,
                            project_path=project_path, warehouse_conn_id=warehouse_conn_id,
-                           as_of="{{ data_interval_end }}")
+                           as_of=DEFAULT_AS_OF)
     return dag

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
 
 DEFAULT_WAREHOUSE_CONN_ID = "segprovider_warehouse"
+#: A scheduled or backfilled run evaluates its interval's end. A run triggered with no logical date
+#: (Airflow 3's default for a manual trigger from the UI or the REST API) has no data interval at all,
+#: and evaluates at the time it was triggered for (``run_after``).
+DEFAULT_AS_OF = "{{ data_interval_end | default(dag_run.run_after, true) }}"
 WAREHOUSE_LOCK_WAIT_S = 1800.0
 
 
@@ -33,15 +37,16 @@ class SegmentsBaseOperator(BaseOperator):
 
     :param project_path: folder of the segments project (read when the task runs).
     :param warehouse_conn_id: Airflow connection of the warehouse (``duckdb`` for the embedded default).
-    :param as_of: evaluation time (templated); default ``{{ data_interval_end }}``, so a run of an
-        interval evaluates exactly that interval, whenever it runs.
+    :param as_of: evaluation time (templated); default ``data_interval_end``, so a run of an
+        interval evaluates exactly that interval, whenever it runs; a run triggered without a logical
+        date (no data interval) evaluates at its ``run_after`` (see :data:`DEFAULT_AS_OF`).
     """
 
     template_fields: Sequence[str] = ("as_of",)
     ui_color = "#e8f4ea"
 
     def __init__(self, *, project_path: str, warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
-                 as_of: str = "{{ data_interval_end }}", **kwargs: Any) -> None:
+                 as_of: str = DEFAULT_AS_OF, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.project_path = project_path
         self.warehouse_conn_id = warehouse_conn_id

@@ -136,3 +136,18 @@ def test_a_backfill_of_three_past_dates_writes_snapshots_and_never_calls_a_desti
     snapshots = {row[0] for row in world.query("SELECT DISTINCT as_of FROM segprovider_snapshots")}
     assert {d.day for d in snapshots} == {20, 21, 22, 24}
     assert len(world.destination_writes()) == writes
+
+
+def test_a_run_triggered_without_a_logical_date_evaluates_at_its_run_after(world: World) -> None:
+    # Airflow 3 triggers a manual run from the UI or the REST API with no logical date by default, and
+    # such a run has no data interval: data_interval_end is not in the template context
+    # (https://airflow.apache.org/docs/apache-airflow/stable/templates-ref.html: "data_interval_end ...
+    # only available when the Dag run has a logical date"). dag.test(logical_date=None) creates that run.
+    from support.airflow_world import task_states
+
+    dagrun = world.dag.test(logical_date=None, run_after=DAY_2)
+    assert getattr(dagrun, "logical_date", "set") is None
+    states = task_states(dagrun)
+    assert states and all(state == "success" for state in states.values()), states
+    assert world.query("SELECT DISTINCT as_of FROM segprovider_snapshots") == [(DAY_2.replace(tzinfo=None),)]
+    assert world.query("SELECT COUNT(*) FROM segprovider_sync_runs WHERE as_of = TIMESTAMP '2026-11-24'")[0][0] > 0
