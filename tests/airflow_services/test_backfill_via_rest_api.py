@@ -99,7 +99,7 @@ def _assert_succeeded(airflow: RunningAirflow, run: dict[str, Any]) -> list[dict
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_backfill_of_three_past_dates_writes_three_snapshots_and_makes_no_destination_call(
+def test_backfill_of_three_past_dates_writes_three_snapshots_and_makes_no_destination_call(  # noqa: PLR0915
     running_airflow: RunningAirflow, sandbox: RunningSandbox,
 ) -> None:
     airflow, api = running_airflow, running_airflow.api
@@ -174,6 +174,20 @@ def test_backfill_of_three_past_dates_writes_three_snapshots_and_makes_no_destin
         assert not wrong, (f"backfill run {run_id}: tasks {states}; expected {EXPECTED_IN_BACKFILL} and the "
                            f"ingest group successful\n{_logs_of(airflow, run_id, wrong)}")
         assert sum(1 for label in states if label.startswith("sync[")) == 3, states
+    # As the UI's "Trigger" button does by default in Airflow 3: a run with no logical date, so no data
+    # interval (POST /api/v2/dags/{dag_id}/dagRuns with "logical_date": null). It evaluates at its run_after.
+    triggered = api.request("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {}})
+    assert triggered["logical_date"] is None, triggered
+    (manual,) = _wait_for_runs(airflow, "manual", 1, timeout=300)
+    _assert_succeeded(airflow, manual)
+    con = duckdb.connect(str(airflow.installation.warehouse), read_only=True)
+    try:
+        (manual_as_of,) = con.execute("SELECT DISTINCT as_of FROM segprovider_snapshots WHERE run_id = ?",
+                                      [manual["dag_run_id"]]).fetchone()
+    finally:
+        con.close()
+    assert manual_as_of == _parse(manual["run_after"]).astimezone(dt.timezone.utc).replace(tzinfo=None), manual
+    timings["manual run"] = time.monotonic() - started
     timings["total"] = time.monotonic() - started
     print("timings (s since the services were healthy): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
 

@@ -38,8 +38,8 @@ def lookups_during_parse():
 
 
 def test_parsing_the_dags_loads_no_data_libraries() -> None:
-    """The scheduler parses dags/ every few seconds: Arrow, pandas, GX and the sync engine load in tasks only."""
-    heavy = ("pyarrow", "pandas", "great_expectations", "duckdb", "airflow_segprovider.core.sync.engine")
+    """The scheduler parses dags/ every few seconds: Arrow, pandas, GX, sqlglot and the sync engine load in tasks only."""
+    heavy = ("pyarrow", "pandas", "great_expectations", "duckdb", "sqlglot", "airflow_segprovider.core.sync.engine")
     script = ("import runpy, sys\n"
               f"for path in {sorted(str(p) for p in DAGS.glob('*.py'))!r}:\n"
               "    runpy.run_path(path)\n"

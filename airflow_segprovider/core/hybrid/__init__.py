@@ -25,7 +25,6 @@ from airflow_segprovider.core.hybrid.drift import (
     compare_counts,
     hub_drift_findings,
     record_drift,
-    relative_drift,
 )
 from airflow_segprovider.core.hybrid.errors import HubError, WireTypeError
 from airflow_segprovider.core.hybrid.freshness import freshness_rows
@@ -53,7 +52,6 @@ __all__ = [
     "push_sync",
     "quoted_name",
     "record_drift",
-    "relative_drift",
     "require_hub",
     "source_loads",
     "spoke_count_sql",

@@ -53,10 +53,6 @@ class DriftFinding:
         return asdict(self)
 
 
-def relative_drift(expected: int, reported: int) -> float:
-    return abs(reported - expected) / max(expected, 1)
-
-
 def compare_counts(kind: str, name: str, destination: str, expected: int, reported: int | ReportedCount | None,
                    tolerance: float, detail: str = "") -> DriftFinding:
     """A finding from the count a destination reports and the one expected.

@@ -18,10 +18,10 @@ import datetime as dt
 import decimal
 import hashlib
 import re
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import sqlglot
-from sqlglot import exp
+if TYPE_CHECKING:  # sqlglot loads in the functions that build or render SQL: the literal and quoting
+    from sqlglot import exp  # helpers, and the state modules that use them, stay cheap to import at DAG parse
 
 SUPPORTED_DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery")
 HASH_BUCKETS = 10_000
@@ -52,6 +52,8 @@ def python_hash_bucket(text: str) -> int:
 
 def split_input(salt: str, key: exp.Expression) -> exp.Expression:
     """``salt || ':' || CAST(key AS VARCHAR)``: the text whose hash places a customer in an arm."""
+    from sqlglot import exp
+
     return exp.DPipe(
         this=exp.Literal.string(f"{salt}:"),
         expression=exp.cast(key, exp.DataType.build("VARCHAR")),
@@ -60,6 +62,9 @@ def split_input(salt: str, key: exp.Expression) -> exp.Expression:
 
 
 def hash_bucket(dialect: str, text: exp.Expression) -> exp.Expression:
+    import sqlglot
+    from sqlglot import exp
+
     template = sqlglot.parse_one(_HASH_BUCKET_SQL[dialect], read=dialect)
     return template.transform(
         lambda node: text.copy() if isinstance(node, exp.Column) and node.name == "__input__" else node
@@ -68,6 +73,8 @@ def hash_bucket(dialect: str, text: exp.Expression) -> exp.Expression:
 
 def regex_search(dialect: str, value: exp.Expression, pattern: str) -> exp.Expression:
     """True where ``pattern`` matches anywhere in ``value`` (Python ``re.search`` semantics)."""
+    from sqlglot import exp
+
     literal = exp.Literal.string(pattern)
     if dialect == "snowflake":  # Snowflake's REGEXP_LIKE anchors the pattern at both ends
         return exp.GT(this=exp.Anonymous(this="REGEXP_INSTR", expressions=[value, literal]),
@@ -81,6 +88,8 @@ def filtered_aggregate(dialect: str, func: type[exp.AggFunc], arg: exp.Expressio
 
     :param arg: the aggregated value; None means ``COUNT(*)``.
     """
+    from sqlglot import exp
+
     if dialect in ("duckdb", "postgres"):
         inner = func(this=exp.Star() if arg is None else arg)
         return exp.Filter(this=inner, expression=exp.Where(this=condition))
@@ -97,6 +106,8 @@ def byte_order(dialect: str, value: exp.Expression) -> exp.Expression:
     regular expressions on nondeterministic (ICU case-insensitive) collations: ``COLLATE "C"``
     gives every predicate the byte order and plain equality the other warehouses use.
     """
+    from sqlglot import exp
+
     if dialect == "postgres":
         # parenthesised: POSITION(x IN y) does not accept a bare COLLATE clause
         return exp.Paren(this=exp.Collate(this=value, expression=exp.Identifier(this="C", quoted=True)))
@@ -112,6 +123,8 @@ def wall_clock(dialect: str, value: exp.Expression, value_type: str) -> exp.Expr
     ``TIMESTAMP`` and the value itself for a ``DATETIME``. Elsewhere a zoned column compares with a
     naive literal in the session's time zone, which every adapter sets to UTC.
     """
+    from sqlglot import exp
+
     if dialect == "bigquery" and value_type == "timestamp":
         return exp.cast(value, exp.DataType.build("DATETIME", dialect="bigquery"))
     return value
@@ -143,6 +156,8 @@ def fold_identifiers(tree: exp.Expression, dialect: str) -> exp.Expression:
     Other dialects fold to lower case (PostgreSQL) or are case-insensitive (DuckDB, BigQuery
     columns), so they need nothing.
     """
+    from sqlglot import exp
+
     if dialect != "snowflake":
         return tree
 
@@ -161,6 +176,8 @@ def to_sql(tree: exp.Expression, dialect: str, *, pretty: bool = False) -> str:
 
 def render(duckdb_sql: str, dialect: str) -> str:
     """The core's own statements are written once, in DuckDB's dialect, and transpiled for the others."""
+    import sqlglot
+
     if dialect == "duckdb":
         return duckdb_sql
     return ";\n".join(to_sql(tree, dialect) for tree in sqlglot.parse(duckdb_sql, read="duckdb") if tree is not None)
