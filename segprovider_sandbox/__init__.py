@@ -16,7 +16,9 @@ Default credentials (override with ``SandboxConfig`` / a JSON config file):
 Default faults: none, except HubSpot's documented window of 190 requests per 10 s.
 
 Start it with ``python -m segprovider_sandbox --seed`` (which creates every audience, segment and list
-the example project syncs to: :meth:`SandboxState.seed_example_project`) or, in tests::
+the example project syncs to: :meth:`SandboxState.seed_example_project`). Seed and hand-edit its state file,
+also while it serves, with ``python -m segprovider_sandbox.admin`` (``segprovider sandbox OPERATION``:
+:mod:`.admin`). In tests::
 
     with serve(db_path=tmp_path / "sandbox.db") as sandbox:
         requests.get(f"{sandbox.url}/3.0/ping", auth=("any", DEFAULT_MAILCHIMP_API_KEY))

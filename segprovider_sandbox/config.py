@@ -133,8 +133,8 @@ class SandboxConfig:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the sandbox config must be a JSON object")
+        if not isinstance(data, dict):  # a ValueError, like every other problem of the file, for main() to print
+            raise ValueError(f"{path}: the sandbox config must be a JSON object")  # noqa: TRY004
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as exc:

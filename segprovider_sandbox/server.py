@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from segprovider_sandbox.config import VENDORS, SandboxConfig
@@ -179,7 +179,7 @@ class SandboxApp:
             if vendor not in current:
                 raise ValueError(f"unknown vendor '{vendor}'; vendors are {list(VENDORS)}")
             if not isinstance(settings, dict):
-                raise ValueError(f"faults.{vendor} must be an object")
+                raise ValueError(f"faults.{vendor} must be an object")  # noqa: TRY004 (answered as a 400)
             updates[vendor] = VendorFaults.from_dict(settings, base=current[vendor])
         seed = body.get("seed")
         self.faults.reconfigure(updates, None if seed is None else int(seed))
@@ -283,7 +283,7 @@ class RunningSandbox:
         self._thread.join()
         self.state.close()
 
-    def __enter__(self) -> RunningSandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seed:
         fixtures = running.state.seed_example_project()
         print(
-            f"  seeded: Mailchimp list {fixtures.mailchimp_list_id} segment {fixtures.mailchimp_segment_id}, "
+            f"  seeded: Mailchimp list {fixtures.mailchimp_list_id} and its static segments, "
             f"HubSpot list {fixtures.hubspot_list_id}, Meta audiences {fixtures.meta_audience_id} and "
             f"{EXAMPLE_META_AUDIENCE_ID} (ad account act_{fixtures.meta_ad_account_id})"
         )

@@ -86,7 +86,7 @@ def _hubspot_matches(flt: dict[str, Any], properties: dict[str, Any]) -> bool:
         want_dt = datetime(point["year"], point["month"], point["day"], point.get("hour", 0), point.get("minute", 0),
                            point.get("second", 0))
         if point.get("timeType") == "DATE":  # a date point compares days
-            have_dt, want_dt = datetime(have_dt.year, have_dt.month, have_dt.day), want_dt
+            have_dt = datetime(have_dt.year, have_dt.month, have_dt.day)
         return have_dt > want_dt if operator == "IS_AFTER" else have_dt < want_dt
     have_t, want_t = str(raw).lower(), str(operation.get("value", "")).lower()
     return {"IS_EQUAL_TO": have_t == want_t, "IS_NOT_EQUAL_TO": have_t != want_t, "CONTAINS": want_t in have_t,

@@ -56,7 +56,7 @@ def parse_hubspot_datetime(text: str) -> datetime | None:
     if text.lstrip("-").isdigit():
         return datetime.fromtimestamp(int(text) / 1000, UTC).replace(tzinfo=None)
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+        return datetime.fromisoformat(text).replace(tzinfo=None)  # Python 3.11 reads a trailing Z
     except ValueError:
         return None
 

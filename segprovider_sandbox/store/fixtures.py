@@ -8,6 +8,10 @@ from dataclasses import dataclass
 # beside the :class:`DemoFixtures`, as the example's callers do.
 EXAMPLE_META_AUDIENCE_ID = "23850000000000002"
 EXAMPLE_META_AUDIENCE_NAME = "high_intent"
+# The example project's other static segments of the demo audience (``at_risk``, the ``spring_promo`` treatment arm):
+# the Mailchimp connector would create them on its first add, but seeded they show in ``segprovider sandbox lists``
+# and can be hand-edited before any sync.
+EXAMPLE_MAILCHIMP_SEGMENT_NAMES = ("at_risk", "spring_promo_treatment")
 
 
 @dataclass(frozen=True)

@@ -122,3 +122,24 @@ class HubSpotState(SqliteStore):
             else:
                 cursor.execute("DELETE FROM hubspot_list_members WHERE list_id = ? AND contact_id = ?",
                                (int(list_id), contact_id))
+
+    def edit_hubspot_contact(self, email: str, properties: dict[str, str], *, at: float | None = None) -> bool:
+        """A person sets properties of a contact in HubSpot's UI (creating the contact when missing): not logged.
+
+        :param properties: property values as HubSpot stores them (text); merged into the contact's.
+        :param at: epoch seconds of the change; now when None.
+        :returns: whether the contact was created.
+        """
+        when = time.time() if at is None else at
+        address = email.strip().lower()
+        with self.write() as cursor:
+            row = cursor.execute("SELECT id, properties FROM hubspot_contacts WHERE email = ?", (address,)).fetchone()
+            if row is None:
+                cursor.execute("INSERT INTO hubspot_contacts (email, properties, created_at, updated_at)"
+                               " VALUES (?, ?, ?, ?)",
+                               (address, json.dumps({**properties, "email": address}), when, when))
+                return True
+            merged = {**json.loads(row[1]), **properties}
+            cursor.execute("UPDATE hubspot_contacts SET properties = ?, updated_at = ? WHERE id = ?",
+                           (json.dumps(merged), when, row[0]))
+            return False

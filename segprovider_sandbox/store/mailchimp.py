@@ -152,6 +152,25 @@ class MailchimpState(SqliteStore):
                 (segment_id, list_id, name, now, now),
             )
 
+    def seed_mailchimp_tag(self, list_id: str, name: str) -> int:
+        """Create an empty static segment (a tag) by name in an existing audience, unless it has one of that name.
+
+        :param list_id: the audience.
+        :param name: the segment's (and tag's) name.
+        :returns: the segment's id, the existing one's when there was one.
+        """
+        now = time.time()
+        with self.write() as cursor:
+            if cursor.execute("SELECT 1 FROM mailchimp_lists WHERE list_id = ?", (list_id,)).fetchone() is None:
+                raise ValueError(f"no Mailchimp audience '{list_id}': seed it with seed_mailchimp_list first")
+            row = cursor.execute("SELECT min(segment_id) FROM mailchimp_segments WHERE list_id = ? AND name = ?",
+                                 (list_id, name)).fetchone()
+            if row[0] is not None:
+                return int(row[0])
+            cursor.execute("INSERT INTO mailchimp_segments (list_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                           (list_id, name, now, now))
+            return int(cursor.lastrowid or 0)
+
     def edit_mailchimp_segment(self, list_id: str, segment_id: int | str, email: str, present: bool, *,
                                at: float | None = None) -> None:
         """A person adds or removes a member of a static segment (or tag) in Mailchimp's UI: not logged as a request.
@@ -177,3 +196,48 @@ class MailchimpState(SqliteStore):
             else:
                 cursor.execute("DELETE FROM mailchimp_segment_members WHERE segment_id = ? AND subscriber_hash = ?",
                                (int(segment_id), member_hash))
+
+    def edit_mailchimp_audience(self, list_id: str, email: str, present: bool, *, at: float | None = None) -> bool:
+        """A person adds a contact to an audience (subscribed) or deletes one from it, with its tags: not logged.
+
+        Adding a contact the audience already has leaves it as it is (its status included).
+
+        :param at: epoch seconds of the edit; now when None.
+        :returns: whether the audience changed.
+        """
+        when = time.time() if at is None else at
+        member_hash = subscriber_hash(email)
+        with self.write() as cursor:
+            if present:
+                cursor.execute(
+                    "INSERT OR IGNORE INTO mailchimp_members (list_id, subscriber_hash, email_address, status,"
+                    " merge_fields, created_at, updated_at) VALUES (?, ?, ?, 'subscribed', '{}', ?, ?)",
+                    (list_id, member_hash, email, when, when))
+                return cursor.rowcount > 0
+            cursor.execute("DELETE FROM mailchimp_segment_members WHERE subscriber_hash = ? AND segment_id IN"
+                           " (SELECT segment_id FROM mailchimp_segments WHERE list_id = ?)", (member_hash, list_id))
+            cursor.execute("DELETE FROM mailchimp_members WHERE list_id = ? AND subscriber_hash = ?",
+                           (list_id, member_hash))
+            return cursor.rowcount > 0
+
+    def edit_mailchimp_member(self, list_id: str, email: str, *, status: str | None = None,
+                              merge_fields: dict[str, Any] | None = None, at: float | None = None) -> None:
+        """Change a member's status and/or merge values as Mailchimp itself or the person would (an unsubscribe link,
+        a bounce that cleans the address, an edit in the UI): not logged as a request.
+
+        :param status: the new status; unchanged when None.
+        :param merge_fields: merge values to set (by tag), merged into the member's; unchanged when None.
+        :param at: epoch seconds of the change (the member's ``last_changed``); now when None.
+        :raises LookupError: when the audience has no such member.
+        """
+        when = time.time() if at is None else at
+        member_hash = subscriber_hash(email)
+        with self.write() as cursor:
+            row = cursor.execute("SELECT status, merge_fields FROM mailchimp_members"
+                                 " WHERE list_id = ? AND subscriber_hash = ?", (list_id, member_hash)).fetchone()
+            if row is None:
+                raise LookupError(f"{email} is not a member of audience {list_id}")
+            merged = {**json.loads(row[1]), **(merge_fields or {})}
+            cursor.execute("UPDATE mailchimp_members SET status = ?, merge_fields = ?, updated_at = ?"
+                           " WHERE list_id = ? AND subscriber_hash = ?",
+                           (status or row[0], json.dumps(merged), when, list_id, member_hash))

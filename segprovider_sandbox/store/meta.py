@@ -34,3 +34,22 @@ class MetaState(SqliteStore):
                 " VALUES (?, ?, ?, '', 'CUSTOM', 'USER_PROVIDED_ONLY', ?, ?)",
                 (int(audience_id), ad_account_id.removeprefix("act_"), name, now, now),
             )
+
+    def edit_meta_audience(self, audience_id: int | str, hashes: list[str], present: bool) -> int:
+        """Add or remove hashed members of a custom audience, as a customer-file upload would: not logged.
+
+        :param hashes: lower-case hex SHA-256 hashes of normalized emails.
+        :returns: how many hashes were added or removed.
+        """
+        rows = [(int(audience_id), value) for value in hashes]
+        with self.write() as cursor:
+            before = cursor.connection.total_changes
+            if present:
+                cursor.executemany("INSERT OR IGNORE INTO meta_audience_members (audience_id, hash) VALUES (?, ?)",
+                                   rows)
+            else:
+                cursor.executemany("DELETE FROM meta_audience_members WHERE audience_id = ? AND hash = ?", rows)
+            changed = cursor.connection.total_changes - before
+            cursor.execute("UPDATE meta_audiences SET updated_at = ? WHERE audience_id = ?",
+                           (time.time(), int(audience_id)))
+        return changed

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from segprovider_sandbox.store.fixtures import EXAMPLE_META_AUDIENCE_ID, EXAMPLE_META_AUDIENCE_NAME, DemoFixtures
+from segprovider_sandbox.store.fixtures import (
+    EXAMPLE_MAILCHIMP_SEGMENT_NAMES,
+    EXAMPLE_META_AUDIENCE_ID,
+    EXAMPLE_META_AUDIENCE_NAME,
+    DemoFixtures,
+)
 from segprovider_sandbox.store.hubspot import HubSpotState
 from segprovider_sandbox.store.mailchimp import MailchimpState
 from segprovider_sandbox.store.meta import MetaState
@@ -41,12 +46,18 @@ class SandboxState(MailchimpState, HubSpotState, MetaState, WebhookState, Reques
         return fixtures
 
     def seed_example_project(self, fixtures: DemoFixtures | None = None) -> DemoFixtures:
-        """Create the demo fixtures (:meth:`seed_demo_fixtures`) and the example project's second Meta audience
-        (``high_intent``, :data:`EXAMPLE_META_AUDIENCE_ID`), so that every destination the example syncs to exists.
+        """Create the demo fixtures (:meth:`seed_demo_fixtures`), the example project's second Meta audience
+        (``high_intent``, :data:`EXAMPLE_META_AUDIENCE_ID`) and its other static segments
+        (:data:`EXAMPLE_MAILCHIMP_SEGMENT_NAMES`), so that every audience, list, segment, merge field and contact
+        property the example project syncs to or pushes to exists (``tests/sandbox/test_sandbox_seed.py`` derives
+        them from the example's YAML). Its spoke segments are left out: the hybrid model deploys them with their rules.
+        Idempotent: running it again changes nothing.
 
         :param fixtures: the ids to use; :class:`DemoFixtures` defaults when None.
         :returns: the ids created.
         """
         fixtures = self.seed_demo_fixtures(fixtures)
         self.seed_meta_audience(EXAMPLE_META_AUDIENCE_ID, fixtures.meta_ad_account_id, EXAMPLE_META_AUDIENCE_NAME)
+        for name in EXAMPLE_MAILCHIMP_SEGMENT_NAMES:
+            self.seed_mailchimp_tag(fixtures.mailchimp_list_id, name)
         return fixtures
