@@ -27,7 +27,6 @@ class CompileState:
     as_of: dt.datetime
     aggregates: dict[AggregateKey, str] = field(default_factory=dict)
     attributes: set[str] = field(default_factory=set)
-    table_of: dict[str, str] = field(default_factory=dict)
 
     def aggregate_column(self, node: EventCondition) -> str:
         key = AggregateKey(node.event, node.aggregate, node.property, node.within, node.where)
@@ -44,6 +43,5 @@ class CompileState:
         """
         out: dict[str, list[tuple[AggregateKey, str]]] = {}
         for key, column in self.aggregates.items():
-            self.table_of[key.source] = key.source
             out.setdefault(key.source, []).append((key, column))
         return out

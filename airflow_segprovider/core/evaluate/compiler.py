@@ -28,11 +28,22 @@ from typing import TYPE_CHECKING, Sequence
 from sqlglot import exp
 
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey, CompileState
+from airflow_segprovider.core.evaluate.columns import (
+    aggregate_cte,
+    arm_column,
+    attribute_column,
+    bucket_column,
+    consent_column,
+    count_column,
+    member_column,
+    rule_column,
+)
 from airflow_segprovider.core.evaluate.conditions import ConditionSql, predicate_sql
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, Segment, iter_conditions
 from airflow_segprovider.core.project.spec import Project
 from airflow_segprovider.core.sql import dialects
 from airflow_segprovider.core.sql.expressions import and_all, col, false_if_null, ident, literal, or_any, table_ref
+from airflow_segprovider.core.sql.numbers import EXACT_NUMBER, exact_number
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.state.membership import Slot
@@ -40,7 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["EXACT_NUMBER", "KEY", "KEY_TEXT", "AggregateKey", "CompiledEvaluation", "SegmentCompiler"]
 
 KEY = "k"
-EXACT_NUMBER = "DECIMAL(38, 9)"  # exact in DuckDB, PostgreSQL, Snowflake and BigQuery (NUMERIC)
 FLAGS_CTE = "segprovider_flags"
 KEY_TEXT = "k_text"  # the key as stored in the membership tables, cast once per customer
 AGG_FUNCS: dict[str, type[exp.AggFunc]] = {
@@ -54,8 +64,9 @@ class CompiledEvaluation:
     """The SQL of one evaluation, plus what is needed to read its result.
 
     :param flags_query: one row per customer: ``k`` and, per segment, ``m__<segment>`` (final
-        membership) and, for split segments, ``arm__<segment>``; with ``explain`` also the
-        observed values and each rule node's outcome.
+        membership) and, for split segments, ``arm__<segment>`` (named by
+        :mod:`~airflow_segprovider.core.evaluate.columns`); with ``explain`` also the observed values
+        and each rule node's outcome.
     """
 
     project: Project
@@ -71,13 +82,13 @@ class CompiledEvaluation:
         selects = []
         for name in segments or list(self.project.segments):
             segment = self.project.segments[name]
-            arm: exp.Expression = col(f"arm__{name}") if segment.split else exp.cast(exp.null(), "VARCHAR")
+            arm: exp.Expression = col(arm_column(name)) if segment.split else exp.cast(exp.null(), "VARCHAR")
             selects.append(
                 exp.select(
                     exp.alias_(exp.Literal.string(name), "segment", quoted=True),
                     exp.alias_(col(KEY_TEXT), "customer_key", quoted=True),
                     exp.alias_(arm, "arm", quoted=True),
-                ).from_(table_ref(flags_table)).where(col(f"m__{name}"))
+                ).from_(table_ref(flags_table)).where(col(member_column(name)))
             )
         query: exp.Expression = selects[0]
         for select in selects[1:]:
@@ -99,9 +110,9 @@ class CompiledEvaluation:
         for word in words:
             terms: list[exp.Expression] = []
             for slot in (s for s in slots if s.word == word):
-                held: exp.Expression = col(f"m__{slot.segment}", "f")
+                held: exp.Expression = col(member_column(slot.segment), "f")
                 if slot.arm is not None:
-                    held = exp.and_(held, exp.EQ(this=col(f"arm__{slot.segment}", "f"),
+                    held = exp.and_(held, exp.EQ(this=col(arm_column(slot.segment), "f"),
                                                  expression=exp.Literal.string(slot.arm)))
                 held_by_word.setdefault(word, []).append(held.copy())
                 terms.append(exp.Case(ifs=[exp.If(this=held, true=exp.cast(exp.Literal.number(slot.mask), bigint))],
@@ -176,13 +187,14 @@ class SegmentCompiler:
                 elif isinstance(node, AttributeCondition):
                     state.attributes.add(node.attribute)
         ctes: list[tuple[str, exp.Select]] = []
-        for source_table, keys in state.aggregates_by_table(self.project).items():
-            ctes.append((f"agg__{source_table}", self._aggregate_cte(keys, state, customers)))
+        agg_ctes: dict[str, str] = {}  # CTE name -> the event source it aggregates
+        for source, keys in state.aggregates_by_table(self.project).items():
+            agg_ctes[aggregate_cte(source)] = source
+            ctes.append((aggregate_cte(source), self._aggregate_cte(keys, state, customers)))
         channels = sorted({c for n in names for c in self.project.segments[n].suppress_channels})
         if channels:
             ctes.append(("consent_latest", self._consent_cte(channels, as_of, customers)))
-        ctes.append(("base", self._base_cte(state, [t for t, _ in ctes if t.startswith("agg__")], channels,
-                                            customers, explain)))
+        ctes.append(("base", self._base_cte(state, agg_ctes, channels, customers, explain)))
         previous = "base"
         node_columns: dict[tuple[str, int], str] = {}
         pending_arms: list[Segment] = []
@@ -206,16 +218,16 @@ class SegmentCompiler:
         outputs: list[exp.Expression] = [
             col(KEY), exp.alias_(exp.cast(col(KEY), exp.DataType.build("VARCHAR")), KEY_TEXT, quoted=True)]
         for name in names:
-            outputs.append(col(f"m__{name}"))
+            outputs.append(col(member_column(name)))
             if self.project.segments[name].split:
-                outputs.append(col(f"arm__{name}"))
+                outputs.append(col(arm_column(name)))
         if explain:
             outputs = [exp.Star()]
         query = exp.select(*outputs).from_(table_ref(previous))
         for cte_name, cte_query in ctes:
             query = query.with_(ident(cte_name), as_=cte_query)
-        value_columns = {**{f"attribute:{a}": f"a__{a}" for a in state.attributes},
-                         **{f"consent:{c}": f"c__{c}" for c in channels}}
+        value_columns = {**{f"attribute:{a}": attribute_column(a) for a in state.attributes},
+                         **{f"consent:{c}": consent_column(c) for c in channels}}
         return CompiledEvaluation(self.project, as_of, self.dialect, query, dict(state.aggregates),
                                   node_columns, value_columns)
 
@@ -257,18 +269,18 @@ class SegmentCompiler:
             for flt in key.where:
                 value_type = source.properties[flt.property]
                 conditions.append(false_if_null(predicate_sql(
-                    self.dialect, dialects.wall_clock(self.dialect, col(flt.property), value_type), flt.predicate,
+                    self.dialect, self._read(col(flt.property), value_type), flt.predicate,
                     value_type, state.as_of)))
             arg = None if key.aggregate == "count" else (
-                ts.copy() if key.property is None
-                else dialects.wall_clock(self.dialect, col(key.property), source.properties[key.property]))
-            if key.aggregate in ("sum", "avg"):
-                # exact decimal arithmetic: a floating-point sum depends on the (parallel) order of
-                # its terms, and a customer right at a threshold would flip between runs
-                arg = exp.cast(arg, exp.DataType.build(EXACT_NUMBER))
-            aggregate = (dialects.filtered_aggregate(self.dialect, AGG_FUNCS[key.aggregate], arg, and_all(conditions))
-                         if conditions else AGG_FUNCS[key.aggregate](this=exp.Star() if arg is None else arg))
-            projections.append(exp.alias_(aggregate, column, quoted=True))
+                ts.copy() if key.property is None else self._read(col(key.property), "number"))
+            # exact decimals (see core.sql.numbers): a floating-point sum depends on the (parallel) order
+            # of its terms, and a customer right at a threshold would flip between runs. An average is
+            # kept as its sum and count, which conditions compare without dividing.
+            func = exp.Sum if key.aggregate == "avg" else AGG_FUNCS[key.aggregate]
+            projections.append(exp.alias_(self._aggregate(func, arg, conditions), column, quoted=True))
+            if key.aggregate == "avg":
+                projections.append(exp.alias_(self._aggregate(exp.Count, arg, conditions), count_column(column),
+                                              quoted=True))
         where: list[exp.Expression] = [exp.LTE(this=ts.copy(), expression=literal(state.as_of))]
         if all(key.within is not None for key, _ in keys):
             widest = max(key.within for key, _ in keys)  # type: ignore[type-var]
@@ -280,6 +292,20 @@ class SegmentCompiler:
             where.append(only)
         return (exp.select(*projections).from_(table_ref(first.table, self.schema)).where(and_all(where))
                 .group_by(col(first.customer_key)))
+
+    def _aggregate(self, func: type[exp.AggFunc], arg: exp.Expression | None,
+                   conditions: list[exp.Expression]) -> exp.Expression:
+        if conditions:
+            return dialects.filtered_aggregate(self.dialect, func, None if arg is None else arg.copy(),
+                                               and_all([c.copy() for c in conditions]))
+        return func(this=exp.Star() if arg is None else arg.copy())
+
+    def _read(self, column: exp.Expression, value_type: str) -> exp.Expression:
+        """A source column as rules see it: timestamps as UTC wall-clock time, numbers as exact decimals
+        (out-of-range values missing)."""
+        if value_type == "number":
+            return exact_number(column)
+        return dialects.wall_clock(self.dialect, column, value_type)
 
     def _consent_cte(self, channels: list[str], as_of: dt.datetime, customers: Sequence[str] | None) -> exp.Select:
         consent = self.project.model.consent
@@ -307,29 +333,33 @@ class SegmentCompiler:
         for channel in channels:
             when = exp.Case(ifs=[exp.If(this=exp.EQ(this=col("channel"), expression=literal(channel)),
                                         true=exp.cast(col("opted_in"), exp.DataType.build("INT")))])
-            pivots.append(exp.alias_(exp.Max(this=when), f"c__{channel}", quoted=True))
+            pivots.append(exp.alias_(exp.Max(this=when), consent_column(channel), quoted=True))
         return (exp.select(*pivots).from_(exp.Subquery(this=ranked, alias=exp.TableAlias(this=ident("ranked"))))
                 .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1))).group_by(col(KEY)))
 
-    def _base_cte(self, state: CompileState, agg_ctes: list[str], channels: list[str],
+    def _base_cte(self, state: CompileState, agg_ctes: dict[str, str], channels: list[str],
                   customers: Sequence[str] | None, explain: bool) -> exp.Select:
         customer = self.project.model.customer
         projections: list[exp.Expression] = [exp.alias_(col(customer.key, "c"), KEY, quoted=True)]
         for name in sorted(state.attributes):
             attribute = customer.attributes[name]
-            projections.append(exp.alias_(dialects.wall_clock(self.dialect, col(attribute.column, "c"), attribute.type),
-                                          f"a__{name}", quoted=True))
-        for cte in agg_ctes:
+            projections.append(exp.alias_(self._read(col(attribute.column, "c"), attribute.type),
+                                          attribute_column(name), quoted=True))
+        for cte, source in agg_ctes.items():
             for key, column in state.aggregates.items():
-                if f"agg__{state.table_of[key.source]}" == cte:
+                if key.source == source:
                     value: exp.Expression = col(column, cte)
                     if key.aggregate in ("count", "sum"):  # no occurrence counts as zero
                         value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
                     projections.append(exp.alias_(value, column, quoted=True))
+                    if key.aggregate == "avg":
+                        projections.append(exp.alias_(col(count_column(column), cte), count_column(column),
+                                                      quoted=True))
         for channel in channels:
-            projections.append(exp.alias_(col(f"c__{channel}", "consent_latest"), f"c__{channel}", quoted=True))
+            projections.append(exp.alias_(col(consent_column(channel), "consent_latest"), consent_column(channel),
+                                          quoted=True))
         query = exp.select(*projections).from_(table_ref(customer.table, self.schema, alias="c"))
-        for cte in agg_ctes + (["consent_latest"] if channels else []):
+        for cte in [*agg_ctes, *(["consent_latest"] if channels else [])]:
             query = query.join(table_ref(cte), on=exp.EQ(this=col(KEY, cte), expression=col(customer.key, "c")),
                                join_type="LEFT")
         only = self._customer_filter(col(customer.key, "c"), customers)
@@ -344,28 +374,28 @@ class SegmentCompiler:
         consent_policies = self.project.model.consent.channels if self.project.model.consent else {}
         for channel in segment.suppress_channels:
             default = exp.Literal.number(0 if consent_policies[channel].require_opt_in else 1)
-            parts.append(exp.EQ(this=exp.Coalesce(this=col(f"c__{channel}"), expressions=[default]),
+            parts.append(exp.EQ(this=exp.Coalesce(this=col(consent_column(channel)), expressions=[default]),
                                 expression=exp.Literal.number(1)))
         for higher in segment.higher_priority:
-            parts.append(exp.Not(this=col(f"m__{higher}")))
+            parts.append(exp.Not(this=col(member_column(higher))))
         columns: list[exp.Expression] = []
         if explain:
             columns.extend(rule.explained)
-            columns.append(exp.alias_(raw.copy(), f"r__{name}", quoted=True))
-        columns.append(exp.alias_(and_all(parts), f"m__{name}", quoted=True))
+            columns.append(exp.alias_(raw.copy(), rule_column(name), quoted=True))
+        columns.append(exp.alias_(and_all(parts), member_column(name), quoted=True))
         if segment.split:
             # hashed once, and only for members: the arm is computed from the bucket in the next level
             bucket = dialects.hash_bucket(self.dialect, dialects.split_input(segment.split.salt, col(KEY)))
             member = and_all(parts)
             columns.append(exp.alias_(exp.Case(ifs=[exp.If(this=member.copy(), true=bucket)]) if not explain
-                                      else bucket, f"bucket__{name}", quoted=True))
+                                      else bucket, bucket_column(name), quoted=True))
         return columns
 
     def _arm_columns(self, segment: Segment) -> list[exp.Expression]:
         """``arm__<segment>`` from the bucket computed one level earlier."""
         assert segment.split is not None
-        bucket = col(f"bucket__{segment.name}")
+        bucket = col(bucket_column(segment.name))
         ifs = [exp.If(this=exp.LT(this=bucket.copy(), expression=exp.Literal.number(high)),
                       true=exp.Literal.string(arm)) for arm, _low, high in segment.split.bucket_bounds()]
-        return [exp.alias_(exp.Case(ifs=ifs), f"arm__{segment.name}", quoted=True)]
+        return [exp.alias_(exp.Case(ifs=ifs), arm_column(segment.name), quoted=True)]
 

@@ -2,16 +2,23 @@
 
 Rules use two-valued logic: a comparison with a missing (NULL) value is false,
 so ``not`` of it is true; ``is_null`` selects missing values explicitly.
+
+Numbers are exact decimals (:mod:`~airflow_segprovider.core.sql.numbers`) compared with exact decimal
+literals. An average is compared without dividing: ``avg >= v`` is ``sum >= v * count``, exact in
+every warehouse, where ``AVG`` of a decimal is a DOUBLE in DuckDB, 9 places in BigQuery and more
+elsewhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey, CompileState
+from airflow_segprovider.core.evaluate.columns import attribute_column, count_column, member_column, node_column
 from airflow_segprovider.core.project.rules import (
     AllOf,
     AnyOf,
@@ -23,6 +30,7 @@ from airflow_segprovider.core.project.rules import (
 )
 from airflow_segprovider.core.sql import dialects
 from airflow_segprovider.core.sql.expressions import and_all, col, false_if_null, literal, or_any
+from airflow_segprovider.core.sql.numbers import number_literal
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.project.spec import Project
@@ -51,20 +59,23 @@ class ConditionSql:
         elif isinstance(node, Not):
             sql = exp.Not(this=self.build(node.child))
         elif isinstance(node, SegmentCondition):
-            flag: exp.Expression = col(f"m__{node.segment}")
+            flag: exp.Expression = col(member_column(node.segment))
             sql = exp.Not(this=flag) if node.negate else flag
         elif isinstance(node, AttributeCondition):
             attribute = self.project.model.customer.attributes[node.attribute]
-            sql = false_if_null(predicate_sql(self.dialect, col(f"a__{node.attribute}"), node.predicate,
+            sql = false_if_null(predicate_sql(self.dialect, col(attribute_column(node.attribute)), node.predicate,
                                               attribute.type, self.state.as_of))
         else:
             column = self.state.aggregates[AggregateKey(node.event, node.aggregate, node.property, node.within,
                                                         node.where)]
             value_type = "timestamp" if node.aggregate in ("first", "last") else "number"
-            sql = false_if_null(predicate_sql(self.dialect, col(column), node.predicate, value_type,
-                                              self.state.as_of))
+            if node.aggregate == "avg":
+                sql = false_if_null(average_sql(col(column), col(count_column(column)), node.predicate))
+            else:
+                sql = false_if_null(predicate_sql(self.dialect, col(column), node.predicate, value_type,
+                                                  self.state.as_of))
         if self.node_columns is not None:
-            name = f"n__{self.segment}__{position}"
+            name = node_column(self.segment, position)
             self.node_columns[(self.segment, position)] = name
             self.explained.append(exp.alias_(sql.copy(), name, quoted=True))
         return sql
@@ -89,6 +100,8 @@ def predicate_sql(dialect: str, value: exp.Expression, predicate: Predicate, val
             return exp.LT(this=value, expression=literal(lower))
         return exp.And(this=exp.GTE(this=value, expression=literal(lower)),
                        expression=exp.LTE(this=value.copy(), expression=literal(upper)))
+    if value_type == "number":
+        return _number_predicate(value, op, v, lambda item: number_literal(item))
     if op in ("in", "not_in"):
         test = exp.In(this=value, expressions=[literal(item) for item in v])
         return exp.Not(this=test) if op == "not_in" else test
@@ -102,3 +115,26 @@ def predicate_sql(dialect: str, value: exp.Expression, predicate: Predicate, val
         return dialects.regex_search(dialect, value, v)
     comparison = {"eq": exp.EQ, "ne": exp.NEQ, "lt": exp.LT, "lte": exp.LTE, "gt": exp.GT, "gte": exp.GTE}[op]
     return comparison(this=value, expression=literal(v))
+
+
+def average_sql(total: exp.Expression, count: exp.Expression, predicate: Predicate) -> exp.Expression:
+    """``avg <op> v`` as ``sum <op> v * count``: exact, no division. An average over no value is missing
+    (its sum is NULL), so only ``is_null`` holds for it."""
+    if predicate.op == "is_null":
+        return exp.Is(this=total, expression=exp.null())
+    if predicate.op == "is_not_null":
+        return exp.Not(this=exp.Is(this=total, expression=exp.null()))
+    return _number_predicate(total, predicate.op, predicate.value,
+                             lambda item: exp.Mul(this=number_literal(item), expression=count.copy()))
+
+
+def _number_predicate(value: exp.Expression, op: str, v: Any, bound: Callable[[Any], exp.Expression]) -> exp.Expression:
+    """A number comparison against exact decimal literals (``bound`` writes each one)."""
+    if op in ("in", "not_in"):
+        test = or_any([exp.EQ(this=value.copy(), expression=bound(item)) for item in v])
+        return exp.Not(this=exp.Paren(this=test)) if op == "not_in" else exp.Paren(this=test)
+    if op == "between":
+        return exp.And(this=exp.GTE(this=value.copy(), expression=bound(v[0])),
+                       expression=exp.LTE(this=value.copy(), expression=bound(v[1])))
+    comparison = {"eq": exp.EQ, "ne": exp.NEQ, "lt": exp.LT, "lte": exp.LTE, "gt": exp.GT, "gte": exp.GTE}[op]
+    return comparison(this=value, expression=bound(v))

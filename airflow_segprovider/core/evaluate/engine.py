@@ -5,11 +5,16 @@ and the benchmarks. It checks that every table and column the plan reads exists
 with a compatible type (naming the segment that needs it), runs the compiled
 query once, and writes the snapshot, its diff and the registry rows in a single
 transaction: an error leaves no partial snapshot behind.
+
+A number beyond the range of the language (10^15 in magnitude, infinities, NaN) reads as missing
+rather than stopping the evaluation (:mod:`~airflow_segprovider.core.sql.numbers`); the rows holding
+one are counted per column and reported in the result, and logged, so a bad load is seen.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 import uuid
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from airflow_segprovider.core.errors import EvaluationError, TerminalEvaluationError, TransientEvaluationError
+from airflow_segprovider.core.evaluate.columns import member_column
 from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation, SegmentCompiler
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, iter_conditions
 from airflow_segprovider.core.project.spec import Project
@@ -25,6 +31,8 @@ from airflow_segprovider.core.state.membership import SNAPSHOTS, MembershipStore
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
+
+log = logging.getLogger(__name__)
 
 _TYPE_FAMILIES = {
     "string": re.compile(r"^(VARCHAR|TEXT|STRING|CHAR|CHARACTER|CHARACTER VARYING|BPCHAR|NVARCHAR)\b"),
@@ -69,18 +77,23 @@ class EvaluationResult:
     diffs: list[SegmentDiff]
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    #: ``table.column`` -> rows whose number is out of range (read as missing); only columns that have some
+    out_of_range: dict[str, int] = field(default_factory=dict)
 
     def by_segment(self) -> dict[str, SegmentDiff]:
         return {d.segment: d for d in self.diffs}
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "as_of": self.as_of.isoformat(), "run_id": self.run_id, "seconds": round(self.seconds, 3),
             "segments": {d.segment: {"members": d.members, "added": d.added, "removed": d.removed,
                                      "unchanged": d.unchanged,
                                      "previous_as_of": d.previous_as_of.isoformat() if d.previous_as_of else None}
                          for d in self.diffs},
         }
+        if self.out_of_range:
+            out["out_of_range"] = dict(self.out_of_range)
+        return out
 
 
 def required_columns(project: Project, segments: Sequence[str]) -> dict[tuple[str, str], tuple[str | None, set[str]]]:
@@ -147,6 +160,33 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
         raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems))
 
 
+def count_out_of_range(project: Project, warehouse: Warehouse, segments: Sequence[str]) -> dict[str, int]:
+    """``table.column`` -> rows whose number the evaluation reads as missing because it is out of range.
+
+    One scan per table with number columns the plan reads; columns without such a row are left out.
+    """
+    from sqlglot import exp
+
+    from airflow_segprovider.core.sql.expressions import col, table_ref
+    from airflow_segprovider.core.sql.numbers import out_of_range
+
+    by_table: dict[str, list[str]] = {}
+    for (table, column), (expected, _users) in sorted(required_columns(project, segments).items()):
+        if expected == "number":
+            by_table.setdefault(table, []).append(column)
+    found: dict[str, int] = {}
+    for table, columns in by_table.items():
+        counts = [exp.alias_(exp.Sum(this=exp.Case(ifs=[exp.If(this=out_of_range(col(c)), true=exp.Literal.number(1))],
+                                                   default=exp.Literal.number(0))), f"n{i}", quoted=True)
+                  for i, c in enumerate(columns)]
+        query = to_sql(exp.select(*counts).from_(table_ref(table, warehouse.schema)), warehouse.dialect)
+        row = warehouse.query(query)[0]
+        for column, count in zip(columns, row):
+            if count:
+                found[f"{table}.{column}"] = int(count)
+    return found
+
+
 def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
     """Every customer needs a key, and one row per key: members are identified by it.
 
@@ -186,9 +226,13 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     run_id = run_id or f"manual__{uuid.uuid4().hex[:12]}"
     compiler = SegmentCompiler(project, warehouse.dialect, warehouse.schema)
     compiled = compiler.compile(at, segments=segments)
-    names = [n for n in compiled.project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    names = [n for n in compiled.project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
     check_customer_keys(project, warehouse)
+    out_of_range = count_out_of_range(project, warehouse, names)
+    for column, count in out_of_range.items():
+        log.warning("%s: %d row(s) hold a number out of range (10^15 or more in magnitude, infinite or NaN); "
+                    "they read as missing in this evaluation", column, count)
     store = MembershipStore(warehouse)
     store.ensure_tables()
     timings: dict[str, float] = {}
@@ -218,7 +262,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
         raise TransientEvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
-    return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings)
+    return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings, out_of_range)
 
 
 def _group(mapping: dict[str, dt.datetime]) -> dict[dt.datetime, list[str]]:
@@ -248,7 +292,7 @@ def preview(project: Project, warehouse: Warehouse, segment: str, as_of: str | d
         raise TerminalEvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
     at = parse_as_of(as_of)
     compiled = compile_for(project, warehouse, at, segments=[segment])
-    names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    names = [n for n in project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
     rows_sql = to_sql(compiled.membership_query("flags", [segment]), warehouse.dialect)
     query = f"WITH flags AS ({compiled.sql(pretty=False)}), members AS ({rows_sql}) "

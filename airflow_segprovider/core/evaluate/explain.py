@@ -14,6 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.errors import TerminalEvaluationError
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey
+from airflow_segprovider.core.evaluate.columns import (
+    arm_column,
+    attribute_column,
+    bucket_column,
+    consent_column,
+    count_column,
+    member_column,
+    rule_column,
+)
 from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
 from airflow_segprovider.core.evaluate.describe import condition_text
 from airflow_segprovider.core.evaluate.engine import check_sources, parse_as_of
@@ -69,7 +78,7 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
     at = parse_as_of(as_of)
     compiled = SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(
         at, segments=[segment], customers=[customer], explain=True)
-    names = [n for n in project.evaluation_order() if f"m__{n}" in compiled.flags_query.named_selects]
+    names = [n for n in project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
     rows = warehouse.query_records(compiled.sql(pretty=False))
     if not rows:
@@ -77,13 +86,13 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
                               f"{project.model.customer.key}")
     row = rows[0]
     seg = project.segments[segment]
-    member = bool(row[f"m__{segment}"])
+    member = bool(row[member_column(segment)])
     lines = [f"customer {customer} {'IS' if member else 'is NOT'} in segment {segment} at {at.isoformat(sep=' ')}"]
-    lines.append(f"rule: {'holds' if row[f'r__{segment}'] else 'does not hold'}")
+    lines.append(f"rule: {'holds' if row[rule_column(segment)] else 'does not hold'}")
     lines += _tree(seg.rule, segment, row, compiled, [0], 1)
     consent = project.model.consent
     for channel in seg.suppress_channels:
-        answer = row.get(f"c__{channel}")
+        answer = row.get(consent_column(channel))
         policy = consent.channels[channel] if consent else None
         if answer is None:
             verdict = ("suppressed: no consent answer and the channel requires opt-in"
@@ -92,15 +101,15 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
             verdict = "allowed: latest answer is opted in" if answer == 1 else "SUPPRESSED: latest answer is opted out"
         lines.append(f"consent {channel}: {verdict}")
     for higher in seg.higher_priority:
-        if row.get(f"m__{higher}"):
+        if row.get(member_column(higher)):
             lines.append(f"priority group {seg.priority_group}: taken by higher-priority segment {higher}")
             break
     else:
         if seg.priority_group:
             lines.append(f"priority group {seg.priority_group}: no higher-priority segment took this customer")
-    arm = row.get(f"arm__{segment}") if member else None
+    arm = row.get(arm_column(segment)) if member else None
     if seg.split:
-        lines.append(f"split (salt {seg.split.salt!r}): bucket {row.get(f'bucket__{segment}')} of 10000"
+        lines.append(f"split (salt {seg.split.salt!r}): bucket {row.get(bucket_column(segment))} of 10000"
                      + (f" -> arm {arm}" if member else ""))
     return Explanation(segment, customer, at, member, arm, lines)
 
@@ -113,12 +122,16 @@ def _tree(node: Condition, segment: str, row: dict[str, Any], compiled, counter:
     text = condition_text(node)
     observed = ""
     if isinstance(node, AttributeCondition):
-        observed = f"  [{node.attribute} = {_show(row.get(f'a__{node.attribute}'))}]"
+        observed = f"  [{node.attribute} = {_show(row.get(attribute_column(node.attribute)))}]"
     elif isinstance(node, EventCondition):
         column = compiled.aggregates[AggregateKey(node.event, node.aggregate, node.property, node.within, node.where)]
-        observed = f"  [observed {node.aggregate}: {_show(row.get(column))}]"
+        value = row.get(column)
+        if node.aggregate == "avg" and value is not None:  # kept as sum and count (see conditions.average_sql)
+            value = (decimal.Decimal(value) / decimal.Decimal(row[count_column(column)])).quantize(
+                decimal.Decimal(1).scaleb(-9), rounding=decimal.ROUND_HALF_EVEN)
+        observed = f"  [observed {node.aggregate}: {_show(value)}]"
     elif isinstance(node, SegmentCondition):
-        observed = f"  [member of {node.segment}: {'yes' if row.get(f'm__{node.segment}') else 'no'}]"
+        observed = f"  [member of {node.segment}: {'yes' if row.get(member_column(node.segment)) else 'no'}]"
     lines = ["  " * depth + f"{mark} {text}{observed}"]
     if isinstance(node, (AllOf, AnyOf)):
         for child in node.children:

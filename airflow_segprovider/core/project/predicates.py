@@ -3,6 +3,10 @@
 A rule's values are written as YAML scalars; a :class:`~airflow_segprovider.core.project.rules.Predicate`
 holds them parsed (dates, timestamps as naive UTC, durations as timedelta), so the compiler and the
 evaluators never see text where a date is meant.
+
+YAML 1.1, which project files are read with, turns unquoted ``yes``/``NO``/``on``/``off`` into booleans
+and ``01234`` into a number; a text value that arrives so is rejected with a hint to quote it, never
+read back as text, since the original spelling (``NO``, ``no``, ``off``?) is lost by then.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from airflow_segprovider.core.project.durations import parse_duration
 from airflow_segprovider.core.project.regex import check_portable_regex
 from airflow_segprovider.core.project.rules import LIST_OPS, NULL_OPS, OPERATORS_BY_TYPE, RELATIVE_OPS, Predicate
+from airflow_segprovider.core.sql.numbers import check_number
 
 
 def _parse_timestamp(text: str) -> dt.datetime:
@@ -26,12 +31,22 @@ def _parse_timestamp(text: str) -> dt.datetime:
 def _parse_scalar(value_type: str, value: Any) -> Any:
     """Typed value for ``value_type`` or ValueError saying what was expected."""
     if value_type == "string":
+        if isinstance(value, bool):
+            raise ValueError(f"expected text, got the boolean {value!r}: YAML reads unquoted yes/no/on/off/"
+                             "true/false (any case) as booleans; quote the text, e.g. 'NO'")
+        if isinstance(value, (int, float)):
+            raise ValueError(f"expected text, got the number {value!r}: quote the text, e.g. '01234' "
+                             "(YAML reads unquoted digits as a number, and a leading 0 as octal)")
         if not isinstance(value, str):
             raise ValueError(f"expected text, got {value!r}")
         return value
     if value_type == "number":
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value.strip()):
+            raise ValueError(f"expected a number, got the text {value!r}: YAML 1.1 reads an exponent only with "
+                             "a dot and a sign (1.0e+3); write the number out, e.g. 1000")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"expected a number, got {value!r}")
+        check_number(value)  # finite, below 10^15, at most 9 decimals
         return value
     if value_type == "boolean":
         if not isinstance(value, bool):

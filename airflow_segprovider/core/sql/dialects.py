@@ -94,7 +94,10 @@ def filtered_aggregate(dialect: str, func: type[exp.AggFunc], arg: exp.Expressio
         inner = func(this=exp.Star() if arg is None else arg)
         return exp.Filter(this=inner, expression=exp.Where(this=condition))
     value = exp.Literal.number(1) if arg is None else arg
-    return func(this=exp.Case(ifs=[exp.If(this=condition, true=value)]))
+    filtered: exp.Expression = exp.Case(ifs=[exp.If(this=condition, true=value)])
+    if isinstance(arg, exp.Cast):  # the type stays outermost: fakesnow sums a CASE of decimals as a DOUBLE
+        filtered = exp.cast(filtered, arg.to.copy())
+    return func(this=filtered)
 
 
 def byte_order(dialect: str, value: exp.Expression) -> exp.Expression:

@@ -8,9 +8,30 @@ dialect; what differs between dialects lives in :mod:`~airflow_segprovider.core.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any, Sequence
 
 from sqlglot import exp
+
+#: The longest generated identifier, in bytes: PostgreSQL's limit (NAMEDATALEN - 1), the smallest of the
+#: supported warehouses (Snowflake 255 characters, BigQuery column names 300, DuckDB none).
+MAX_IDENTIFIER_BYTES = 63
+#: Generated names up to this length are used as written; longer ones are cut and get a hash suffix
+#: (``_`` and 10 hex digits) that brings them to exactly MAX_IDENTIFIER_BYTES, so a cut name never equals
+#: an uncut one, and two cut names are equal only if their full names share a 40-bit hash too.
+_KEPT_BYTES = MAX_IDENTIFIER_BYTES - 11
+
+
+def generated_name(prefix: str, name: str, suffix: str = "") -> str:
+    """``prefix + name + suffix`` when it fits in 52 bytes; else its first 52 bytes, ``_`` and a hash of the
+    whole: unique per full name, stable across runs and dialects, and at most 63 bytes."""
+    full = f"{prefix}{name}{suffix}"
+    encoded = full.encode("utf-8")
+    if len(encoded) <= _KEPT_BYTES:
+        return full
+    head = encoded[:_KEPT_BYTES].decode("utf-8", errors="ignore")
+    digest = hashlib.sha256(encoded).hexdigest()[:10]
+    return f"{head}_{digest}"
 
 
 def ident(name: str) -> exp.Identifier:

@@ -1,20 +1,42 @@
 WITH "agg__orders" AS (
   SELECT
     "customer_id" AS "k",
-    SUM(CAST("amount" AS DECIMAL(38, 9))) FILTER(WHERE
+    SUM(
+      CAST(CASE
+        WHEN ABS("amount") < 1e15
+        THEN CAST(FLOOR("amount") AS DECIMAL(18, 0)) + CAST("amount" - FLOOR("amount") AS DECIMAL(38, 9))
+      END AS DECIMAL(38, 9))
+    ) FILTER(WHERE
       "ordered_at" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
       AND COALESCE((
         (
           "status" COLLATE "C"
         ) = 'completed'
       ), FALSE)) AS "agg_0",
-    AVG(CAST("amount" AS DECIMAL(38, 9))) FILTER(WHERE
+    SUM(
+      CAST(CASE
+        WHEN ABS("amount") < 1e15
+        THEN CAST(FLOOR("amount") AS DECIMAL(18, 0)) + CAST("amount" - FLOOR("amount") AS DECIMAL(38, 9))
+      END AS DECIMAL(38, 9))
+    ) FILTER(WHERE
       "ordered_at" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
       AND COALESCE((
         (
           "status" COLLATE "C"
         ) = 'completed'
-      ), FALSE)) AS "agg_9"
+      ), FALSE)) AS "agg_9",
+    COUNT(
+      CAST(CASE
+        WHEN ABS("amount") < 1e15
+        THEN CAST(FLOOR("amount") AS DECIMAL(18, 0)) + CAST("amount" - FLOOR("amount") AS DECIMAL(38, 9))
+      END AS DECIMAL(38, 9))
+    ) FILTER(WHERE
+      "ordered_at" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
+      AND COALESCE((
+        (
+          "status" COLLATE "C"
+        ) = 'completed'
+      ), FALSE)) AS "agg_9_n"
   FROM "main"."orders"
   WHERE
     "ordered_at" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
@@ -94,11 +116,15 @@ WITH "agg__orders" AS (
     "c"."email" AS "a__email",
     "c"."is_employee" AS "a__is_employee",
     "c"."last_seen_at" AS "a__last_seen_at",
-    "c"."lifetime_value" AS "a__lifetime_value",
+    CAST(CASE
+      WHEN ABS("c"."lifetime_value") < 1e15
+      THEN CAST(FLOOR("c"."lifetime_value") AS DECIMAL(18, 0)) + CAST("c"."lifetime_value" - FLOOR("c"."lifetime_value") AS DECIMAL(38, 9))
+    END AS DECIMAL(38, 9)) AS "a__lifetime_value",
     "c"."plan" AS "a__plan",
     "c"."signup_at" AS "a__signup_at",
     COALESCE("agg__orders"."agg_0", 0) AS "agg_0",
     "agg__orders"."agg_9" AS "agg_9",
+    "agg__orders"."agg_9_n" AS "agg_9_n",
     "agg__purchase"."agg_1" AS "agg_1",
     COALESCE("agg__purchase"."agg_3", 0) AS "agg_3",
     COALESCE("agg__purchase"."agg_4", 0) AS "agg_4",
@@ -127,10 +153,10 @@ WITH "agg__orders" AS (
       (
         (
           COALESCE((
-            "a__lifetime_value" >= 2000
+            "a__lifetime_value" >= CAST('2000' AS DECIMAL(38, 9))
           ), FALSE)
           OR COALESCE((
-            "agg_0" > 500
+            "agg_0" > CAST('500' AS DECIMAL(38, 9))
           ), FALSE)
         )
         AND NOT COALESCE((
@@ -160,12 +186,12 @@ WITH "agg__orders" AS (
     ) AS "m__active_30d",
     (
       COALESCE((
-        "agg_6" >= 3
+        "agg_6" >= CAST('3' AS DECIMAL(38, 9))
       ), FALSE)
     ) AS "m__engaged_email",
     (
       COALESCE((
-        "agg_4" >= 2
+        "agg_4" >= CAST('2' AS DECIMAL(38, 9))
       ), FALSE)
     ) AS "m__repeat_buyers",
     (
@@ -176,7 +202,7 @@ WITH "agg__orders" AS (
           ) = 'pro'
         ), FALSE)
         AND COALESCE((
-          "a__lifetime_value" >= 1000
+          "a__lifetime_value" >= CAST('1000' AS DECIMAL(38, 9))
         ), FALSE)
         AND NOT COALESCE((
           "a__is_employee" = TRUE
@@ -187,16 +213,17 @@ WITH "agg__orders" AS (
     (
       (
         COALESCE((
-          "agg_7" >= 1
-        ), FALSE) AND COALESCE((
-          "agg_8" = 0
+          "agg_7" >= CAST('1' AS DECIMAL(38, 9))
+        ), FALSE)
+        AND COALESCE((
+          "agg_8" = CAST('0' AS DECIMAL(38, 9))
         ), FALSE)
       )
     )
     AND COALESCE("c__ads", 1) = 1 AS "m__high_intent",
     (
       COALESCE((
-        "agg_9" > 150
+        "agg_9" > CAST('150' AS DECIMAL(38, 9)) * "agg_9_n"
       ), FALSE)
     ) AS "m__big_basket",
     (
@@ -227,7 +254,7 @@ WITH "agg__orders" AS (
     (
       (
         "m__churned" AND COALESCE((
-          "agg_2" >= 1
+          "agg_2" >= CAST('1' AS DECIMAL(38, 9))
         ), FALSE)
       )
     )
@@ -259,13 +286,13 @@ WITH "agg__orders" AS (
     (
       (
         COALESCE((
-          "agg_3" >= 1
+          "agg_3" >= CAST('1' AS DECIMAL(38, 9))
         ), FALSE)
         AND COALESCE((
-          "agg_4" = 0
+          "agg_4" = CAST('0' AS DECIMAL(38, 9))
         ), FALSE)
         AND COALESCE((
-          "agg_5" = 0
+          "agg_5" = CAST('0' AS DECIMAL(38, 9))
         ), FALSE)
       )
     )

@@ -2,23 +2,41 @@ WITH "AGG__ORDERS" AS (
   SELECT
     "CUSTOMER_ID" AS "K",
     SUM(
-      CASE
+      CAST(CASE
         WHEN "ORDERED_AT" >= CAST('2025-11-24 00:00:00' AS TIMESTAMP)
         AND COALESCE((
           "STATUS" = 'completed'
         ), FALSE)
-        THEN CAST("AMOUNT" AS DECIMAL(38, 9))
-      END
+        THEN CAST(CASE
+          WHEN ABS("AMOUNT") < 1e15
+          THEN CAST(FLOOR("AMOUNT") AS DECIMAL(18, 0)) + CAST("AMOUNT" - FLOOR("AMOUNT") AS DECIMAL(38, 9))
+        END AS DECIMAL(38, 9))
+      END AS DECIMAL(38, 9))
     ) AS "AGG_0",
-    AVG(
-      CASE
+    SUM(
+      CAST(CASE
         WHEN "ORDERED_AT" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
         AND COALESCE((
           "STATUS" = 'completed'
         ), FALSE)
-        THEN CAST("AMOUNT" AS DECIMAL(38, 9))
-      END
-    ) AS "AGG_9"
+        THEN CAST(CASE
+          WHEN ABS("AMOUNT") < 1e15
+          THEN CAST(FLOOR("AMOUNT") AS DECIMAL(18, 0)) + CAST("AMOUNT" - FLOOR("AMOUNT") AS DECIMAL(38, 9))
+        END AS DECIMAL(38, 9))
+      END AS DECIMAL(38, 9))
+    ) AS "AGG_9",
+    COUNT(
+      CAST(CASE
+        WHEN "ORDERED_AT" >= CAST('2026-05-28 00:00:00' AS TIMESTAMP)
+        AND COALESCE((
+          "STATUS" = 'completed'
+        ), FALSE)
+        THEN CAST(CASE
+          WHEN ABS("AMOUNT") < 1e15
+          THEN CAST(FLOOR("AMOUNT") AS DECIMAL(18, 0)) + CAST("AMOUNT" - FLOOR("AMOUNT") AS DECIMAL(38, 9))
+        END AS DECIMAL(38, 9))
+      END AS DECIMAL(38, 9))
+    ) AS "AGG_9_N"
   FROM "MAIN"."ORDERS"
   WHERE
     "ORDERED_AT" <= CAST('2026-11-24 00:00:00' AS TIMESTAMP)
@@ -92,11 +110,15 @@ WITH "AGG__ORDERS" AS (
     "C"."EMAIL" AS "A__EMAIL",
     "C"."IS_EMPLOYEE" AS "A__IS_EMPLOYEE",
     "C"."LAST_SEEN_AT" AS "A__LAST_SEEN_AT",
-    "C"."LIFETIME_VALUE" AS "A__LIFETIME_VALUE",
+    CAST(CASE
+      WHEN ABS("C"."LIFETIME_VALUE") < 1e15
+      THEN CAST(FLOOR("C"."LIFETIME_VALUE") AS DECIMAL(18, 0)) + CAST("C"."LIFETIME_VALUE" - FLOOR("C"."LIFETIME_VALUE") AS DECIMAL(38, 9))
+    END AS DECIMAL(38, 9)) AS "A__LIFETIME_VALUE",
     "C"."PLAN" AS "A__PLAN",
     "C"."SIGNUP_AT" AS "A__SIGNUP_AT",
     COALESCE("AGG__ORDERS"."AGG_0", 0) AS "AGG_0",
     "AGG__ORDERS"."AGG_9" AS "AGG_9",
+    "AGG__ORDERS"."AGG_9_N" AS "AGG_9_N",
     "AGG__PURCHASE"."AGG_1" AS "AGG_1",
     COALESCE("AGG__PURCHASE"."AGG_3", 0) AS "AGG_3",
     COALESCE("AGG__PURCHASE"."AGG_4", 0) AS "AGG_4",
@@ -125,10 +147,10 @@ WITH "AGG__ORDERS" AS (
       (
         (
           COALESCE((
-            "A__LIFETIME_VALUE" >= 2000
+            "A__LIFETIME_VALUE" >= CAST('2000' AS DECIMAL(38, 9))
           ), FALSE)
           OR COALESCE((
-            "AGG_0" > 500
+            "AGG_0" > CAST('500' AS DECIMAL(38, 9))
           ), FALSE)
         )
         AND NOT COALESCE((
@@ -158,12 +180,12 @@ WITH "AGG__ORDERS" AS (
     ) AS "M__ACTIVE_30D",
     (
       COALESCE((
-        "AGG_6" >= 3
+        "AGG_6" >= CAST('3' AS DECIMAL(38, 9))
       ), FALSE)
     ) AS "M__ENGAGED_EMAIL",
     (
       COALESCE((
-        "AGG_4" >= 2
+        "AGG_4" >= CAST('2' AS DECIMAL(38, 9))
       ), FALSE)
     ) AS "M__REPEAT_BUYERS",
     (
@@ -172,7 +194,7 @@ WITH "AGG__ORDERS" AS (
           "A__PLAN" = 'pro'
         ), FALSE)
         AND COALESCE((
-          "A__LIFETIME_VALUE" >= 1000
+          "A__LIFETIME_VALUE" >= CAST('1000' AS DECIMAL(38, 9))
         ), FALSE)
         AND NOT COALESCE((
           "A__IS_EMPLOYEE" = TRUE
@@ -183,16 +205,17 @@ WITH "AGG__ORDERS" AS (
     (
       (
         COALESCE((
-          "AGG_7" >= 1
-        ), FALSE) AND COALESCE((
-          "AGG_8" = 0
+          "AGG_7" >= CAST('1' AS DECIMAL(38, 9))
+        ), FALSE)
+        AND COALESCE((
+          "AGG_8" = CAST('0' AS DECIMAL(38, 9))
         ), FALSE)
       )
     )
     AND COALESCE("C__ADS", 1) = 1 AS "M__HIGH_INTENT",
     (
       COALESCE((
-        "AGG_9" > 150
+        "AGG_9" > CAST('150' AS DECIMAL(38, 9)) * "AGG_9_N"
       ), FALSE)
     ) AS "M__BIG_BASKET",
     (
@@ -217,7 +240,7 @@ WITH "AGG__ORDERS" AS (
     (
       (
         "M__CHURNED" AND COALESCE((
-          "AGG_2" >= 1
+          "AGG_2" >= CAST('1' AS DECIMAL(38, 9))
         ), FALSE)
       )
     )
@@ -267,13 +290,13 @@ WITH "AGG__ORDERS" AS (
     (
       (
         COALESCE((
-          "AGG_3" >= 1
+          "AGG_3" >= CAST('1' AS DECIMAL(38, 9))
         ), FALSE)
         AND COALESCE((
-          "AGG_4" = 0
+          "AGG_4" = CAST('0' AS DECIMAL(38, 9))
         ), FALSE)
         AND COALESCE((
-          "AGG_5" = 0
+          "AGG_5" = CAST('0' AS DECIMAL(38, 9))
         ), FALSE)
       )
     )
