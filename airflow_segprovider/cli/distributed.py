@@ -16,7 +16,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.cli.common import EXIT_ERROR, EXIT_OK
+from airflow_segprovider.cli.common import EXIT_ERROR, EXIT_OK, add_db_arguments, int_at_least
+from airflow_segprovider.core.errors import TerminalError
 
 if TYPE_CHECKING:
     from airflow_segprovider.cli.common import AddCommand
@@ -30,10 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-large-change", action="store_true",
                         help="let this run change more than max_change_fraction (and max_remove_fraction) of a list")
     parser.add_argument("--run-id", help="reconcile run id (default: a new one)")
-    parser.add_argument("--conflicts", type=int, default=10, help="conflicts to print, with both sides (10)")
+    parser.add_argument("--conflicts", type=int_at_least(0), default=10, help="conflicts to print, with both sides (10)")
     parser.add_argument("--json", action="store_true", help="also print the plan, what was applied and the drift")
     parser.add_argument("-v", "--verbose", action="store_true", help="log pulls, plans and progress")
-    parser.add_argument("--db", help="DuckDB warehouse file (default: the project's warehouse.path)")
+    add_db_arguments(parser, "DuckDB warehouse file (default: the project's warehouse.path)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,11 +46,15 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     project = load(args.project)
-    warehouse = open_warehouse(project, args.db)
+    unknown = [name for name in args.segment or () if name not in project.reconcile]
+    if unknown and project.reconcile:
+        raise TerminalError(f"--segment: no reconcile policy for {', '.join(map(repr, unknown))}; reconciled "
+                            f"segments: {', '.join(project.reconcile)}")
+    warehouse = open_warehouse(project, args.db, args.wait_for_lock)
 
     reconciler = Reconciler(project, warehouse, lambda sync: env_client(project, sync))
     run_id = args.run_id or new_run_id()
-    as_of = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    as_of = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     reconciler.pull(run_id, as_of, args.segment)
     plan = reconciler.plan(run_id, args.segment)
     for name, summary in plan.segments.items():

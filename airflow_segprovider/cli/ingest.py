@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_segprovider.cli.common import add_db_arguments, open_warehouse
 from airflow_segprovider.core.errors import SegproviderError, TerminalError
 
 if TYPE_CHECKING:
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", help="the segments project folder")
-    parser.add_argument("--db", help="DuckDB warehouse file (default: the project's warehouse.path, "
-                                     "relative to the project folder)")
+    add_db_arguments(parser)
     parser.add_argument("--source", action="append", dest="sources", metavar="NAME",
                         help="load only this source (repeatable; default: every source)")
     parser.add_argument("--files-root", help="folder relative file paths start from (default: the project folder)")
@@ -29,20 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: Callable[[str], object] = print) -> int:
     """Load the sources; print one line per source. Exit code 0 when all succeeded, 1 otherwise."""
     from airflow_segprovider.core.project.loader import load_project
-    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
     from airflow_segprovider.ingest.loader import ingest_all
 
     try:
         project = load_project(args.project)
         unknown = sorted(set(args.sources or ()) - set(project.sources))
         if unknown:
-            raise TerminalError(f"unknown source(s): {', '.join(unknown)}; the project declares: "
-                                   f"{', '.join(project.sources) or '(none)'}")
-        if args.db is None and project.warehouse.kind != "duckdb":
-            raise TerminalError(f"project {project.name!r} uses a {project.warehouse.kind} warehouse; "
-                                   "pass --db PATH to ingest into a DuckDB file")
-        db = args.db or str(Path(project.root) / project.warehouse.path)
-        warehouse = DuckDBWarehouse(db, schema=project.warehouse.schema)
+            raise TerminalError(f"--source: unknown source(s): {', '.join(unknown)}; the project declares: "
+                                f"{', '.join(project.sources) or '(none)'}")
+        warehouse = open_warehouse(project, args.db, args.wait_for_lock)
         try:
             results = ingest_all(project, warehouse, sources=args.sources, files_root=args.files_root)
         finally:

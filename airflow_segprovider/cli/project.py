@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.cli.common import AS_OF_HELP, EXIT_OK, as_of_arg, load
-from airflow_segprovider.core.errors import TerminalError
+from airflow_segprovider.cli.common import AS_OF_HELP, EXIT_OK, as_of_arg, as_of_type, load, require_segments
 
 if TYPE_CHECKING:
     from airflow_segprovider.cli.common import AddCommand
@@ -30,8 +29,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from airflow_segprovider.core.evaluate.compiler import SegmentCompiler
 
     project = load(args.project)
-    if args.segment and args.segment not in project.segments:
-        raise TerminalError(f"unknown segment {args.segment!r}; segments: {', '.join(project.segments)}")
+    require_segments(project, [args.segment] if args.segment else [], "--segment")
     compiled = SegmentCompiler(project, args.dialect, project.warehouse.schema).compile(
         as_of_arg(args.as_of), segments=[args.segment] if args.segment else None)
     print(compiled.sql(pretty=True) + ";")
@@ -47,5 +45,5 @@ def register(command: AddCommand) -> None:
     p = command("compile", cmd_compile, "Print the SQL that evaluates the project's segments.")
     p.add_argument("project")
     p.add_argument("--segment", help="only this segment and what it depends on")
-    p.add_argument("--as-of", help=AS_OF_HELP)
+    p.add_argument("--as-of", type=as_of_type, help=AS_OF_HELP)
     p.add_argument("--dialect", default="duckdb", choices=["duckdb", "postgres", "snowflake", "bigquery"])

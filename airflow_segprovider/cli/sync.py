@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.cli.common import AS_OF_HELP, DB_HELP, EXIT_ERROR, EXIT_OK, as_of_arg, load, open_warehouse
+from airflow_segprovider.cli.common import (
+    AS_OF_HELP,
+    EXIT_ERROR,
+    EXIT_OK,
+    add_db_arguments,
+    as_of_arg,
+    as_of_type,
+    int_at_least,
+    load,
+    open_warehouse,
+)
+from airflow_segprovider.core.errors import TerminalError
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 
 if TYPE_CHECKING:
     from airflow_segprovider.cli.common import AddCommand
     from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.core.warehouses.base import Warehouse
+
+#: ``--concurrency``: batches in flight; vendors throttle long before this.
+MAX_CONCURRENCY = 64
 
 
 def env_client(project: Project, sync):
@@ -19,6 +35,21 @@ def env_client(project: Project, sync):
 
     destination = project.destinations[sync.destination]
     return build_client(project, sync, connection_from_env(destination.connection_id, destination=destination.name))
+
+
+def newer_snapshot(warehouse: Warehouse, segments: list[str], as_of: dt.datetime) -> dt.datetime | None:
+    """The newest snapshot ``as_of`` of ``segments`` when it is later than ``as_of``, else None.
+
+    The rule of the DAG's sync tasks (``historical_reason`` in :mod:`airflow_segprovider.operators.base`):
+    only the latest run syncs; history is recomputed, never pushed.
+    """
+    from airflow_segprovider.core.sql.dialects import in_list
+    from airflow_segprovider.core.state.membership import SNAPSHOTS
+
+    if not segments or warehouse.columns(SNAPSHOTS) is None:
+        return None
+    newest = warehouse.query(f"SELECT MAX(as_of) FROM {SNAPSHOTS} WHERE segment IN {in_list(segments)}")[0][0]
+    return newest if newest is not None and newest > as_of else None
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -32,9 +63,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     project = load(args.project)
     # before the warehouse is opened: a sync the distributed model owns is refused outright
     chosen = select_syncs(project, args.sync)
-    warehouse = open_warehouse(project, args.db)
+    warehouse = open_warehouse(project, args.db, args.wait_for_lock)
     engine = SyncEngine(project, warehouse)
     as_of = as_of_arg(args.as_of)
+    newest = None if args.allow_older_snapshot else newer_snapshot(
+        warehouse, sorted({sync.segment for sync in chosen}), as_of)
+    if newest is not None:
+        raise TerminalError(f"not syncing: a newer snapshot exists (as_of {newest.isoformat()} > {as_of.isoformat()}); "
+                            "only the latest snapshot is synced, history is never pushed (as in the DAG); pass "
+                            "--as-of of the newest snapshot, or --allow-older-snapshot to push this one anyway")
     options = SyncOptions(dry_run=args.dry_run, allow_mass_removal=args.allow_mass_removal,
                           batch_size=args.batch_size, concurrency=args.concurrency)
     status = EXIT_OK
@@ -73,14 +110,16 @@ def register(command: AddCommand) -> None:
     p = command("sync", cmd_sync, "Send membership changes of an evaluated snapshot to the destinations. "
                 "Credentials come from AIRFLOW_CONN_<CONNECTION_ID> (Airflow's JSON or URI form).")
     p.add_argument("project")
-    p.add_argument("--as-of", help="the snapshot to sync (" + AS_OF_HELP + ")")
+    p.add_argument("--as-of", type=as_of_type, help="the snapshot to sync (" + AS_OF_HELP + ")")
     p.add_argument("--sync", action="append", help="only syncs matching this id, segment or destination (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="plan and print counts with samples; send nothing")
     p.add_argument("--allow-mass-removal", action="store_true",
                    help="allow removing more than a sync's max_remove_fraction, or emptying a destination")
-    p.add_argument("--batch-size", type=int, help="records per call (default: the vendor's maximum)")
-    p.add_argument("--concurrency", type=int, default=4, help="batches in flight at once (4)")
+    p.add_argument("--allow-older-snapshot", action="store_true",
+                   help="sync this --as-of although a newer snapshot exists (by default only the latest is synced)")
+    p.add_argument("--batch-size", type=int_at_least(1), help="records per call (default: the vendor's maximum)")
+    p.add_argument("--concurrency", type=int_at_least(1, MAX_CONCURRENCY), default=4, help="batches in flight at once (4)")
     p.add_argument("--run-id", help=f"run id recorded in {SYNC_RUNS}")
     p.add_argument("--json", action="store_true", help="also print the run records as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log plans and progress")
-    p.add_argument("--db", help=DB_HELP)
+    add_db_arguments(p)

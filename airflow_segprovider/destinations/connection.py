@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -38,23 +38,47 @@ def connection_from_env(conn_id: str, *, destination: str = "") -> dict[str, Any
             hint=f"create it in Airflow, or export {variable} as JSON, e.g. "
                  f"'{{\"conn_type\": \"...\", \"host\": \"https://...\", \"password\": \"...\"}}'")
     raw = raw.strip()
+
+    def unreadable(problem: str) -> DestinationConfigError:
+        # the value may hold a password: say what is wrong with it, never echo it
+        return DestinationConfigError(
+            f"{variable} cannot be read: {problem}", destination=destination, field="connection_id",
+            hint="write it as Airflow does: JSON ('{\"conn_type\": ..., \"extra\": {...}}', extra an object "
+                 "or the text of one) or a URI ('scheme://login:password@host:port/schema?key=value')")
+
     if raw.startswith("{"):
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise DestinationConfigError(f"{variable} is not valid JSON ({exc.msg} at {exc.pos})",
-                                         destination=destination, field="connection_id") from None
-        extra = data.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra) if extra.strip() else {}
-        return {**data, "extra": extra}
-    parts = urlsplit(raw)
-    extra = dict(parse_qsl(parts.query))
+            raise unreadable(f"not valid JSON ({exc.msg} at {exc.pos})") from None
+        return {**data, "extra": _extra(data.get("extra"), "its 'extra'", unreadable)}
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise unreadable(f"not a valid URI ({exc})") from None
+    if not parts.scheme or "://" not in raw:
+        raise unreadable("neither a JSON object nor a URI of the form scheme://host")
+    extra: Any = dict(parse_qsl(parts.query))
     host = unquote(parts.hostname or "")
     if "__extra__" in extra:
-        extra = json.loads(extra.pop("__extra__"))
-    return {"conn_type": parts.scheme, "host": host, "port": parts.port, "login": unquote(parts.username or ""),
+        extra = _extra(extra.pop("__extra__"), "its '__extra__' parameter", unreadable)
+    return {"conn_type": parts.scheme, "host": host, "port": port, "login": unquote(parts.username or ""),
             "password": unquote(parts.password or ""), "schema": parts.path.lstrip("/"), "extra": extra}
+
+
+def _extra(value: Any, what: str, unreadable: Callable[[str], DestinationConfigError]) -> dict[str, Any]:
+    """A connection's extra as a dict: given as an object, as the JSON text of one, or empty."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise unreadable(f"{what} is not valid JSON ({exc.msg} at {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise unreadable(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
 
 
 def split_connection(kind: str, connection: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

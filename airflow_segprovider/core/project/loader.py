@@ -4,7 +4,9 @@ Loading is three passes, each reporting every problem it finds with its location
 
 1. read each ``*.yml``/``*.yaml`` file with positions (:mod:`.yaml_source`);
 2. validate each file against the JSON Schema shipped in ``schema/project.schema.json``
-   (:mod:`.schema_check`);
+   (:mod:`.schema_check`), after checking that its rules nest at most :data:`MAX_RULE_DEPTH` levels
+   (the schema check recurses per level), and that every number outside a rule is finite and a whole
+   number fits 64 bits (JSON Schema lets ``.nan`` through every ``minimum``/``maximum``);
 3. semantic checks on the merged project: names resolve, operators fit types,
    values have the right type, references have no cycle, splits sum to 100%
    (:mod:`.builder` for the rules, :mod:`.checks` for each section).
@@ -15,7 +17,9 @@ Nothing is returned unless all three passes are clean; otherwise a single
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 from airflow_segprovider.core.errors import Location, ProjectValidationError
 from airflow_segprovider.core.project.builder import RuleBuilder
@@ -42,9 +46,14 @@ from airflow_segprovider.core.project.items import (
 from airflow_segprovider.core.project.rules import Condition, PriorityGroup, Segment
 from airflow_segprovider.core.project.schema_check import schema_check
 from airflow_segprovider.core.project.spec import Project, WarehouseSettings
-from airflow_segprovider.core.project.yaml_source import SourceDocument, load_yaml_file
+from airflow_segprovider.core.project.yaml_source import DocPath, SourceDocument, load_yaml_file
 
 PROJECT_FILE_SUFFIXES = (".yml", ".yaml")
+#: Levels of ``all``/``any``/``not`` a rule may nest; real rules nest two or three.
+MAX_RULE_DEPTH = 32
+#: Sections whose items have a ``rule``; the numbers in a rule are its values, typed by the rule builder.
+RULE_SECTIONS = ("segments", "spoke_segments")
+INT64_MAX = 2**63 - 1
 
 
 def _project_files(root: Path) -> list[Path]:
@@ -77,7 +86,15 @@ def load_project(root: str | Path) -> Project:
             issues.add("SEG002", f"a project file must be a mapping of sections, got a {type(doc.data).__name__}",
                        doc.locate(()), f"start the file with one of: {', '.join(SINGLE_SECTIONS + LIST_SECTIONS)}")
             continue
-        if schema_check(doc, issues):
+        if not check_rule_depth(doc, issues):
+            unusable.add(doc)
+            continue
+        numbers_ok, before = check_numbers(doc, issues), len(issues.items)
+        schema_ok = schema_check(doc, issues)
+        # an .inf above a maximum is reported once, as not finite
+        reported = {issue.location.path for issue in issues.items[:before]}
+        issues.items[before:] = [issue for issue in issues.items[before:] if issue.location.path not in reported]
+        if numbers_ok and schema_ok:
             docs.append(doc)
         else:
             unusable.add(doc)
@@ -91,6 +108,67 @@ def load_project(root: str | Path) -> Project:
         raise ProjectValidationError(issues.items)
     assert project is not None
     return project
+
+
+def check_rule_depth(doc: SourceDocument, issues: IssueList) -> bool:
+    """Report each rule nesting more than :data:`MAX_RULE_DEPTH` levels (SEG006); True when none does."""
+    ok = True
+    for section, index, rule in _rules(doc.data):
+        depth, deepest = 0, (section, index, "rule")
+        stack: list[tuple[Any, int, DocPath]] = [(rule, 0, (section, index, "rule"))]
+        while stack:
+            node, level, path = stack.pop()
+            if not isinstance(node, dict):
+                continue
+            if level > depth:
+                depth, deepest = level, path
+            for key in ("all", "any"):
+                if isinstance(node.get(key), list):
+                    stack.extend((child, level + 1, (*path, key, i)) for i, child in enumerate(node[key]))
+            if "not" in node:
+                stack.append((node["not"], level + 1, (*path, "not")))
+        if depth > MAX_RULE_DEPTH:  # (depth: the all/any/not around the deepest condition)
+            issues.add("SEG006", f"rule nests {depth} levels of all/any/not; at most {MAX_RULE_DEPTH} are allowed",
+                       doc.locate(deepest[:3]), "flatten it: all of all is one all, not of not is the rule itself; "
+                       "or name a part as its own segment and refer to it with 'segment:'")
+            ok = False
+    return ok
+
+
+def _rules(data: Any) -> list[tuple[str, int, Any]]:
+    if not isinstance(data, dict):
+        return []
+    return [(section, index, item["rule"]) for section in RULE_SECTIONS if isinstance(data.get(section), list)
+            for index, item in enumerate(data[section]) if isinstance(item, dict) and "rule" in item]
+
+
+def check_numbers(doc: SourceDocument, issues: IssueList) -> bool:
+    """Report each number outside a rule that is not finite or does not fit 64 bits (SEG010); True when none."""
+    ok = True
+    stack: list[tuple[DocPath, Any]] = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) == 3 and path[0] in RULE_SECTIONS and path[2] == "rule":
+            continue  # rule values: typed (and checked) by the rule builder
+        if isinstance(value, dict):  # (children pushed last first: reported in the order they are written)
+            stack.extend(reversed([((*path, key), child) for key, child in value.items()]))
+        elif isinstance(value, list):
+            stack.extend(reversed([((*path, index), child) for index, child in enumerate(value)]))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, float) and not math.isfinite(value):
+            field = next((part for part in reversed(path) if isinstance(part, str)), "value")
+            written = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+            issues.add("SEG010", f"{field} is {written}, not a finite number", doc.locate(path),
+                       "write a number; .nan and .inf are refused (every comparison with .nan is false, "
+                       "which would switch off the check this setting controls)")
+            ok = False
+        elif isinstance(value, int) and abs(value) > INT64_MAX:
+            field = next((part for part in reversed(path) if isinstance(part, str)), "value")
+            issues.add("SEG010", f"{field} is {len(str(abs(value)))} digits long, more than a 64-bit whole number "
+                       f"holds (at most {INT64_MAX:,})", doc.locate(path), "write a smaller number")
+            ok = False
+    return ok
 
 
 def _display_name(file: Path) -> str:
@@ -203,4 +281,5 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: IssueList, unusabl
         syncs=tuple(sync for sync, _ in syncs),
         warehouse=WarehouseSettings(**settings), description=project_item.data.get("description", ""),
         sources=sources, reconcile=reconcile, hub=hub, spoke_segments=spoke_segments,
+        on_gate_failure=project_item.data.get("on_gate_failure", "hold_segment"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from airflow_segprovider.core.errors import Location
 
@@ -92,7 +92,7 @@ class Not:
     loc: Location = field(compare=False, default=Location(""))
 
 
-Condition = Union[AttributeCondition, EventCondition, SegmentCondition, AllOf, AnyOf, Not]
+Condition = AttributeCondition | EventCondition | SegmentCondition | AllOf | AnyOf | Not
 
 
 def iter_conditions(condition: Condition):
