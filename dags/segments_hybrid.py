@@ -11,8 +11,10 @@ Built from the example segments project shipped in the package (its ``hub.yml``)
 from __future__ import annotations
 
 from airflow_segprovider.example import EXAMPLE_PROJECT
+from airflow_segprovider.example.landing import default_data_dir
 from airflow_segprovider.factory.hybrid import build_hybrid_dag
 
 PROJECT = EXAMPLE_PROJECT
 
-dag = build_hybrid_dag(PROJECT, dag_id="segments_hybrid")
+# landing files: `segprovider land` writes them there ($SEGPROVIDER_DATA_DIR, else $AIRFLOW_HOME/segprovider_data)
+dag = build_hybrid_dag(PROJECT, dag_id="segments_hybrid", files_root=str(default_data_dir()))

@@ -32,6 +32,7 @@ RANKS = {
     "get_provider_info": 4,
     "operators": 4,
     "factory": 5,
+    "plugins": 5,
     "cli": 6,
 }
 #: Rooms inside the core, ranked the same way. The warehouse interface (``warehouses.base``) sits low so
@@ -55,7 +56,7 @@ MAX_LINES = 500
 NOT_TABLES = {
     "segprovider_warehouse", "segprovider_alerts", "segprovider_mailchimp", "segprovider_hubspot", "segprovider_meta",
     "segprovider_webhook", "segprovider_sandbox", "segprovider_project", "segprovider_flags", "segprovider_sql",
-    "segprovider_docs",
+    "segprovider_docs", "segprovider_data", "segprovider_duckdb",
 }
 
 

@@ -11,11 +11,19 @@ from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.project.spec import centralized_syncs, reconciled_syncs
-from airflow_segprovider.factory.skeleton import DEFAULT_START, ingest_group, project_asset, segments_dag
+from airflow_segprovider.factory.skeleton import (
+    DEFAULT_START,
+    DEFAULT_WAREHOUSE_POOL,
+    ingest_group,
+    project_asset,
+    segments_dag,
+    warehouse_task_args,
+)
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.evaluate import SegmentsEvaluateOperator
-from airflow_segprovider.operators.gate import SegmentsGateOperator
+from airflow_segprovider.operators.gate import SEGMENT_HOLDING_GATES, SegmentsGateOperator
+from airflow_segprovider.operators.held import SegmentsHeldReportOperator
 from airflow_segprovider.operators.monitor import DestinationCountsOperator
 from airflow_segprovider.operators.sync import SegmentsSyncOperator
 
@@ -48,6 +56,11 @@ def _doc(project: Project, schedule: str) -> str:
             policy = project.reconcile[sync.segment]
             lines.append(f"- `{sync.id}`: segment `{sync.segment}` → {sync.destination}, policy "
                          f"`{policy.policy}`" + (f" ({policy.loc})" if str(policy.loc) else ""))
+    if project.on_gate_failure == "hold_segment":
+        lines += ["", "**A failed segment gate holds its segment only** (`on_gate_failure: hold_segment`): the "
+                  "syncs of that segment send no membership change (members who withdrew consent are still "
+                  "removed), every other sync runs, and `report_held` fails the run with what was held. "
+                  "Set `on_gate_failure: block_all` in the project to stop every sync instead."]
     lines += ["", "Trigger with `dry_run: true` to plan syncs without sending; `allow_mass_removal: true` "
               "overrides the remove-fraction and empty-segment guards for one run."]
     return "\n".join(lines)
@@ -58,7 +71,8 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
                           warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
                           alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering",
                           retries: int = 2, gate_parameters: Mapping[str, Mapping[str, Any]] | None = None,
-                          source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = ()) -> DAG:
+                          source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = (),
+                          warehouse_pool: str | None = DEFAULT_WAREHOUSE_POOL, files_root: str | None = None) -> DAG:
     """Build the centralized rule engine DAG for the project in ``project_path``.
 
     It runs every sync except those of segments with a ``reconcile:`` policy: those belong to the
@@ -72,7 +86,7 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
     gate_parameters = gate_parameters or {}
     syncs = centralized_syncs(project)  # the distributed model owns the syncs of reconciled segments
     used_gates = {gate for sync in syncs for gate in sync.gates}
-    common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
+    common = warehouse_task_args(project_path, warehouse_conn_id, warehouse_pool)
     with segments_dag(
         project, model="centralized", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
         retries=retries, alert_conn_id=alert_conn_id, doc_md=_doc(project, str(schedule)), tags=tags,
@@ -80,15 +94,18 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
                 "allow_mass_removal": Param(False, type="boolean",
                                             description="allow removing more than max_remove_fraction")},
     ) as dag:
-        ingest = ingest_group(project, common, source_connections)
+        ingest = ingest_group(project, common, source_connections, files_root)
         source_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
                                              parameters=dict(gate_parameters.get(gate, {})), **common)
                         for gate in SOURCE_GATES if gate in used_gates]
         evaluate = SegmentsEvaluateOperator(task_id="evaluate", outlets=[project_asset(project, "memberships")],
                                             **common)
+        hold = project.on_gate_failure == "hold_segment"
         segment_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
-                                              parameters=dict(gate_parameters.get(gate, {})), **common)
+                                              parameters=dict(gate_parameters.get(gate, {})),
+                                              hold_failed_segments=hold and gate in SEGMENT_HOLDING_GATES, **common)
                          for gate in SEGMENT_GATES if gate in used_gates]
+        holding = [task.task_id for task in segment_gates if task.hold_failed_segments]
         upstream: list[Any] = [ingest] if ingest is not None else []
         for task in [*source_gates, evaluate, *segment_gates]:
             if upstream:
@@ -106,7 +123,7 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
         destinations = sorted({sync.destination for sync in syncs})
         sync = SegmentsSyncOperator.partial(
             task_id="sync", dry_run="{{ params.dry_run }}", allow_mass_removal="{{ params.allow_mass_removal }}",
-            outlets=[project_asset(project, "sync_state")], **common,
+            held_from=holding, outlets=[project_asset(project, "sync_state")], **common,
         ).expand(destination=destinations)
         last >> sync
         counts_after = DestinationCountsOperator(task_id="stage_counts_after", phase="after", **common)
@@ -115,4 +132,6 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
                                            parameters=dict(gate_parameters.get("cross_system_counts", {})),
                                            **common)
         sync >> counts_after >> check_after
+        if holding:
+            check_after >> SegmentsHeldReportOperator(task_id="report_held", gate_task_ids=holding)
     return dag

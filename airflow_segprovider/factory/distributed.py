@@ -14,7 +14,13 @@ from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.state.distributed import AUDIT, PLAN
-from airflow_segprovider.factory.skeleton import DEFAULT_START, project_asset, segments_dag
+from airflow_segprovider.factory.skeleton import (
+    DEFAULT_START,
+    DEFAULT_WAREHOUSE_POOL,
+    project_asset,
+    segments_dag,
+    warehouse_task_args,
+)
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.distributed import (
@@ -53,7 +59,8 @@ def build_distributed_dag(project_path: str | Path, *, dag_id: str = "segments_d
                           schedule: str | None = "@hourly", start_date: dt.datetime = DEFAULT_START,
                           warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
                           alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering",
-                          retries: int = 2, max_drift: int | None = None, tags: tuple[str, ...] = ()) -> DAG:
+                          retries: int = 2, max_drift: int | None = None, tags: tuple[str, ...] = (),
+                          warehouse_pool: str | None = DEFAULT_WAREHOUSE_POOL) -> DAG:
     """Build the distributed-model DAG for the project in ``project_path``.
 
     :param schedule: how often the lists are reconciled (edits made in between are resolved together).
@@ -61,7 +68,7 @@ def build_distributed_dag(project_path: str | Path, *, dag_id: str = "segments_d
     """
     project_path = str(Path(project_path).resolve())
     project = load_project(project_path)
-    common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
+    common = warehouse_task_args(project_path, warehouse_conn_id, warehouse_pool)
     with segments_dag(
         project, model="distributed", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
         retries=retries, alert_conn_id=alert_conn_id, doc_md=_doc(project, str(schedule)), tags=tags,

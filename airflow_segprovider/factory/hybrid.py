@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Param
 
 from airflow_segprovider.core.project.loader import load_project
-from airflow_segprovider.factory.skeleton import DEFAULT_START, ingest_group, project_asset, segments_dag
+from airflow_segprovider.factory.skeleton import (
+    DEFAULT_START,
+    DEFAULT_WAREHOUSE_POOL,
+    ingest_group,
+    project_asset,
+    segments_dag,
+    warehouse_task_args,
+)
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.hybrid import (
@@ -51,7 +58,8 @@ def build_hybrid_dag(project_path: str | Path, *, dag_id: str = "segments_hybrid
                      start_date: dt.datetime = DEFAULT_START, warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
                      alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering", retries: int = 2,
                      gate_parameters: Mapping[str, Mapping[str, Any]] | None = None,
-                     source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = ()) -> DAG:
+                     source_connections: Mapping[str, str] | None = None, tags: tuple[str, ...] = (),
+                          warehouse_pool: str | None = DEFAULT_WAREHOUSE_POOL, files_root: str | None = None) -> DAG:
     """The hybrid model's DAG: ingest → hub build → hub gates → attribute push → drift check.
 
     :param gate_parameters: parameters per hub gate (e.g. ``{"hub_freshness": {"max_age_hours": 24}}``).
@@ -62,13 +70,13 @@ def build_hybrid_dag(project_path: str | Path, *, dag_id: str = "segments_hybrid
     if project.hub is None:
         raise ValueError(f"project {project.name!r} declares no 'hub:': the hybrid DAG needs one")
     gate_parameters = gate_parameters or {}
-    common = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
+    common = warehouse_task_args(project_path, warehouse_conn_id, warehouse_pool)
     with segments_dag(
         project, model="hybrid", dag_id=dag_id, schedule=schedule, start_date=start_date, owner=owner,
         retries=retries, alert_conn_id=alert_conn_id, doc_md=_hybrid_doc(project, str(schedule)), tags=tags,
         params={"dry_run": Param(False, type="boolean", description="plan pushes without sending")},
     ) as dag:
-        ingest = ingest_group(project, common, source_connections)
+        ingest = ingest_group(project, common, source_connections, files_root)
         build = HubBuildOperator(task_id="build_hub", outlets=[project_asset(project, "hub")], **common)
         freshness = HubGateOperator(task_id="gate_hub_freshness", gate="hub_freshness",
                                     parameters=dict(gate_parameters.get("hub_freshness", {})), **common)

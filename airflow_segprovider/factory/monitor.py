@@ -14,7 +14,12 @@ from airflow.sdk import DAG
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.project.spec import reconciled_syncs
 from airflow_segprovider.core.state.hybrid import DRIFT_REPORTS
-from airflow_segprovider.factory.skeleton import DEFAULT_START, segments_dag
+from airflow_segprovider.factory.skeleton import (
+    DEFAULT_START,
+    DEFAULT_WAREHOUSE_POOL,
+    segments_dag,
+    warehouse_task_args,
+)
 from airflow_segprovider.notifications.alert import DEFAULT_ALERT_CONN_ID
 from airflow_segprovider.operators.base import DEFAULT_AS_OF, DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.hybrid import DriftCheckOperator
@@ -24,7 +29,8 @@ def build_drift_monitor_dag(project_path: str | Path, *, dag_id: str = "segments
                             schedule: str | None = "@hourly", start_date: dt.datetime = DEFAULT_START,
                             warehouse_conn_id: str = DEFAULT_WAREHOUSE_CONN_ID,
                             alert_conn_id: str = DEFAULT_ALERT_CONN_ID, owner: str = "data-engineering",
-                            retries: int = 1, sync_tolerance: float = 0.01, tags: tuple[str, ...] = ()) -> DAG:
+                            retries: int = 1, sync_tolerance: float = 0.01, tags: tuple[str, ...] = (),
+                          warehouse_pool: str | None = DEFAULT_WAREHOUSE_POOL) -> DAG:
     """The drift monitor: every model's expectations against what the destinations report, on a schedule.
 
     Centralized syncs (members acknowledged vs the destination's count) and the hybrid model (each spoke
@@ -52,7 +58,6 @@ def build_drift_monitor_dag(project_path: str | Path, *, dag_id: str = "segments
         retries=retries, alert_conn_id=alert_conn_id, doc_md=doc, tags=tags,
         retry_delay=dt.timedelta(minutes=2), exponential_backoff=False,
     ) as dag:
-        DriftCheckOperator(task_id="check_drift", scope="all", sync_tolerance=sync_tolerance,
-                           project_path=project_path, warehouse_conn_id=warehouse_conn_id,
-                           as_of=DEFAULT_AS_OF)
+        DriftCheckOperator(task_id="check_drift", scope="all", sync_tolerance=sync_tolerance, as_of=DEFAULT_AS_OF,
+                           **warehouse_task_args(project_path, warehouse_conn_id, warehouse_pool))
     return dag

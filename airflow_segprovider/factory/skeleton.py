@@ -21,6 +21,20 @@ if TYPE_CHECKING:
 
 #: The first logical date of every example DAG (no catch-up: only the latest interval runs).
 DEFAULT_START = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+#: The Airflow pool of the tasks that open the warehouse: one slot, because an embedded DuckDB file takes one
+#: writer at a time (tasks take turns instead of spinning on the lock). The deployment creates it
+#: (``airflow pools set segprovider_duckdb 1 ...``); a run of a DAG using a missing pool fails at once
+#: (:mod:`airflow_segprovider.plugins.pool_guard`). Pass ``warehouse_pool=None`` to a factory for a
+#: warehouse that takes concurrent writers (Snowflake, BigQuery, PostgreSQL).
+DEFAULT_WAREHOUSE_POOL = "segprovider_duckdb"
+
+
+def warehouse_task_args(project_path: str, warehouse_conn_id: str, warehouse_pool: str | None) -> dict[str, Any]:
+    """The arguments every task that opens the warehouse shares: the project, the connection and the pool."""
+    common: dict[str, Any] = {"project_path": project_path, "warehouse_conn_id": warehouse_conn_id}
+    if warehouse_pool:
+        common["pool"] = warehouse_pool
+    return common
 
 
 def project_asset(project: Project, what: str) -> Asset:
@@ -50,15 +64,19 @@ def segments_dag(project: Project, *, model: str, dag_id: str, schedule: str | N
 
 
 def ingest_group(project: Project, common: Mapping[str, Any],
-                 source_connections: Mapping[str, str] | None = None) -> TaskGroup | None:
+                 source_connections: Mapping[str, str] | None = None,
+                 files_root: str | None = None) -> TaskGroup | None:
     """The ``ingest`` task group: one load per declared source, or None when the project declares none.
 
     Call inside the DAG's context.
+
+    :param files_root: folder the file sources' relative paths start from (default: the project folder).
     """
     if not project.sources:
         return None
     with TaskGroup("ingest", tooltip="load every declared source into the warehouse") as ingest:
         for name, source in project.sources.items():
             SegmentsIngestOperator(task_id=f"load_{name}", source=name, conn_id=(source_connections or {}).get(name),
+                                   files_root=files_root,
                                    outlets=[project_asset(project, f"staging/{source.table}")], **common)
     return ingest

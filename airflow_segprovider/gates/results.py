@@ -109,8 +109,8 @@ class GateResult:
         name = f"gate {self.gate}" + (f" at {self.as_of}" if self.as_of else "")
         if self.success:
             return f"{name} passed: {evaluated} expectations held on {self.rows} rows"
-        lines = [f"{name} failed: {stats.get('unsuccessful_expectations', len(self.failed))} of "
-                 f"{evaluated} expectations failed on {self.rows} rows"]
+        failed = stats.get("unsuccessful_expectations", len(self.failed))
+        lines = [f"{name} failed: {failed} of {evaluated} expectations failed on {self.rows} rows"]
         lines += ["- " + failure.describe() for failure in self.failed]
         if self.docs_index:
             lines.append(f"Data Docs: {self.docs_index}")

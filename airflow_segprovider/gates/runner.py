@@ -8,8 +8,14 @@ builds a Data Docs site there (``index.html``) and writes the validation results
 as JSON beside it. :func:`~.evaluation.evaluate_gate` builds the gate's query for a project,
 runs it in the warehouse and calls :func:`run_gate`.
 
-Great Expectations is imported inside the functions that need it: importing this
-module stays cheap, and a DAG file that names a gate operator never loads GX.
+Great Expectations is imported inside the functions that need it (:func:`~.gx.import_gx`, which
+keeps GX's chatter out of task logs): importing this module stays cheap, and a DAG file that names
+a gate operator never loads GX.
+
+Per gate run: one ephemeral context, one suite, one validation definition (pandas path; run once
+per batch with the batch's parameters), one Data Docs build. On the example data (50,000 customers,
+2 cores) a gate's own work is 0.25-0.9 s: Data Docs 0.15-0.25 s, each batch's validation 0.03 s.
+What a gate task waits for is GX's import (3-5 s with compiled bytecode), not the validation.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.gates.gx import import_gx
 from airflow_segprovider.gates.queries import GateConfigError
 from airflow_segprovider.gates.results import FailedExpectation, GateBatch, GateResult, jsonable
 from airflow_segprovider.gates.suites import load_suite, resolve_parameters
@@ -64,8 +71,7 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
     resolved = [(batch, resolve_parameters(gate, suite_json, batch.parameters)) for batch in batches]
     row_key = list((suite_json.get("meta") or {}).get("row_key") or [])
 
-    gx = _import_gx()
-    from great_expectations.core.run_identifier import RunIdentifier
+    gx = import_gx()
 
     context = _ephemeral_context()
     if docs_dir is not None:
@@ -92,10 +98,12 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
     raw: list[dict[str, Any]] = []
     totals = {"evaluated_expectations": 0, "successful_expectations": 0, "unsuccessful_expectations": 0}
     rows = 0
-    run_time = dt.datetime.now(dt.timezone.utc)
+    run_time = dt.datetime.now(dt.UTC)
     for index, (batch, parameters) in enumerate(resolved):
-        label = batch.label if len(resolved) > 1 else None
-        run_id = RunIdentifier(run_name=batch.label, run_time=run_time)
+        # a batch named for something other than the gate (a sync) is named in its failures, even alone:
+        # a segment gate holds just the failed syncs' segments by these names
+        label = batch.label if len(resolved) > 1 or batch.label != gate else None
+        run_id = gx.RunIdentifier(run_name=batch.label, run_time=run_time)
         if batch.query is not None:
             # GX runs the metrics as SQL over the query in the warehouse; unexpected rows come back
             # identified by the suite's row key
@@ -133,21 +141,9 @@ def run_gate_batches(gate: str, batches: Sequence[GateBatch], *, suite_dir: str 
     return result
 
 
-def _import_gx():
-    """Import GX without its ~200 INFO lines about API docs registration in every task log."""
-    import logging
-
-    noisy = logging.getLogger("great_expectations._docs_decorators")
-    if noisy.level == logging.NOTSET:
-        noisy.setLevel(logging.WARNING)
-    import great_expectations
-
-    return great_expectations
-
-
 def _ephemeral_context():
     """An in-memory GX context: no files, no usage statistics, no progress bars in task logs."""
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,

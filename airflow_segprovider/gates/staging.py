@@ -36,7 +36,7 @@ def stage_destination_counts(warehouse: Warehouse, counts: Iterable[Mapping[str,
     from airflow_segprovider.core.evaluate.engine import parse_as_of
 
     at = parse_as_of(as_of)
-    when = reported_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    when = reported_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = []
     for count in counts:
         missing = {"sync_id", "destination", "reported_count"} - set(count)

@@ -10,6 +10,14 @@ from airflow_segprovider.operators.base import SegmentsBaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.gates.results import GateResult
+
+#: The XCom key of what a segment gate holds: ``{"gate", "segments", "syncs", "result"}``.
+HELD_XCOM_KEY = "held"
+#: The gates whose failures can be pinned on segments (one batch per sync), and so hold just those.
+SEGMENT_HOLDING_GATES = frozenset({"segment_size"})
+
 
 class SegmentsGateOperator(SegmentsBaseOperator):
     """Validate one gate's suite (``expectations/<gate>.json``) against the warehouse.
@@ -23,14 +31,19 @@ class SegmentsGateOperator(SegmentsBaseOperator):
     :param parameters: runtime parameters of the suite (thresholds), merged over the defaults.
     :param docs_dir: where results and Data Docs are kept.
     :param phase: for ``cross_system_counts``: ``before`` or ``after`` the sync.
+    :param hold_failed_segments: ``segment_size`` only: when every failed expectation belongs to a
+        known sync, do not fail; push the held segments and syncs to XCom (key ``held``) so the syncs hold
+        just those segments' membership changes, and a ``report_held`` task fails the run at its end
+        (the project's ``on_gate_failure: hold_segment``).
     """
 
     template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "parameters", "docs_dir")
     ui_color = "#fff3cd"
 
     def __init__(self, *, gate: str, parameters: Mapping[str, Any] | None = None, docs_dir: str | None = None,
-                 phase: str = "before", **kwargs: Any) -> None:
+                 phase: str = "before", hold_failed_segments: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.hold_failed_segments = hold_failed_segments
         self.gate = gate
         self.parameters = dict(parameters or {})
         self.docs_dir = docs_dir
@@ -39,9 +52,11 @@ class SegmentsGateOperator(SegmentsBaseOperator):
     def execute_step(self, context: Context) -> dict[str, Any]:
         from pathlib import Path
 
-        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
+        from airflow_segprovider.gates.evaluation import evaluate_gate
+        from airflow_segprovider.gates.gx import import_gx
+        from airflow_segprovider.gates.results import GateFailed
 
-        from airflow_segprovider.gates import GateFailed, evaluate_gate
+        import_gx()  # seconds: before taking the warehouse's write lock, and without GX's INFO chatter
 
         docs_dir = Path(self.docs_dir) if self.docs_dir else default_docs_dir(context, self.task_id)
         with self.warehouse() as warehouse:
@@ -51,8 +66,15 @@ class SegmentsGateOperator(SegmentsBaseOperator):
         context["ti"].xcom_push(key="gate_result", value=summary)
         if not result.success:
             self.log.error("%s", result.summary())
-            raise GateFailed(result)
-        self.log.info("gate %s passed: %s", self.gate, result.summary())
+            held = held_by_gate(self.project, result) if self.hold_failed_segments else None
+            if held is None:
+                raise GateFailed(result)
+            # only some segments failed: hold their syncs (reported and alerted at the end of the run)
+            context["ti"].xcom_push(key=HELD_XCOM_KEY, value=held)
+            self.log.error("holding the membership changes of segment(s) %s (syncs %s); every other sync goes on",
+                           ", ".join(held["segments"]), ", ".join(held["syncs"]))
+            return summary
+        self.log.info("%s", result.summary())  # "gate <gate> at <as_of> passed: ..."
         return summary
 
 
@@ -67,3 +89,19 @@ def default_docs_dir(context: Context, task_id: str):
     dag_id = getattr(context.get("dag"), "dag_id", "dag")
     run_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(context.get("run_id", "run")))
     return Path(root) / dag_id / run_id / task_id
+
+
+def held_by_gate(project: Project, result: GateResult) -> dict[str, Any] | None:
+    """What a failed segment gate holds: the failed syncs' segments and every sync of those segments.
+
+    None when the gate cannot hold per segment (a failure not pinned on a known sync, or a gate that
+    is not a segment gate): then the whole run stops.
+    """
+    if result.gate not in SEGMENT_HOLDING_GATES or not result.failed:
+        return None
+    syncs = {sync.id: sync for sync in project.syncs}
+    if any(failure.batch not in syncs for failure in result.failed):
+        return None
+    segments = sorted({syncs[failure.batch].segment for failure in result.failed})
+    held_syncs = sorted(sync.id for sync in project.syncs if sync.segment in segments)
+    return {"gate": result.gate, "segments": segments, "syncs": held_syncs, "result": result.to_dict()}

@@ -17,15 +17,19 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
 
     :param source: the source's name.
     :param conn_id: Airflow connection with the API's base URL and credentials (REST sources).
+    :param files_root: folder the file sources' relative paths start from (templated; default: the
+        project folder). The example DAGs pass the landing folder ``segprovider land`` writes.
     """
 
-    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "source", "conn_id")
+    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "source", "conn_id", "files_root")
     ui_color = "#fdebd0"
 
-    def __init__(self, *, source: str, conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, source: str, conn_id: str | None = None, files_root: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source = source
         self.conn_id = conn_id
+        self.files_root = files_root
 
     def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -42,7 +46,8 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
 
             connection = connection_dict(conn_id)
         with self.warehouse() as warehouse:
-            result = ingest_source(self.project, warehouse, self.source, connection=connection)
+            result = ingest_source(self.project, warehouse, self.source, connection=connection,
+                                   files_root=self.files_root or None)
         summary = result.to_dict()
         self.log.info("source %s: %s", self.source, summary)
         return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.operators.base import SegmentsBaseOperator, as_flag, historical_reason
@@ -25,6 +26,8 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     :param destination: destination name (mapped over by the DAG: one task per destination).
     :param dry_run: plan only (templated, e.g. ``{{ params.dry_run }}``).
     :param allow_mass_removal: override the remove-fraction and empty-segment guards (templated).
+    :param held_from: task ids of segment gates whose holds apply (XCom key ``held``): a held sync sends
+        no membership change but still removes members who withdrew consent.
     """
 
     template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "destination", "dry_run",
@@ -32,8 +35,9 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     ui_color = "#dbe9f6"
 
     def __init__(self, *, destination: str, dry_run: bool | str = False, allow_mass_removal: bool | str = False,
-                 **kwargs: Any) -> None:
+                 held_from: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.held_from = list(held_from)
         self.destination = destination
         self.dry_run = dry_run
         self.allow_mass_removal = allow_mass_removal
@@ -52,6 +56,7 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
         syncs = [s for s in centralized_syncs(project) if s.destination == self.destination]
         as_of = self.as_of_value()
         options = SyncOptions(dry_run=as_flag(self.dry_run), allow_mass_removal=as_flag(self.allow_mass_removal))
+        held = held_syncs(context, self.held_from)
         records: list[dict[str, Any]] = []
         with self.warehouse() as warehouse:
             reason = historical_reason(context, warehouse, [s.segment for s in syncs], as_of)
@@ -62,7 +67,8 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
             for sync in syncs:
                 client = hook.get_client(project, sync)
                 try:
-                    record = engine.run(sync, client, as_of, options=options,
+                    run_options = replace(options, held_by=held[sync.id]) if sync.id in held else options
+                    record = engine.run(sync, client, as_of, options=run_options,
                                         run_id=f"{context['run_id']}__{context['ti'].try_number}")
                 finally:
                     client.close()
@@ -71,3 +77,17 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
                               sum(record.failed.values()))
                 records.append(record.to_dict())
         return records
+
+
+def held_syncs(context: Context, gate_task_ids: Sequence[str]) -> dict[str, str]:
+    """Sync id -> why it is held, from the holds the segment gates ``gate_task_ids`` pushed this run."""
+    if not gate_task_ids:
+        return {}
+    from airflow_segprovider.operators.gate import HELD_XCOM_KEY
+
+    held: dict[str, str] = {}
+    for task_id in gate_task_ids:
+        hold = context["ti"].xcom_pull(task_ids=task_id, key=HELD_XCOM_KEY)
+        for sync_id in (hold or {}).get("syncs", []):
+            held[sync_id] = f"the failed {hold['gate']} gate ({task_id}) of segment(s) {', '.join(hold['segments'])}"
+    return held

@@ -1,8 +1,12 @@
 """Fixtures that run the real Airflow services against the example project, the sandbox and a DuckDB file.
 
-Everything lives in ``tmp_path``: the DAG folder (a copy holding only ``segments_centralized``), the landing
-files, ``AIRFLOW_HOME`` (SQLite metadata DB, ``logs/``, ``services/<name>.log``), the warehouse, the Data
-Docs and the sandbox's database. Nothing is written to the repository.
+One installation per test module (starting the services costs most of a minute on 2 cores): the tests of a
+module share it and run in their file's order. Everything lives in a temporary folder: the DAG folder (a
+copy holding only ``segments_centralized`` and its project), the landing files (written by ``segprovider land``,
+dated today, under ``$SEGPROVIDER_DATA_DIR``), ``AIRFLOW_HOME`` (SQLite metadata DB, ``logs/``,
+``services/<name>.log``), the warehouse, the Data Docs and the sandbox's database. Nothing is written to the
+repository. As a deployment would, the connections and the warehouse pool are created through the REST API
+once the services are up, never through the environment.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ if TYPE_CHECKING:
 #: test's copy of the example project (the repository's file builds from the packaged one).
 DAG_SOURCE = (
     "from pathlib import Path\n"
+    "from airflow_segprovider.example.landing import default_data_dir\n"
     "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
-    "dag = build_centralized_dag(Path(__file__).resolve().parent / 'segments_project', dag_id='segments_centralized')\n"
+    "dag = build_centralized_dag(Path(__file__).resolve().parent / 'segments_project', dag_id='segments_centralized',\n"
+    "                            files_root=str(default_data_dir()))\n"
 )
 PROJECT = EXAMPLE_PROJECT
 CUSTOMERS = 2_000
@@ -49,16 +55,19 @@ WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.executio
                    "airflow_segprovider.core.sync.engine, airflow_segprovider.ingest")
 
 
-TEST_FAILED = pytest.StashKey[bool]()
+#: The pool every task that opens the warehouse uses (one slot: DuckDB takes one writer).
+POOL = "segprovider_duckdb"
+#: Modules with a failed test: the services' teardown then shows the end of their logs.
+FAILED_MODULES: set[str] = set()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
-    """Remember whether the test itself failed, so the services' teardown can show their logs."""
+    """Remember whether a test itself failed, so the services' teardown can show their logs."""
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call":
-        item.stash[TEST_FAILED] = report.failed
+    if report.when == "call" and report.failed:
+        FAILED_MODULES.add(item.module.__name__ if item.module else "")
 
 
 @dataclass
@@ -84,50 +93,65 @@ class RunningAirflow:
 
 
 
-@pytest.fixture
-def segments_dags(tmp_path: Path) -> Path:
-    """A DAG folder with only ``segments_centralized`` and its project, whose landing files hold data up to today."""
-    from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
-    from airflow_segprovider.example.generate import generate
-    from airflow_segprovider.example.landing import write_landing_files
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("airflow_services")
 
-    dags = tmp_path / "dags"
+
+@pytest.fixture(scope="module")
+def segments_dags(work_dir: Path) -> Path:
+    """A DAG folder with only ``segments_centralized`` and its project."""
+    dags = work_dir / "dags"
     dags.mkdir()
     (dags / "segments_centralized.py").write_text(DAG_SOURCE)
     shutil.copytree(PROJECT, dags / PROJECT.name, ignore=shutil.ignore_patterns("landing", "__pycache__"))
-    upstream = DuckDBWarehouse(tmp_path / "upstream.duckdb")
-    try:
-        generate(upstream, CUSTOMERS, anchor=latest_midnight().replace(tzinfo=None))
-        write_landing_files(upstream, dags / PROJECT.name / "landing")
-    finally:
-        upstream.close()
     return dags
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    """The destination sandbox on loopback, in this process, seeded like the demo's."""
-    running = serve(db_path=tmp_path / "sandbox.db")
+@pytest.fixture(scope="module")
+def data_dir(work_dir: Path) -> Path:
+    """The landing files, as a deployment lands them: ``segprovider land``, newest data at today's midnight."""
+    data = work_dir / "data"
+    landed = subprocess.run([str(VENV_BIN / "segprovider"), "land", "--data-dir", str(data), "--customers",
+                             str(CUSTOMERS), "--anchor", latest_midnight().isoformat()],
+                            capture_output=True, text=True, timeout=300)
+    assert landed.returncode == 0, f"segprovider land failed:\n{landed.stdout}\n{landed.stderr}"
+    return data
+
+
+@pytest.fixture(scope="module")
+def sandbox(work_dir: Path) -> Iterator[RunningSandbox]:
+    """The destination sandbox on loopback, in this process, seeded as ``segprovider sandbox --seed`` seeds it."""
+    running = serve(db_path=work_dir / "sandbox.db")
     try:
-        fixtures = running.state.seed_demo_fixtures()
-        running.state.seed_meta_audience("23850000000000002", fixtures.meta_ad_account_id, "high_intent")
+        running.state.seed_example_project()
         yield running
     finally:
         running.stop()
 
 
-def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables (JSON) of the connections the DAG uses, as the demo defines them."""
-    from airflow_segprovider.cli.demo import connection_variables, sandbox_connections
+def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, dict]:
+    """The connections the DAG uses (as the demo defines them), by connection id."""
+    from airflow_segprovider.cli.demo import sandbox_connections
     from support.sandbox import SANDBOX_CREDENTIALS
 
-    return connection_variables(sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts",
-                                                         SANDBOX_CREDENTIALS))
+    return sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts", SANDBOX_CREDENTIALS)
 
 
-@pytest.fixture
-def airflow_installation(tmp_path: Path, segments_dags: Path, sandbox: RunningSandbox) -> AirflowInstallation:
+def create_connections(api: AirflowApi, connections: dict[str, dict]) -> None:
+    """``POST /api/v2/connections`` for each, as a person does in Admin > Connections."""
+    for conn_id, fields in connections.items():
+        body = {"connection_id": conn_id, **{k: v for k, v in fields.items() if k != "extra"}}
+        if "extra" in fields:
+            body["extra"] = json.dumps(fields["extra"])
+        api.request("POST", "/connections", json=body)
+
+
+@pytest.fixture(scope="module")
+def airflow_installation(work_dir: Path, segments_dags: Path, data_dir: Path,
+                         sandbox: RunningSandbox) -> AirflowInstallation:
     """An isolated ``AIRFLOW_HOME`` with a migrated SQLite metadata DB and one admin user."""
+    tmp_path = work_dir
     home = tmp_path / "airflow"
     home.mkdir()
     password = secrets.token_urlsafe(16)
@@ -139,7 +163,9 @@ def airflow_installation(tmp_path: Path, segments_dags: Path, sandbox: RunningSa
     env = airflow_environment(
         home, dags_folder=segments_dags, api_port=api_port, jwt_secret=secrets.token_urlsafe(64),
         passwords_file=passwords_file, pycache=tmp_path / "pycache",
-        extra={"SEGPROVIDER_DOCS_DIR": str(docs_dir), **destination_connections(warehouse, sandbox.url)},
+        extra={"SEGPROVIDER_DOCS_DIR": str(docs_dir), "SEGPROVIDER_DATA_DIR": str(data_dir),
+               # the UI's "Test connection" button, off by default in Airflow 3
+               "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"},
     )
     # Fill the bytecode cache with what every task imports while the migration runs: the first tasks
     # would otherwise each compile Great Expectations at once.
@@ -158,9 +184,9 @@ def airflow_installation(tmp_path: Path, segments_dags: Path, sandbox: RunningSa
     return AirflowInstallation(home, segments_dags, warehouse, docs_dir, api_port, password, env)
 
 
-@pytest.fixture
-def running_airflow(request: pytest.FixtureRequest,
-                    airflow_installation: AirflowInstallation) -> Iterator[RunningAirflow]:
+@pytest.fixture(scope="module")
+def running_airflow(request: pytest.FixtureRequest, airflow_installation: AirflowInstallation,
+                    sandbox: RunningSandbox) -> Iterator[RunningAirflow]:
     """api-server, scheduler and dag-processor as subprocesses on loopback; stopped whatever happens.
 
     Their output stays in ``$AIRFLOW_HOME/services/<name>.log`` and the task logs in ``$AIRFLOW_HOME/logs``;
@@ -178,12 +204,14 @@ def running_airflow(request: pytest.FixtureRequest,
         wait_for("the api-server, scheduler and dag-processor to report healthy", api.healthy, timeout=120,
                  services=services)
         api.login(ADMIN, installation.admin_password)
+        create_connections(api, destination_connections(installation.warehouse, sandbox.url))
+        api.request("POST", "/pools", json={"name": POOL, "slots": 1, "description": "one DuckDB writer at a time"})
         yield RunningAirflow(installation, api, services)
     finally:
         # Task processes belong to the scheduler's group: stop it first so nothing new starts.
         for service in sorted(services, key=lambda s: s.name != "scheduler"):
             service.stop()
-        if request.node.stash.get(TEST_FAILED, True):
+        if request.module.__name__ in FAILED_MODULES:
             print(f"\nAirflow home (metadata DB, task logs under logs/): {installation.home}")
             for service in services:
                 print(f"--- airflow {service.name}, exit code {service.process.returncode}, "

@@ -1,4 +1,9 @@
-"""A backfill of three past dates, created through the REST API as the UI does, on real Airflow services.
+"""A deployment on real Airflow services, driven through the REST API as the UI drives it.
+
+The tests share one installation (see ``conftest.py``) and run in this file's order: data landed with
+``segprovider land`` (dated today), connections and the warehouse pool created through the REST API.
+
+**A backfill of three past dates**, created as the UI's "Run backfill" dialog does.
 
 The api-server, scheduler (LocalExecutor) and dag-processor run as subprocesses; the destinations are the
 sandbox on loopback. Unpausing the DAG (``catchup=False``) first makes the scheduler run the latest
@@ -7,6 +12,12 @@ it makes show that the sandbox is wired in, so "zero requests" from the backfill
 
 The backfill must then write one snapshot per backfilled interval (``as_of = data_interval_end``) and make
 no destination call at all: the syncs skip, and so does everything that would ask a destination for counts.
+
+**A broken segment** then holds only its own syncs, and the alert, signed, reaches the webhook receiver
+with the gate's observed values. **A missing pool** fails the run at once instead of leaving it queued.
+
+Airflow's REST API: https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html (dag runs
+with ``logical_date: null``, backfills, connections, pools).
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ EXPECTED_IN_BACKFILL = {
     "gate_segment_size": RECOMPUTED, "gate_consent": RECOMPUTED,
     "stage_counts_before": NOT_SENT, "gate_cross_system_counts": NOT_SENT, "sync": NOT_SENT,
     "stage_counts_after": NOT_SENT, "check_post_sync_counts": NOT_SENT,
+    "report_held": RECOMPUTED,  # reads only XCom: nothing was held
 }
 
 
@@ -190,6 +202,101 @@ def test_backfill_of_three_past_dates_writes_three_snapshots_and_makes_no_destin
     timings["manual run"] = time.monotonic() - started
     timings["total"] = time.monotonic() - started
     print("timings (s since the services were healthy): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+
+
+def _sync_runs_of(airflow: RunningAirflow, dag_run_id: str) -> dict[str, str]:
+    con = duckdb.connect(str(airflow.installation.warehouse), read_only=True)
+    try:
+        return dict(con.execute("SELECT sync_id, status FROM segprovider_sync_runs WHERE run_id LIKE ?",
+                                [f"{dag_run_id}__%"]).fetchall())
+    finally:
+        con.close()
+
+
+def _trigger_now(airflow: RunningAirflow) -> dict[str, Any]:
+    """A run as the UI's Trigger button makes it (no logical date), waited for until it finished."""
+    triggered = airflow.api.request("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {}})
+    run_id = triggered["dag_run_id"]
+
+    def finished() -> dict[str, Any] | None:
+        run = airflow.api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}")
+        return run if run["state"] in FINISHED_RUN_STATES else None
+
+    return wait_for(f"run {run_id} to finish", finished, timeout=300, interval=2.0, services=airflow.services)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_broken_segment_holds_only_its_syncs_and_a_signed_alert_arrives_with_the_observed_values(
+    running_airflow: RunningAirflow, sandbox: RunningSandbox,
+) -> None:
+    airflow = running_airflow
+    wait_for(f"the dag-processor to parse {DAG_ID}", lambda: _dag_if_parsed(airflow), timeout=120,
+             services=airflow.services)
+    airflow.api.request("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    healthy = _trigger_now(airflow)  # the segments' sizes before the break: the gate compares with them
+    _assert_succeeded(airflow, healthy)
+    alerts_before = len(sandbox.state.webhook_batches("alerts"))
+    # a bad edit of the definition, read by the tasks of the next run: nobody qualifies for vip any more
+    value = airflow.installation.dags_folder / "segments_project" / "segments" / "value.yml"
+    original = value.read_text()
+    value.write_text(original.replace("op: gte, value: 2000", "op: gte, value: 2000000000")
+                     .replace("op: gt, value: 500,", "op: gt, value: 500000000,"))
+    try:
+        broken = _trigger_now(airflow)
+    finally:
+        value.write_text(original)
+    tis = {_label(ti): ti["state"] for ti in airflow.api.task_instances(DAG_ID, broken["dag_run_id"])}
+    assert broken["state"] == "failed", tis
+    assert tis["gate_segment_size"] == "success" and tis["report_held"] == "failed", tis
+    assert all(state == "success" for label, state in tis.items() if label.startswith("sync[")), tis
+    runs = _sync_runs_of(airflow, broken["dag_run_id"])
+    held = {sync_id for sync_id, status in runs.items() if status == "held"}
+    assert held == {sync_id for sync_id in runs if sync_id.startswith("vip__")} and held, runs
+    assert all(status == "succeeded" for sync_id, status in runs.items() if sync_id not in held), runs
+
+    # The alert of report_held, delivered to the receiver (which refuses an unsigned or wrongly signed body).
+    def held_alert() -> dict[str, Any] | None:
+        for batch in sandbox.state.webhook_batches("alerts")[alerts_before:]:
+            if batch.get("task_id") == "report_held" and batch.get("run_id") == broken["dag_run_id"]:
+                return batch
+        return None
+
+    alert = wait_for("the report_held alert at the webhook receiver", held_alert, timeout=60,
+                     services=airflow.services)
+    assert "vip" in alert["error"] and alert["gate"] == "segment_size", alert
+    observed = [f["observed"] for f in alert["failed_expectations"]]
+    assert observed and all(o is not None for o in observed), alert
+    # the receiver records a batch only when its X-Segprovider-Signature is the HMAC of the body under the
+    # shared secret (a 401 otherwise): the alert arrived signed
+    posted = [r for r in sandbox.state.requests() if r.path.endswith("/webhook/alerts") and '"report_held"' in r.body]
+    assert posted and all(r.status == 200 for r in posted), [(r.path, r.status) for r in posted]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_missing_warehouse_pool_fails_the_run_at_once_and_says_how_to_create_it(
+    running_airflow: RunningAirflow,
+) -> None:
+    from conftest import POOL
+
+    airflow = running_airflow
+    wait_for(f"the dag-processor to parse {DAG_ID}", lambda: _dag_if_parsed(airflow), timeout=120,
+             services=airflow.services)
+    airflow.api.request("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    airflow.api.request("DELETE", f"/pools/{POOL}")
+    try:
+        started = time.monotonic()
+        run = _trigger_now(airflow)
+        took = time.monotonic() - started
+    finally:
+        airflow.api.request("POST", "/pools", json={"name": POOL, "slots": 1})
+    assert run["state"] == "failed", run
+    assert took < 120, f"the run took {took:.0f}s to fail"
+    assert POOL in (run.get("note") or ""), run
+    assert "airflow pools set" in run["note"]
+    tis = airflow.api.task_instances(DAG_ID, run["dag_run_id"])
+    assert not [ti for ti in tis if ti["state"] == "success" and ti["pool"] == POOL], "a task ran without its pool"
 
 
 def _dag_if_parsed(airflow: RunningAirflow) -> dict[str, Any] | None:

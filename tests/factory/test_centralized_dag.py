@@ -92,19 +92,62 @@ def test_a_stale_source_stops_every_sync_and_alerts(world: World) -> None:
     assert any(f["observed"] for f in alert["failed_expectations"])
 
 
-def test_a_segment_that_collapses_to_zero_stops_the_sync_instead_of_wiping_the_list(world: World) -> None:
-    assert all(s == "success" for s in world.run(DAY_1).values())
-    before = held(world)["vip__mailchimp_newsletter"]
-    writes = len(world.destination_writes())
-    # a bad edit of the definition: nobody qualifies any more
+def collapse_vip(world: World) -> None:
+    """A bad edit of the definition: nobody qualifies for ``vip`` any more."""
     value = world.project / "segments" / "value.yml"
     value.write_text(value.read_text().replace("op: gte, value: 2000", "op: gte, value: 2000000000")
                      .replace("op: gt, value: 500,", "op: gt, value: 500000000,"))
     world._dag = None
+
+
+def test_a_collapsed_segment_holds_only_its_own_syncs_and_its_opt_outs_still_go_out(world: World) -> None:
+    assert all(s == "success" for s in world.run(DAY_1).values())
+    before = held(world)
+    # one vip member on the newsletter withdraws e-mail consent before day two
+    key, email = world.query(
+        "SELECT s.customer_key, s.identity FROM segprovider_sync_state s WHERE s.sync_id = 'vip__mailchimp_newsletter' "
+        "AND s.in_destination ORDER BY s.customer_key LIMIT 1")[0]
+    import duckdb
+
+    con = duckdb.connect(str(world.warehouse))
+    con.execute(f"INSERT INTO consents (customer_id, channel, opted_in, updated_at) VALUES ({int(key)}, 'email', "
+                "FALSE, TIMESTAMP '2026-11-23 12:00:00')")
+    con.close()
+    collapse_vip(world)
+    states = world.run(DAY_2)
+    # the gate held vip; every sync task ran; the last task fails the run and alerts with what was held
+    assert states["gate_segment_size"] == "success", states
+    assert all(state == "success" for task, state in states.items() if task.startswith("sync")), states
+    assert states["report_held"] == "failed"
+    runs = dict(world.query("SELECT sync_id, status FROM segprovider_sync_runs WHERE as_of = TIMESTAMP '2026-11-24'"))
+    vip_syncs = {sync_id for sync_id in runs if sync_id.startswith("vip__")}
+    assert vip_syncs and all(runs[sync_id] == "held" for sync_id in vip_syncs), runs
+    others = {sync_id: status for sync_id, status in runs.items() if sync_id not in vip_syncs}
+    assert others and all(status == "succeeded" for status in others.values()), runs
+    after = held(world)
+    # nothing of vip's collapse reached the tools: the list lost only the member who opted out
+    assert after["vip__mailchimp_newsletter"] == before["vip__mailchimp_newsletter"] - {email.lower()}
+    assert after["vip__hubspot_crm"] == before["vip__hubspot_crm"] - {email.lower()}  # e-mail channel too
+    alert = next(a for a in world.alerts if a["task_id"] == "report_held")
+    assert "vip" in alert["error"] and "vip__mailchimp_newsletter" in alert["error"]
+    assert alert["gate"] == "segment_size"
+    assert any(f["observed"] is not None for f in alert["failed_expectations"])
+    assert not [a for a in world.alerts if a["task_id"] != "report_held"]
+
+
+def test_block_all_stops_every_sync_when_one_segment_collapses(world: World) -> None:
+    assert all(s == "success" for s in world.run(DAY_1).values())
+    before = held(world)
+    writes = len(world.destination_writes())
+    project_file = world.project / "segprovider_project.yml"
+    project_file.write_text(project_file.read_text().replace("  version: 1\n", "  version: 1\n  on_gate_failure: block_all\n"))
+    collapse_vip(world)
     states = world.run(DAY_2)
     assert states["gate_segment_size"] == "failed"
+    assert "report_held" not in states
+    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.startswith("sync"))
     assert len(world.destination_writes()) == writes
-    assert held(world)["vip__mailchimp_newsletter"] == before
+    assert held(world)["vip__mailchimp_newsletter"] == before["vip__mailchimp_newsletter"]
     alert = next(a for a in world.alerts if a["task_id"] == "gate_segment_size")
     assert any(f["observed"] is not None for f in alert["failed_expectations"])
 

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,7 @@ def failures(result, column):
 
 def no_gx_errors(result_path):
     """Every expectation was computed: none raised, every one has an element count or observed value."""
-    validations = json.loads(open(result_path).read())["validations"]
+    validations = json.loads(Path(result_path).read_text())["validations"]
     for validation in validations:
         for outcome in validation["result"]["results"]:
             assert not outcome["exception_info"].get("raised_exception"), outcome["exception_info"]

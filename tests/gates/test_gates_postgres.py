@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -59,12 +60,12 @@ def pg(pg_schema):
 
 
 def datasources_used(result_path) -> set[str]:
-    validations = json.loads(open(result_path).read())["validations"]
+    validations = json.loads(Path(result_path).read_text())["validations"]
     return {v["result"]["meta"]["active_batch_definition"]["datasource_name"] for v in validations}
 
 
 def no_gx_errors(result_path) -> None:
-    for validation in json.loads(open(result_path).read())["validations"]:
+    for validation in json.loads(Path(result_path).read_text())["validations"]:
         for outcome in validation["result"]["results"]:
             assert not outcome["exception_info"].get("raised_exception"), outcome["exception_info"]
             assert "element_count" in outcome["result"] or "observed_value" in outcome["result"], outcome

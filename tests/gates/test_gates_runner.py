@@ -10,7 +10,16 @@ import sys
 import pandas as pd
 import pytest
 
-from airflow_segprovider.gates import GATES, GateConfigError, GateFailed, GateResult, load_suite, run_gate
+from airflow_segprovider.gates import (
+    GATES,
+    GateBatch,
+    GateConfigError,
+    GateFailed,
+    GateResult,
+    load_suite,
+    run_gate,
+    run_gate_batches,
+)
 from airflow_segprovider.gates.suites import default_suite_dir, suite_parameters
 
 
@@ -130,3 +139,12 @@ def test_data_docs_and_validation_results_are_written(tmp_path):
     assert validation["result"]["success"] is False
     assert json.loads((docs / "gate_result.json").read_text())["failed"][0]["column"] == "age_hours"
     assert f"Data Docs: {docs / 'index.html'}" in result.summary()
+
+
+def test_a_lone_batch_of_a_sync_names_the_sync_in_its_failures():
+    sizes = pd.DataFrame({"sync_id": ["vip__hubspot_crm"], "segment": "vip", "arm": None, "destination": "hubspot_crm",
+                          "members": pd.array([0], dtype="Int64"), "previous_as_of": pd.Timestamp("2026-11-23"),
+                          "previous_members": pd.array([900], dtype="Int64"), "change_fraction": [1.0]})
+    result = run_gate_batches("segment_size", [GateBatch("vip__hubspot_crm", sizes, {})])
+    assert {failure.batch for failure in result.failed} == {"vip__hubspot_crm"}
+    assert run_gate("freshness", frame([72.0])).failed[0].batch is None  # a gate's own batch needs no name

@@ -221,6 +221,9 @@ class Project:
     reconcile: dict[str, ReconcilePolicy] = field(default_factory=dict)
     hub: Any = None  # core.project.hybrid.Hub: the hybrid model's attribute hub, when declared
     spoke_segments: dict[str, Any] = field(default_factory=dict)  # core.project.hybrid.SpokeSegment by name
+    #: what a failed segment gate (size, change) holds: ``hold_segment`` (that segment's membership changes;
+    #: every other sync goes on) or ``block_all`` (every sync of the run)
+    on_gate_failure: str = "hold_segment"
 
     def evaluation_order(self) -> list[str]:
         """Segment names so that each comes after every segment it depends on."""

@@ -30,3 +30,13 @@ def latest_consent_sql(consent: ConsentModel, channel: str, schema: str | None,
             f"ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {updated_at} DESC, {opted_in} ASC) AS rn "
             f"FROM {quoted_table(consent.table, schema)} WHERE {quote_identifier(consent.channel_column)} = "
             f"{text_literal(channel)}{bound}) AS ranked WHERE rn = 1")
+
+
+def withdrawn_keys_sql(consent: ConsentModel | None, channel: str, schema: str | None) -> str | None:
+    """Keys of customers whose latest answer for ``channel`` withdraws consent; None without a consent model.
+
+    What a held sync still removes: an opt-out is carried to the destination whatever else is held.
+    """
+    if consent is None or channel not in consent.channels:
+        return None
+    return f"SELECT k FROM ({latest_consent_sql(consent, channel, schema)}) AS withdrawn WHERE NOT opted_in"

@@ -32,7 +32,17 @@ from typing import TYPE_CHECKING, Any
 from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state import sync as sync_state
 from airflow_segprovider.core.sync.execute import Progress, json_ready, record_batches, send_all, senders
-from airflow_segprovider.core.sync.plan import SyncOptions, SyncPlan, count_rows, desired_sql, plan_queries, plan_sync
+from airflow_segprovider.core.sync.consent import withdrawn_keys_sql
+from airflow_segprovider.core.sync.plan import (
+    SyncOptions,
+    SyncPlan,
+    count_rows,
+    desired_sql,
+    held_queries,
+    plan_queries,
+    plan_sync,
+    withdrawn_remove_sql,
+)
 from airflow_segprovider.core.sync.record import (
     SyncRunRecord,
     commit_batch,
@@ -98,6 +108,8 @@ class SyncEngine:
         try:
             self._require_snapshot(sync, at)
             queries = self._plan_sql(sync, destination, at, options.max_attempts)
+            if options.held_by:
+                queries = self._held_sql(sync, destination, queries)
             if not options.dry_run:
                 client.check()
                 # A mapping to a field the destination lacks fails here, before anything is sent.
@@ -105,11 +117,15 @@ class SyncEngine:
                 record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=True)
             else:
                 record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=False)
-            self._check_safety(sync, record.plan, options)
+            if not options.held_by:  # a held sync removes only opt-outs, which no guard may hold back
+                self._check_safety(sync, record.plan, options)
             if not options.dry_run:
                 self._execute(sync, destination, client, queries, options, record)
             record.status = "dry_run" if options.dry_run else (
-                "succeeded" if not any(record.failed.values()) else "partial")
+                "partial" if any(record.failed.values()) else "held" if options.held_by else "succeeded")
+            if options.held_by:
+                record.error = (f"membership changes held by {options.held_by}; "
+                                f"{record.succeeded['remove']} opt-out removals sent")
         except BaseException as exc:
             record.status = "blocked" if isinstance(exc, SyncBlockedError) else "failed"
             record.error = f"{type(exc).__name__}: {exc}"
@@ -120,6 +136,11 @@ class SyncEngine:
             record.records_per_s = round(done / record.duration_s, 1) if record.duration_s else 0.0
             self._write_run(record, started_at)
         return record
+
+    def _held_sql(self, sync: Sync, destination: Destination, queries: dict[str, str]) -> dict[str, str]:
+        """The plan of a held sync: no membership change, only the removals of members who withdrew consent."""
+        withdrawn = withdrawn_keys_sql(self.project.model.consent, destination.channel, self.warehouse.schema)
+        return held_queries(queries, withdrawn_remove_sql(sync), withdrawn, self.warehouse.dialect)
 
     # the phases of a run
     def _require_snapshot(self, sync: Sync, at: dt.datetime) -> None:

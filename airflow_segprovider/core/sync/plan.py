@@ -47,6 +47,9 @@ class SyncOptions:
     :param sample_size: keys shown per operation in a dry run.
     :param progress_every_s: seconds between progress lines in the log.
     :param batch_size: records per call; None (default) uses the vendor's documented maximum.
+    :param held_by: why this sync's membership changes are held (a failed segment gate, named): nothing
+        is added, changed or removed for membership, but members who withdrew consent are still removed,
+        because an opt-out is never held back.
     """
 
     dry_run: bool = False
@@ -56,6 +59,7 @@ class SyncOptions:
     sample_size: int = 5
     progress_every_s: float = 10.0
     batch_size: int | None = None
+    held_by: str | None = None
 
 
 @dataclass
@@ -135,6 +139,31 @@ def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempt
         queries["change"] = queries["add"] + " AND FALSE"
         queries["remove"] = queries["remove"] + " AND FALSE"
     return {name: render(sql, dialect) for name, sql in queries.items()}
+
+
+def held_queries(queries: dict[str, str], state_remove: str, withdrawn: str | None, dialect: str) -> dict[str, str]:
+    """``queries`` of a sync whose membership changes are held: only consent removals are left.
+
+    :param state_remove: the remove query's ``SELECT ... FROM ({state}) AS s`` part is rebuilt from
+        the sync state: members we added who withdrew consent (``withdrawn``: their keys).
+    :param withdrawn: keys whose latest answer for the destination's channel is a withdrawal; None when
+        the destination's channel has no consent model (nothing to remove then).
+    """
+    held = dict(queries)
+    for operation in ("add", "change"):
+        held[operation] = f"SELECT * FROM ({queries[operation]}) AS q WHERE FALSE"
+    if withdrawn is None:
+        held["remove"] = f"SELECT * FROM ({queries['remove']}) AS q WHERE FALSE"
+    else:
+        held["remove"] = render(f"{state_remove} AND s.customer_key IN ({withdrawn})", dialect)
+    return held
+
+
+def withdrawn_remove_sql(sync: Sync) -> str:
+    """Members we added to ``sync``'s destination: the base of a held sync's consent removals."""
+    state = f"SELECT * FROM {STATE} WHERE sync_id = {text_literal(sync.id)} AND in_destination"
+    return (f"SELECT s.customer_key, s.identity, s.row_hash, s.destination_id FROM ({state}) AS s "
+            "WHERE s.origin = 'segprovider'")
 
 
 def count_rows(warehouse: Warehouse, sql: str) -> int:

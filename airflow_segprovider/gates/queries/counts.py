@@ -11,6 +11,7 @@ from airflow_segprovider.core.sql.dialects import render, text_literal, ts_liter
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.state.sync import REJECTED
+from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 from airflow_segprovider.core.state.sync import STATE as SYNC_STATE
 from airflow_segprovider.gates.queries.common import PHASES, GateConfigError, no_rows
 
@@ -26,8 +27,9 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
     Expected ``before`` a sync: the keys the sync state says the destination holds. Expected ``after``:
     the snapshot's members the sync could send (consent given, identity present, not refused by the
     destination), plus the keys it holds that the sync keeps without having added them (the baseline
-    of an existing list, and everything an ``add_only`` sync ever added). ``snapshot_members`` is the
-    segment's (or arm's) size, for reference.
+    of an existing list, and everything an ``add_only`` sync ever added); for a sync whose latest run
+    at ``as_of`` was held by a failed segment gate, what the sync state says it holds (the held run sent
+    only opt-out removals). ``snapshot_members`` is the segment's (or arm's) size, for reference.
     """
     if phase not in PHASES:
         raise GateConfigError(f"unknown phase {phase!r} for cross_system_counts; phases: {', '.join(PHASES)}")
@@ -35,6 +37,7 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
 
     counts, state = table_ref(DESTINATION_COUNTS, schema), table_ref(SYNC_STATE, schema)
     rejected, memberships = table_ref(REJECTED, schema), table_ref(MEMBERSHIPS, schema)
+    runs = table_ref(SYNC_RUNS, schema)
     at = ts_literal(as_of)
     parts = []
     for sync in syncs:
@@ -48,7 +51,10 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
                        f"AND d.identity <> '' AND d.customer_key NOT IN (SELECT customer_key FROM {rejected} "
                        f"WHERE sync_id = {sid} AND operation = 'add')")
             kept = held + ("" if sync.mode == "add_only" else " AND origin <> 'segprovider'")
-            expected = f"(SELECT COUNT(*) FROM ({central} UNION {kept}) AS e)"
+            latest_status = (f"(SELECT status FROM {runs} WHERE sync_id = {sid} AND as_of = {at} AND NOT dry_run "
+                             "ORDER BY started_at DESC LIMIT 1)")
+            expected = (f"CASE WHEN {latest_status} = 'held' THEN (SELECT COUNT(*) FROM ({held}) AS h) "
+                        f"ELSE (SELECT COUNT(*) FROM ({central} UNION {kept}) AS e) END")
         arm = f" AND arm = {text_literal(sync.arm)}" if sync.arm else ""
         snapshot = (f"(SELECT COUNT(*) FROM {memberships} WHERE segment = {text_literal(sync.segment)} "
                     f"AND as_of = {at}{arm})")
