@@ -6,7 +6,7 @@ PROJECT := airflow_segprovider/example/segments_project
 DEMO_DIR := .demo
 DEMO_DB := $(DEMO_DIR)/warehouse.duckdb
 
-.PHONY: setup demo cli-demo test bench clean
+.PHONY: setup demo cli-demo test bench clean docker-lock docker-env
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -38,6 +38,14 @@ bench: setup
 	$(UV) run python benchmarks/reconcile.py
 	$(UV) run python benchmarks/attribute_push.py
 	$(UV) run python benchmarks/sandbox_throughput.py
+
+## The Docker image's pinned requirements: uv.lock exported (tests/docker/test_docker_lock.py checks it is current).
+docker-lock:
+	$(UV) export --frozen --format requirements-txt --no-dev --no-emit-project --extra postgres > docker/requirements.lock.txt
+
+## docker/.env for docker/compose.yaml: the example's variables with fresh random secrets (never overwrites one).
+docker-env:
+	python3 docker/make_env.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
