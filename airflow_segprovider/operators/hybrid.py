@@ -103,11 +103,13 @@ class HubGateOperator(SegmentsBaseOperator):
         self.parameters = dict(parameters or {})
 
     def execute_step(self, context: Context) -> dict[str, Any]:
-        import great_expectations  # noqa: F401 - slow import, done before taking the warehouse's write lock
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_segprovider.gates import GateFailed
+        from airflow_segprovider.gates.gx import import_gx
         from airflow_segprovider.gates.hub import evaluate_hub_gate
+
+        import_gx()  # slow, and quieted: done before taking the warehouse's write lock
         from airflow_segprovider.operators.gate import default_docs_dir
 
         as_of = self.as_of_value()
@@ -218,7 +220,13 @@ class DriftCheckOperator(SegmentsBaseOperator):
     def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_segprovider.core.hybrid.drift import hub_drift_findings, record_drift, sync_count_finding
+        from airflow_segprovider.core.hybrid.drift import (
+            hub_built,
+            hub_drift_findings,
+            hub_not_built_finding,
+            record_drift,
+            sync_count_finding,
+        )
         from airflow_segprovider.core.sync.engine import SyncEngine
         from airflow_segprovider.destinations.spoke_segments import spoke_segment_count
         from airflow_segprovider.hooks.destination import hook_for_destination
@@ -226,7 +234,13 @@ class DriftCheckOperator(SegmentsBaseOperator):
         project = self.project
         as_of = self.as_of_value()
         findings = []
-        if project.hub is not None:
+        hub_checked = project.hub is not None
+        if hub_checked and self.scope == "all":
+            with self.warehouse() as warehouse:
+                hub_checked = hub_built(warehouse)
+            if not hub_checked:  # a deployment that runs only the centralized model: nothing to compare yet
+                findings.append(hub_not_built_finding())
+        if hub_checked:
             counts: dict[str, int | None] = {}
             for name, spoke in project.spoke_segments.items():
                 client = _spoke_client(project, spoke.destination)

@@ -194,3 +194,27 @@ def test_a_run_triggered_without_a_logical_date_evaluates_at_its_run_after(world
     assert states and all(state == "success" for state in states.values()), states
     assert world.query("SELECT DISTINCT as_of FROM segprovider_snapshots") == [(DAY_2.replace(tzinfo=None),)]
     assert world.query("SELECT COUNT(*) FROM segprovider_sync_runs WHERE as_of = TIMESTAMP '2026-11-24'")[0][0] > 0
+
+
+def test_the_drift_monitor_right_after_a_clean_sync_reports_no_drift(world: World) -> None:
+    """Meta reports an approximate, rounded count (a range): a clean sync must still read as no drift."""
+    import os
+    from pathlib import Path
+
+    from airflow_segprovider.factory.monitor import build_drift_monitor_dag
+    from support.airflow_world import task_states
+
+    assert all(s == "success" for s in world.run(DAY_1).values())
+    (Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "segments_drift_monitor.py").write_text(
+        "from airflow_segprovider.factory.monitor import build_drift_monitor_dag\n"
+        f"dag = build_drift_monitor_dag({str(world.project)!r}, dag_id='segments_drift_monitor')\n")
+    monitor = build_drift_monitor_dag(world.project, dag_id="segments_drift_monitor")
+    states = task_states(monitor.test(logical_date=DAY_1 + dt.timedelta(hours=1)))
+    assert states == {"check_drift": "success"}, states
+    assert not world.alerts
+    rows = world.query("SELECT kind, name, expected, reported, status FROM segprovider_drift_reports")
+    synced = {row[1]: row for row in rows if row[0] == "synced_segment"}
+    assert "high_intent__meta_ads" in synced and "vip__mailchimp_newsletter" in synced, rows
+    assert not [row for row in rows if row[4] in ("drift", "stale", "mismatch")], rows
+    # only the centralized model ran: the hybrid hub was never built, which is said, not alerted as drift
+    assert ("hub", "unknown") in {(row[0], row[4]) for row in rows}, rows

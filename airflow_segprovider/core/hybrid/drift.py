@@ -148,3 +148,18 @@ def sync_count_finding(project: Project, sync: Sync, expected: int, reported: in
                       f"left {expected}: more hand edits than the {policy.policy} policy's change-set gate "
                       f"({tolerance:.0%}) lets the next reconcile apply")
     return compare_counts(kind, sync.id, sync.destination, expected, count, tolerance, detail)
+
+
+def hub_built(warehouse: Warehouse) -> bool:
+    """Whether the hybrid model's hub was ever built in ``warehouse`` (a deployment may run only other models)."""
+    from airflow_segprovider.core.state.hybrid import HUB_BUILDS
+
+    if warehouse.columns(HUB_BUILDS) is None:
+        return False
+    return bool(warehouse.query(f"SELECT COUNT(*) FROM {HUB_BUILDS}")[0][0])
+
+
+def hub_not_built_finding() -> DriftFinding:
+    """What the drift monitor records before the hub's first build: nothing to compare yet, which is not drift."""
+    return DriftFinding("hub", "(hub)", "(hub)", status="unknown",
+                        detail="the hub has not been built yet (run segments_hybrid): its spokes are not checked")

@@ -179,10 +179,10 @@ def to_sql(tree: exp.Expression, dialect: str, *, pretty: bool = False) -> str:
 
 def render(duckdb_sql: str, dialect: str) -> str:
     """The core's own statements are written once, in DuckDB's dialect, and transpiled for the others."""
-    import sqlglot
-
     if dialect == "duckdb":
         return duckdb_sql
+    import sqlglot
+
     return ";\n".join(to_sql(tree, dialect) for tree in sqlglot.parse(duckdb_sql, read="duckdb") if tree is not None)
 
 
