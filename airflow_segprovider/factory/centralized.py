@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, TaskGroup
 
 from airflow_segprovider.core.project.loader import load_project
 from airflow_segprovider.core.project.spec import centralized_syncs, reconciled_syncs
@@ -28,7 +28,7 @@ from airflow_segprovider.operators.monitor import DestinationCountsOperator
 from airflow_segprovider.operators.sync import SegmentsSyncOperator
 
 if TYPE_CHECKING:
-    from airflow_segprovider.core.project.spec import Project
+    from airflow_segprovider.core.project.spec import Project, Sync
 
 SOURCE_GATES = ("freshness", "types")
 SEGMENT_GATES = ("segment_size", "consent")
@@ -64,6 +64,33 @@ def _doc(project: Project, schedule: str) -> str:
     lines += ["", "Trigger with `dry_run: true` to plan syncs without sending; `allow_mass_removal: true` "
               "overrides the remove-fraction and empty-segment guards for one run."]
     return "\n".join(lines)
+
+
+def destination_branch(destination: str, syncs: Sequence[Sync], upstream: Any, common: Mapping[str, Any],
+                       holding: Sequence[str], count_parameters: Mapping[str, Any], sync_state: Any) -> Any:
+    """The task group of one destination: counts before, their gate, the sync, counts after and their check.
+
+    The count tasks exist when a sync of the destination declares the ``cross_system_counts`` gate.
+    :returns: the group (its last task is the branch's end).
+    """
+    counted = any("cross_system_counts" in sync.gates for sync in syncs)
+    with TaskGroup(destination, tooltip=f"sync every centralized segment to {destination}") as group:
+        sync = SegmentsSyncOperator(
+            task_id="sync", destination=destination, dry_run="{{ params.dry_run }}",
+            allow_mass_removal="{{ params.allow_mass_removal }}", held_from=holding, outlets=[sync_state], **common)
+        if not counted:
+            upstream >> sync
+            return group
+        before = DestinationCountsOperator(task_id="stage_counts_before", phase="before", destinations=[destination],
+                                           **common)
+        gate = SegmentsGateOperator(task_id="gate_cross_system_counts", gate="cross_system_counts", phase="before",
+                                    syncs=[destination], parameters=dict(count_parameters), **common)
+        after = DestinationCountsOperator(task_id="stage_counts_after", phase="after", destinations=[destination],
+                                          **common)
+        check = SegmentsGateOperator(task_id="check_post_sync_counts", gate="cross_system_counts", phase="after",
+                                     syncs=[destination], parameters=dict(count_parameters), **common)
+        upstream >> before >> gate >> sync >> after >> check
+    return group
 
 
 def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_centralized",
@@ -112,26 +139,13 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
                 upstream[-1] >> task
             upstream.append(task)
         last = upstream[-1]
-        if "cross_system_counts" in used_gates:
-            counts_before = DestinationCountsOperator(task_id="stage_counts_before", phase="before", **common)
-            gate_counts = SegmentsGateOperator(task_id="gate_cross_system_counts", gate="cross_system_counts",
-                                               phase="before",
-                                               parameters=dict(gate_parameters.get("cross_system_counts", {})),
-                                               **common)
-            last >> counts_before >> gate_counts
-            last = gate_counts
-        destinations = sorted({sync.destination for sync in syncs})
-        sync = SegmentsSyncOperator.partial(
-            task_id="sync", dry_run="{{ params.dry_run }}", allow_mass_removal="{{ params.allow_mass_removal }}",
-            held_from=holding, outlets=[project_asset(project, "sync_state")], **common,
-        ).expand(destination=destinations)
-        last >> sync
-        counts_after = DestinationCountsOperator(task_id="stage_counts_after", phase="after", **common)
-        check_after = SegmentsGateOperator(task_id="check_post_sync_counts", gate="cross_system_counts",
-                                           phase="after",
-                                           parameters=dict(gate_parameters.get("cross_system_counts", {})),
-                                           **common)
-        sync >> counts_after >> check_after
+        # one branch per destination: a destination that fails (a wrong token, an outage) fails and alerts its
+        # own tasks; the other destinations' syncs, with their opt-out removals, still run
+        branch_ends = []
+        for destination in sorted({sync.destination for sync in syncs}):
+            branch_ends.append(destination_branch(
+                destination, [s for s in syncs if s.destination == destination], last, common, holding,
+                dict(gate_parameters.get("cross_system_counts", {})), project_asset(project, "sync_state")))
         if holding:
-            check_after >> SegmentsHeldReportOperator(task_id="report_held", gate_task_ids=holding)
+            branch_ends >> SegmentsHeldReportOperator(task_id="report_held", gate_task_ids=holding)
     return dag

@@ -31,6 +31,8 @@ class SegmentsGateOperator(SegmentsBaseOperator):
     :param parameters: runtime parameters of the suite (thresholds), merged over the defaults.
     :param docs_dir: where results and Data Docs are kept.
     :param phase: for ``cross_system_counts``: ``before`` or ``after`` the sync.
+    :param syncs: per-sync gates only: check just these syncs (ids, segments or destinations); default every
+        sync that declares the gate.
     :param hold_failed_segments: ``segment_size`` only: when every failed expectation belongs to a
         known sync, do not fail; push the held segments and syncs to XCom (key ``held``) so the syncs hold
         just those segments' membership changes, and a ``report_held`` task fails the run at its end
@@ -41,8 +43,10 @@ class SegmentsGateOperator(SegmentsBaseOperator):
     ui_color = "#fff3cd"
 
     def __init__(self, *, gate: str, parameters: Mapping[str, Any] | None = None, docs_dir: str | None = None,
-                 phase: str = "before", hold_failed_segments: bool = False, **kwargs: Any) -> None:
+                 phase: str = "before", hold_failed_segments: bool = False, syncs: Sequence[str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.syncs = list(syncs) if syncs else None
         self.hold_failed_segments = hold_failed_segments
         self.gate = gate
         self.parameters = dict(parameters or {})
@@ -61,7 +65,7 @@ class SegmentsGateOperator(SegmentsBaseOperator):
         docs_dir = Path(self.docs_dir) if self.docs_dir else default_docs_dir(context, self.task_id)
         with self.warehouse() as warehouse:
             result = evaluate_gate(self.gate, self.project, warehouse, self.as_of_value(), docs_dir=docs_dir,
-                                   phase=self.phase, **self.parameters)
+                                   phase=self.phase, syncs=self.syncs, **self.parameters)
         summary = result.to_dict()
         context["ti"].xcom_push(key="gate_result", value=summary)
         if not result.success:

@@ -93,7 +93,8 @@ def test_the_centralized_dag_leaves_reconciled_segments_to_the_distributed_dag(l
     for sync_id in ("sales_priority__mailchimp_newsletter", "sales_priority__hubspot_crm"):
         assert f"- `{sync_id}`: segment `sales_priority`" in left
     assert "reconcile.yml:" in left and "`most_recent`" in left
-    # the mapped sync task still covers every destination with a centralized sync (vip, active_30d, ...)
-    sync = dag.get_task("sync")
-    assert sorted(sync.expand_input.value["destination"]) == ["hubspot_crm", "mailchimp_newsletter", "meta_ads"]
+    # one branch per destination with a centralized sync (vip, active_30d, ...), each with its own sync task
+    syncs = sorted(task.destination for task in dag.tasks if task.task_id.endswith(".sync"))
+    assert syncs == ["hubspot_crm", "mailchimp_newsletter", "meta_ads"]
+    assert {dag.get_task(f"{d}.sync").destination for d in syncs} == set(syncs)
     assert "segments_distributed" in bag.dags  # and the distributed DAG does own it

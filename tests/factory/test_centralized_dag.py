@@ -85,7 +85,7 @@ def test_a_stale_source_stops_every_sync_and_alerts(world: World) -> None:
     # a year after the newest data: every source is stale at as_of
     states = world.run(dt.datetime(2027, 11, 24, tzinfo=dt.timezone.utc))
     assert states["gate_freshness"] == "failed"
-    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.startswith("sync"))
+    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.endswith(".sync"))
     assert world.destination_writes() == []
     alert = next(a for a in world.alerts if a["task_id"] == "gate_freshness")
     assert alert["gate"] == "freshness" and alert["failed_expectations"]
@@ -117,7 +117,7 @@ def test_a_collapsed_segment_holds_only_its_own_syncs_and_its_opt_outs_still_go_
     states = world.run(DAY_2)
     # the gate held vip; every sync task ran; the last task fails the run and alerts with what was held
     assert states["gate_segment_size"] == "success", states
-    assert all(state == "success" for task, state in states.items() if task.startswith("sync")), states
+    assert all(state == "success" for task, state in states.items() if task.endswith(".sync")), states
     assert states["report_held"] == "failed"
     runs = dict(world.query("SELECT sync_id, status FROM segprovider_sync_runs WHERE as_of = TIMESTAMP '2026-11-24'"))
     vip_syncs = {sync_id for sync_id in runs if sync_id.startswith("vip__")}
@@ -145,7 +145,7 @@ def test_block_all_stops_every_sync_when_one_segment_collapses(world: World) -> 
     states = world.run(DAY_2)
     assert states["gate_segment_size"] == "failed"
     assert "report_held" not in states
-    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.startswith("sync"))
+    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.endswith(".sync"))
     assert len(world.destination_writes()) == writes
     assert held(world)["vip__mailchimp_newsletter"] == before["vip__mailchimp_newsletter"]
     alert = next(a for a in world.alerts if a["task_id"] == "gate_segment_size")
@@ -174,7 +174,7 @@ def test_a_backfill_of_three_past_dates_writes_snapshots_and_never_calls_a_desti
     for day in (dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc),
                 dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)):
         states = world.run(day)
-        assert all(s.endswith("skipped") for t, s in states.items() if t.startswith("sync")), states
+        assert all(s.endswith("skipped") for t, s in states.items() if t.endswith(".sync")), states
         assert states["evaluate"] == "success"
     snapshots = {row[0] for row in world.query("SELECT DISTINCT as_of FROM segprovider_snapshots")}
     assert {d.day for d in snapshots} == {20, 21, 22, 24}
@@ -218,3 +218,26 @@ def test_the_drift_monitor_right_after_a_clean_sync_reports_no_drift(world: Worl
     assert not [row for row in rows if row[4] in ("drift", "stale", "mismatch")], rows
     # only the centralized model ran: the hybrid hub was never built, which is said, not alerted as drift
     assert ("hub", "unknown") in {(row[0], row[4]) for row in rows}, rows
+
+
+def test_a_destination_with_a_wrong_token_fails_alone_and_every_other_destination_syncs(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+    import os
+
+    meta = json.loads(os.environ["AIRFLOW_CONN_SEGPROVIDER_META"])
+    monkeypatch.setenv("AIRFLOW_CONN_SEGPROVIDER_META", json.dumps({**meta, "password": "a-revoked-token"}))
+    states = world.run(DAY_1)
+    assert states["meta_ads.sync"] == "failed", states
+    for destination in ("mailchimp_newsletter", "hubspot_crm"):
+        branch = {task: state for task, state in states.items() if task.startswith(destination + ".")}
+        assert branch and all(state == "success" for state in branch.values()), states
+    assert states["report_held"] == "failed"  # the run's last task keeps the run failed
+    synced = synced_state(world)
+    assert synced.get("vip__mailchimp_newsletter") and synced.get("vip__hubspot_crm"), synced
+    assert not any(sync_id.endswith("__meta_ads") and count for sync_id, count in synced.items()), synced
+    alert = next(a for a in world.alerts if a["task_id"] == "meta_ads.sync")
+    assert "401" in alert["error"] or "token" in alert["error"].lower(), alert["error"]
+    # the failure is terminal: no retry was spent on a refused token
+    assert alert["try_number"] == 1

@@ -83,7 +83,7 @@ def test_a_day_on_postgres_ingests_evaluates_gates_and_syncs_then_a_stale_day_is
     states = pg_world.run(dt.datetime(2027, 11, 24, tzinfo=dt.timezone.utc))
 
     assert states["gate_freshness"] == "failed"
-    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.startswith("sync"))
+    assert all(state in ("upstream_failed", "None") for task, state in states.items() if task.endswith(".sync"))
     assert len(pg_world.destination_writes()) == writes
     alert = next(a for a in pg_world.alerts if a["task_id"] == "gate_freshness")
     assert alert["gate"] == "freshness" and alert["failed_expectations"]
