@@ -25,6 +25,14 @@ count rounded down and up to two significant figures (deterministic, and exact b
 100); a missing token is code 104, a bad one code 190, both HTTP 400 like the Graph
 API; the rate-limit answer is HTTP 429 with Meta's ad-account throttling error (code
 80003) and ``Retry-After``.
+
+Throttling is reported as Meta reports Business Use Case limits
+(https://developers.facebook.com/docs/graph-api/overview/rate-limiting/#business-use-case-rate-limits): every
+answer about an audience or an ad account carries ``X-Business-Use-Case-Usage``, a JSON object keyed by the
+business (here: the audience's ad account id) of ``[{"type": "custom_audience", "call_count",
+"total_cputime", "total_time", "estimated_time_to_regain_access"}]``; the three usages are percentages of the
+window (the sandbox has no CPU accounting, so all three follow the share of calls used) and the time to regain
+access is in minutes (0 unless throttled).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import json
 import math
 import re
 import secrets
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -41,8 +50,10 @@ from segprovider_sandbox.wire import Routes, SandboxResponse, VendorError
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
 
     from segprovider_sandbox.config import Credentials
+    from segprovider_sandbox.faults import WindowUsage
     from segprovider_sandbox.store import SandboxState
     from segprovider_sandbox.wire import SandboxRequest
 
@@ -111,15 +122,20 @@ class MetaApi:
     vendor = "meta"
     max_concurrent_requests: int | None = None
 
-    def __init__(self, state: SandboxState, credentials: Credentials) -> None:
+    def __init__(self, state: SandboxState, credentials: Credentials,
+                 window_usage: Callable[[], WindowUsage | None] = lambda: None) -> None:
         self._state = state
         self._tokens = frozenset(credentials.meta_access_tokens)
+        self._window_usage = window_usage
+        # finish() sees only the response: the path it answers is kept per server thread from authenticate().
+        self._current = threading.local()
         routes = Routes()
-        users = _VERSION + r"/(?P<audience_id>\d+)/users"
+        # The official SDK asks for nodes with a trailing slash (``/v21.0/{id}/``); Graph serves both spellings.
+        users = _VERSION + r"/(?P<audience_id>\d+)/users/?"
         routes.add("POST", users, self._add_users)
         routes.add("DELETE", users, self._remove_users)
-        routes.add("GET", _VERSION + r"/(?P<audience_id>\d+)", self._get_audience)
-        routes.add("POST", _VERSION + r"/act_(?P<ad_account_id>\d+)/customaudiences", self._create_audience)
+        routes.add("GET", _VERSION + r"/(?P<audience_id>\d+)/?", self._get_audience)
+        routes.add("POST", _VERSION + r"/act_(?P<ad_account_id>\d+)/customaudiences/?", self._create_audience)
         self._routes = routes
 
     def owns(self, path: str) -> bool:
@@ -134,6 +150,7 @@ class MetaApi:
 
         :param request: the request.
         """
+        self._current.path = request.path
         token = _params(request).get("access_token")
         scheme, _, header_token = (request.header("authorization") or "").partition(" ")
         if not token and scheme.lower() in ("bearer", "oauth"):
@@ -182,11 +199,32 @@ class MetaApi:
         )
 
     def finish(self, response: SandboxResponse) -> SandboxResponse:
-        """Meta adds nothing to every response.
+        """Add ``X-Business-Use-Case-Usage`` to answers about an audience or an ad account.
 
         :param response: the response.
         """
-        return response
+        business = self._business_of(getattr(self._current, "path", ""))
+        if business is None:
+            return response
+        usage = self._window_usage()
+        share = 0 if usage is None else round(100 * (usage.max_requests - usage.remaining) / usage.max_requests)
+        retry_after = response.headers.get("Retry-After") if response.status == 429 else None
+        regain = math.ceil(int(retry_after) / 60) if retry_after else 0
+        header = {business: [{"type": "custom_audience", "call_count": share, "total_cputime": share,
+                              "total_time": share, "estimated_time_to_regain_access": regain}]}
+        return response.with_headers({"X-Business-Use-Case-Usage": json.dumps(header, separators=(",", ":"))})
+
+    def _business_of(self, path: str) -> str | None:
+        """The business a path's usage is counted against: the ad account (of the audience), or None."""
+        match = re.match(_VERSION + r"/(act_)?(\d+)", path)
+        if match is None or len(match.group(2)) > 18:  # longer is no Graph id (and no SQLite integer)
+            return None
+        if match.group(1):
+            return match.group(2)
+        with self._state.read() as cursor:
+            row = cursor.execute("SELECT ad_account_id FROM meta_audiences WHERE audience_id = ?",
+                                 (int(match.group(2)),)).fetchone()
+        return None if row is None else str(row[0])
 
     @staticmethod
     def _require_audience(cursor: sqlite3.Cursor, audience_id: str, method: str) -> tuple[Any, ...]:

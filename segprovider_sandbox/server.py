@@ -71,7 +71,7 @@ class SandboxApp:
         self.apis: tuple[VendorApi, ...] = (
             MailchimpApi(state, credentials, config.mailchimp_max_connections),
             HubSpotApi(state, credentials, lambda: self.faults.window_usage("hubspot")),
-            MetaApi(state, credentials),
+            MetaApi(state, credentials, lambda: self.faults.window_usage("meta")),
             WebhookApi(state, credentials),
         )
 

@@ -12,6 +12,10 @@ reference pages):
   "results": [...], "startedAt", "completedAt"}``; each result has the contact
   ``id``, ``properties`` and ``new``. When some inputs fail the answer is
   **207 Multi-Status** with ``errors`` and ``numErrors`` beside the results.
+* ``POST .../batch/create`` (201; an existing address is a 409 ``CONFLICT``) and ``.../batch/update``
+  (unknown ids in a 207): :mod:`.batch_writes`.
+* ``GET``/``POST /crm/v3/properties/contacts/{name}`` read one property (404 when unknown) and create one
+  (201; 409 ``OBJECT_ALREADY_EXISTS``).
 * ``POST .../batch/read`` by ``idProperty: "email"`` (or by id); ids not found come back
   as an ``OBJECT_NOT_FOUND`` error in a 207.
 * ``GET /crm/v3/properties/contacts`` answers ``{"results": [{"name", "label", "type",
@@ -20,6 +24,7 @@ reference pages):
   account's custom properties, which the sandbox's store seeds.
 * Lists: ``POST /crm/v3/lists`` creates ``{"list": {...}}``; ``GET /crm/v3/lists/{listId}``
   answers ``{"list": {..., "size"}}`` or 404;
+  ``PUT .../memberships/add`` and ``.../memberships/remove`` take a JSON array of record ids;
   ``PUT .../memberships/add-and-remove`` takes ``recordIdsToAdd`` / ``recordIdsToRemove``
   and answers ``recordsIdsAdded``, ``recordIdsRemoved`` and ``recordIdsMissing``
   (those spellings are HubSpot's own, typo included);

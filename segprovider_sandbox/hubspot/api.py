@@ -6,7 +6,7 @@ import uuid
 from functools import partial
 from typing import TYPE_CHECKING
 
-from segprovider_sandbox.hubspot import contacts, dynamic_lists
+from segprovider_sandbox.hubspot import batch_writes, contacts, dynamic_lists
 from segprovider_sandbox.hubspot.responses import error_body
 from segprovider_sandbox.wire import Routes, SandboxResponse, VendorError
 
@@ -45,8 +45,12 @@ class HubSpotApi:
         routes = Routes()
         routes.add("POST", _CONTACTS + "/batch/upsert", partial(contacts.batch_upsert, state))
         routes.add("POST", _CONTACTS + "/batch/read", partial(contacts.batch_read, state))
+        routes.add("POST", _CONTACTS + "/batch/create", partial(batch_writes.batch_create, state))
+        routes.add("POST", _CONTACTS + "/batch/update", partial(batch_writes.batch_update, state))
         routes.add("GET", _CONTACTS + r"/(?P<contact_id>[^/]+)", partial(contacts.get_contact, state))
         routes.add("GET", r"/crm/v3/properties/contacts/?", partial(contacts.contact_properties, state))
+        routes.add("POST", r"/crm/v3/properties/contacts/?", partial(contacts.create_contact_property, state))
+        routes.add("GET", r"/crm/v3/properties/contacts/(?P<name>[^/]+)", partial(contacts.get_contact_property, state))
         # DYNAMIC (filter-based) lists are served by .dynamic_lists, which hands static ones to .lists
         routes.add("POST", r"/crm/v3/lists/?", partial(dynamic_lists.hubspot_create_list, state))
         routes.add("GET", r"/crm/v3/lists/object-type-id/0-1/name/(?P<name>[^/]+)",
@@ -54,6 +58,9 @@ class HubSpotApi:
         routes.add("GET", _LIST, partial(dynamic_lists.hubspot_get_list, state))
         routes.add("PUT", _LIST + "/update-list-filters", partial(dynamic_lists.hubspot_update_filters, state))
         routes.add("PUT", _LIST + "/memberships/add-and-remove", partial(dynamic_lists.hubspot_add_and_remove, state))
+        routes.add("PUT", _LIST + "/memberships/add", partial(dynamic_lists.hubspot_add_and_remove, state, only="add"))
+        routes.add("PUT", _LIST + "/memberships/remove",
+                   partial(dynamic_lists.hubspot_add_and_remove, state, only="remove"))
         routes.add("GET", _LIST + "/memberships", partial(dynamic_lists.hubspot_memberships, state))
         self._routes = routes
 

@@ -92,6 +92,7 @@ def batch_upsert(state: SandboxState, request: SandboxRequest, params: dict[str,
                 "message": f'Property values were not valid: [{{"isValid":false,"message":"Email address '
                 f'{raw_id} is invalid","error":"INVALID_EMAIL","name":"email"}}]',
                 "context": {"ids": [raw_id]},
+                "links": {},
                 "errors": [
                     {"message": f"Email address {raw_id} is invalid", "code": "INVALID_EMAIL", "in": "email"}
                 ],
@@ -149,6 +150,8 @@ def batch_read(state: SandboxState, request: SandboxRequest, params: dict[str, s
                 "message": "Could not get some CONTACT objects, they may be deleted or not exist. "
                 "Check that ids are valid.",
                 "context": {"ids": missing},
+                "errors": [],
+                "links": {},
             }
         )
     return batch_answer(started, [contact_json(row, wanted) for row in found.values()], errors)
@@ -170,31 +173,69 @@ def get_contact(state: SandboxState, request: SandboxRequest, params: dict[str, 
     return SandboxResponse.json(200, contact_json(row, wanted))
 
 
+def property_json(prop: dict[str, Any]) -> dict[str, Any]:
+    """A contact property as HubSpot answers it; ``prop`` as :meth:`SandboxState.hubspot_contact_properties` has it."""
+    return {
+        "name": prop["name"],
+        "label": prop["label"],
+        "type": prop["type"],
+        "fieldType": prop["field_type"],
+        "groupName": prop["group_name"],
+        "description": "",
+        "options": [],
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": False,
+        "hidden": False,
+        "hubspotDefined": prop["hubspot_defined"],
+        "formField": True,
+        "archived": False,
+        "createdAt": timestamp(prop["created_at"]),
+        "updatedAt": timestamp(prop["created_at"]),
+    }
+
+
 def contact_properties(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
     # HubSpot answers every property of the object type in one response, without paging.
-    results = [
-        {
-            "name": prop["name"],
-            "label": prop["label"],
-            "type": prop["type"],
-            "fieldType": prop["field_type"],
-            "groupName": prop["group_name"],
-            "description": "",
-            "options": [],
-            "displayOrder": -1,
-            "calculated": False,
-            "externalOptions": False,
-            "hasUniqueValue": False,
-            "hidden": False,
-            "hubspotDefined": prop["hubspot_defined"],
-            "formField": True,
-            "archived": False,
-            "createdAt": timestamp(prop["created_at"]),
-            "updatedAt": timestamp(prop["created_at"]),
-        }
-        for prop in state.hubspot_contact_properties()
-    ]
-    return SandboxResponse.json(200, {"results": results})
+    return SandboxResponse.json(200, {"results": [property_json(prop) for prop in state.hubspot_contact_properties()]})
+
+
+def get_contact_property(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+    """``GET /crm/v3/properties/contacts/{name}``; a 404 when there is no such property."""
+    for prop in state.hubspot_contact_properties():
+        if prop["name"] == params["name"]:
+            return SandboxResponse.json(200, property_json(prop))
+    return error_body(404, f"Unable to find property named '{params['name']}' for object type 0-1", "OBJECT_NOT_FOUND")
+
+
+PROPERTY_TYPES = {"string": ("text", "textarea", "select", "radio", "phonenumber", "file", "html"),
+                  "number": ("number", "select", "radio", "calculation_equation"),
+                  "date": ("date",), "datetime": ("date",), "bool": ("booleancheckbox", "select", "radio"),
+                  "enumeration": ("select", "radio", "checkbox", "booleancheckbox"),
+                  "phone_number": ("phonenumber", "text")}
+
+
+def create_contact_property(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+    """``POST /crm/v3/properties/contacts``: ``name``, ``label``, ``type``, ``fieldType``, ``groupName`` required;
+    201 with the property, 409 ``OBJECT_ALREADY_EXISTS`` when the name is taken."""
+    body = json_body(request)
+    missing = [key for key in ("name", "label", "type", "fieldType", "groupName")
+               if not isinstance(body.get(key), str) or not body[key].strip()]
+    if missing:
+        raise validation_error(f"Some required fields were not set: {missing}")
+    if body["type"] not in PROPERTY_TYPES or body["fieldType"] not in PROPERTY_TYPES[body["type"]]:
+        raise validation_error(f"Property type {body['type']!r} with fieldType {body['fieldType']!r} is not a valid "
+                               "combination.")
+    if any(prop["name"] == body["name"] for prop in state.hubspot_contact_properties()):
+        return error_body(409, f"Property named '{body['name']}' already exists.", "OBJECT_ALREADY_EXISTS")
+    now = time.time()
+    with state.write() as cursor:
+        cursor.execute("INSERT INTO hubspot_properties (name, label, type, field_type, group_name, created_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       (body["name"], body["label"], body["type"], body["fieldType"], body["groupName"], now))
+    created = next(prop for prop in state.hubspot_contact_properties() if prop["name"] == body["name"])
+    return SandboxResponse.json(201, property_json(created))
 
 
 def contacts_by_email(cursor: sqlite3.Cursor, emails: Sequence[str]) -> dict[str, tuple[int, str, float]]:

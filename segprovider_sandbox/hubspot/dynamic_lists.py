@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from segprovider_sandbox.hubspot.lists import (
     add_and_remove_static,
+    add_or_remove_static,
     create_static_list,
     get_static_list,
     list_json,
@@ -208,10 +209,15 @@ def hubspot_memberships(state: SandboxState, request: SandboxRequest, params: di
     return SandboxResponse.json(200, payload)
 
 
-def hubspot_add_and_remove(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+def hubspot_add_and_remove(state: SandboxState, request: SandboxRequest, params: dict[str, str],
+                           *, only: str | None = None) -> SandboxResponse:
+    """``PUT .../memberships/add-and-remove`` (``only`` None), ``.../memberships/add`` (``"add"``) or
+    ``.../memberships/remove`` (``"remove"``) of a static list; a DYNAMIC list refuses them."""
     with state.read() as cursor:
         dynamic = _dynamic_list(cursor, params["list_id"]) is not None
     if dynamic:
         return error_body(400, f"List {params['list_id']} is a DYNAMIC list: its memberships follow its filters "
                           "and cannot be changed manually.", "VALIDATION_ERROR")
-    return add_and_remove_static(state, request, params)
+    if only is None:
+        return add_and_remove_static(state, request, params)
+    return add_or_remove_static(state, request, params, add=only == "add")

@@ -89,6 +89,7 @@ def get_static_list(state: SandboxState, request: SandboxRequest, params: dict[s
 
 
 def add_and_remove_static(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+    """``PUT .../memberships/add-and-remove`` with ``recordIdsToAdd`` and ``recordIdsToRemove``."""
     body = json_body(request)
     changes: dict[str, list[str]] = {}
     for key in ("recordIdsToAdd", "recordIdsToRemove"):
@@ -96,11 +97,30 @@ def add_and_remove_static(state: SandboxState, request: SandboxRequest, params: 
         if not isinstance(value, list):
             raise validation_error(f"{key} must be an array of record ids.")
         changes[key] = [str(record_id).strip() for record_id in value]
+    return change_static_memberships(state, params["list_id"], changes)
+
+
+def add_or_remove_static(state: SandboxState, request: SandboxRequest, params: dict[str, str], *,
+                         add: bool) -> SandboxResponse:
+    """``PUT .../memberships/add`` or ``.../memberships/remove``: the body is a JSON array of record ids."""
+    try:
+        body = request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise validation_error(f"Invalid input JSON: {exc}") from exc
+    if not isinstance(body, list):
+        raise validation_error("The body must be a JSON array of record ids.")
+    ids = [str(record_id).strip() for record_id in body]
+    changes = {"recordIdsToAdd": ids if add else [], "recordIdsToRemove": [] if add else ids}
+    return change_static_memberships(state, params["list_id"], changes)
+
+
+def change_static_memberships(state: SandboxState, list_ref: str, changes: dict[str, list[str]]) -> SandboxResponse:
+    """Add and remove record ids; the answer names the ids added, removed and missing (not contacts)."""
     if sum(len(ids) for ids in changes.values()) > MAX_MEMBERSHIP_CHANGES:
         raise validation_error(f"At most {MAX_MEMBERSHIP_CHANGES} record ids can be changed per request.")
     now = time.time()
     with state.write() as cursor:
-        list_id = require_list(cursor, params["list_id"])[0]
+        list_id = require_list(cursor, list_ref)[0]
         requested = [i for ids in changes.values() for i in ids]
         numeric = [int(i) for i in requested if i.isdigit()]
         known = existing_contact_ids(cursor, numeric)

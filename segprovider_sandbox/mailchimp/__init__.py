@@ -25,6 +25,14 @@ https://mailchimp.com/developer/marketing/docs/errors/):
   FNAME, LNAME, ADDRESS, PHONE and BIRTHDAY; the sandbox's store seeds more.
 * Collections page with ``count`` (default 10, at most 1000) and ``offset`` and report
   ``total_items``; ``fields`` and ``exclude_fields`` (dot notation) trim responses.
+* ``PATCH .../members/{hash}`` updates an existing member (404 otherwise); ``DELETE`` archives it (204,
+  status ``archived``, re-addable); ``POST .../members/{hash}/actions/delete-permanent`` erases it (204)
+  and the API may never add it again (400 ``Forgotten Email Not Subscribed``).
+* Compliance states (:mod:`.compliance`): a cleaned or self-unsubscribed contact is not subscribed again
+  (400 ``Member In Compliance State``; ``ERROR_GENERIC`` in a batch); segment and tag reads count and list
+  subscribed and pending members unless ``include_unsubscribed``/``include_cleaned``/``include_transactional``.
+* ``POST /lists/{list_id}/merge-fields`` creates a merge field (``name``, ``type``, optional ``tag``);
+  ``GET .../merge-fields/{merge_id}`` reads one.
 * At most 10 simultaneous connections per API key; the 11th gets a 429.
 
 Sandbox choices where the docs are silent: 429s carry ``Retry-After``; an invalid
@@ -34,7 +42,7 @@ fake" heuristics are not imitated). Saved segments (``options.conditions``) are 
 
 Its modules: :mod:`.api` (the vendor: authentication, routes, errors), :mod:`.responses` (error
 documents, paging, ``fields`` trimming), :mod:`.rows` (reading members and segments), :mod:`.members`
-(audiences and members), :mod:`.segments` (static segments and tags), :mod:`.merge_fields` (merge
+(audiences and members), :mod:`.compliance` (compliance states, ``include_*``), :mod:`.segments` (static segments and tags), :mod:`.merge_fields` (merge
 fields and their typed values) and :mod:`.saved_segments` (rule-based segments).
 """
 

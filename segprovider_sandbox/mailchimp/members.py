@@ -1,8 +1,11 @@
-"""Audiences and their members: ping, the audience, batch subscribe, list, read and upsert members.
+"""Audiences and their members: ping, the audience, batch subscribe, list, read, upsert, update, archive and
+permanently delete members.
 
 ``POST /lists/{list_id}`` batch subscribes or unsubscribes up to 500 ``members`` and answers 200
 even when members fail: they come back in ``errors``. Merge values are checked against their
-field's type (:mod:`.merge_fields`).
+field's type (:mod:`.merge_fields`); contacts in a compliance state are not subscribed again
+(:mod:`.compliance`). ``DELETE .../members/{hash}`` archives a member (status ``archived``, re-addable);
+``POST .../members/{hash}/actions/delete-permanent`` deletes it for good, and the API may never add it again.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from segprovider_sandbox.mailchimp.compliance import compliance_refusal, set_compliance_mark
 from segprovider_sandbox.mailchimp.merge_fields import mailchimp_field_specs, mailchimp_merge_problem
 from segprovider_sandbox.mailchimp.responses import (
     invalid_resource,
     json_body,
     ok,
     paging,
+    problem,
     resource_not_found,
     timestamp,
 )
@@ -30,11 +35,11 @@ from segprovider_sandbox.mailchimp.rows import (
     tags_of,
 )
 from segprovider_sandbox.store import subscriber_hash
-from segprovider_sandbox.wire import is_valid_email
+from segprovider_sandbox.wire import SandboxResponse, VendorError, is_valid_email
 
 if TYPE_CHECKING:
     from segprovider_sandbox.store import SandboxState
-    from segprovider_sandbox.wire import SandboxRequest, SandboxResponse
+    from segprovider_sandbox.wire import SandboxRequest
 
 
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
@@ -63,7 +68,7 @@ def get_list(state: SandboxState, request: SandboxRequest, params: dict[str, str
                 "member_count": counts.get("subscribed", 0),
                 "unsubscribe_count": counts.get("unsubscribed", 0),
                 "cleaned_count": counts.get("cleaned", 0),
-                "total_contacts": sum(counts.values()),
+                "total_contacts": sum(n for status, n in counts.items() if status != "archived"),
             },
         },
     )
@@ -106,8 +111,8 @@ def batch_subscribe(state: SandboxState, request: SandboxRequest, params: dict[s
             )
         elif not isinstance(merge_fields, dict):
             errors.append(_member_error(email, "merge_fields must be an object.", "merge_fields", "Not an object."))
-        elif problem := mailchimp_merge_problem(field_specs, merge_fields):
-            errors.append(_member_error(email, "Your merge fields were invalid.", problem[0], problem[1]))
+        elif merge_problem := mailchimp_merge_problem(field_specs, merge_fields):
+            errors.append(_member_error(email, "Your merge fields were invalid.", merge_problem[0], merge_problem[1]))
         elif member_hash in accepted:
             if not skip_duplicates:
                 errors.append(
@@ -125,6 +130,14 @@ def batch_subscribe(state: SandboxState, request: SandboxRequest, params: dict[s
         rows: list[tuple[Any, ...]] = []
         for member_hash, (email, status, merge_fields) in accepted.items():
             before = existing.get(member_hash)
+            if before is not None and before[0] == "archived":
+                before = None  # an archived contact is added back as a new one
+            refusal = compliance_refusal(cursor, list_id, member_hash, email, None if before is None else before[0],
+                                         status if before is None or update_existing else None)
+            if refusal is not None:
+                errors.append({"email_address": email, "error": refusal[1], "error_code": "ERROR_GENERIC",
+                               "field": "", "field_message": ""})
+                continue
             if before is None:
                 merged, created_at, outcome = merge_fields, now, new_members
             elif update_existing:
@@ -165,7 +178,7 @@ def list_members(state: SandboxState, request: SandboxRequest, params: dict[str,
     list_id = params["list_id"]
     count, offset = paging(request)
     status = request.query_value("status")
-    where = "list_id = ?" + (" AND status = ?" if status else "")
+    where = "list_id = ?" + (" AND status = ?" if status else " AND status != 'archived'")
     args: tuple[Any, ...] = (list_id, status) if status else (list_id,)
     with state.read() as cursor:
         require_list(cursor, list_id)
@@ -191,32 +204,56 @@ def get_member(state: SandboxState, request: SandboxRequest, params: dict[str, s
 
 
 def put_member(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+    """``PUT .../members/{hash}``: add or update a member (``status_if_new`` for a new one)."""
+    return _write_member(state, request, params, patch=False)
+
+
+def patch_member(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+    """``PATCH .../members/{hash}``: update an existing member; a 404 when there is none."""
+    return _write_member(state, request, params, patch=True)
+
+
+def _write_member(state: SandboxState, request: SandboxRequest, params: dict[str, str], *,
+                  patch: bool) -> SandboxResponse:
     list_id = params["list_id"]
     member_hash = path_member_hash(params["member"])
     body = json_body(request)
     email = str(body.get("email_address") or "").strip()
-    if not is_valid_email(email):
-        raise invalid_resource("Please provide a valid email address.", "email_address")
-    if subscriber_hash(email) != member_hash:
-        raise invalid_resource("The subscriber hash in the path does not match email_address.", "email_address")
+    if email or not patch:
+        if not is_valid_email(email):
+            raise invalid_resource("Please provide a valid email address.", "email_address")
+        if subscriber_hash(email) != member_hash:
+            raise invalid_resource("The subscriber hash in the path does not match email_address.", "email_address")
     merge_fields = body.get("merge_fields") or {}
     if not isinstance(merge_fields, dict):
         raise invalid_resource("merge_fields must be an object.", "merge_fields")
     for key in ("status", "status_if_new"):
         if body.get(key) is not None and body[key] not in STATUSES:
             raise invalid_resource(f"{key} must be one of {list(STATUSES)}.", key)
+    if problem_field := mailchimp_merge_problem(mailchimp_field_specs(state, list_id), merge_fields):
+        raise invalid_resource(problem_field[1], problem_field[0])
     now = time.time()
     with state.write() as cursor:
         require_list(cursor, list_id)
         before = existing_members(cursor, list_id, [member_hash]).get(member_hash)
+        if before is None and patch:
+            raise resource_not_found()
+        if before is not None and before[0] == "archived" and not patch:
+            before = None  # PUT adds an archived contact back
+        email = email or str(cursor.execute("SELECT email_address FROM mailchimp_members WHERE list_id = ? AND"
+                                            " subscriber_hash = ?", (list_id, member_hash)).fetchone()[0])
         if before is None:
             status = body.get("status_if_new") or body.get("status")
             if status is None:
                 raise invalid_resource("status_if_new is required to add a new member.", "status_if_new")
-            merged, created_at = merge_fields, now
+            merged, created_at, requested = merge_fields, now, status
         else:
             status = body.get("status") or before[0]
-            merged, created_at = {**json.loads(before[1]), **merge_fields}, before[2]
+            merged, created_at, requested = {**json.loads(before[1]), **merge_fields}, before[2], body.get("status")
+        refusal = compliance_refusal(cursor, list_id, member_hash, email, None if before is None else before[0],
+                                     requested)
+        if refusal is not None:
+            raise VendorError(problem(400, *refusal))
         cursor.execute(
             "INSERT INTO mailchimp_members"
             " (list_id, subscriber_hash, email_address, status, merge_fields, created_at, updated_at)"
@@ -227,6 +264,34 @@ def put_member(state: SandboxState, request: SandboxRequest, params: dict[str, s
         )
         member = read_member(cursor, list_id, member_hash)
     return ok(request, member or {})
+
+
+def archive_member(state: SandboxState, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+    """``DELETE .../members/{hash}``: archive the member (204); it keeps its data and may be added back."""
+    list_id, member_hash = params["list_id"], path_member_hash(params["member"])
+    with state.write() as cursor:
+        require_list(cursor, list_id)
+        cursor.execute("UPDATE mailchimp_members SET status = 'archived', updated_at = ?"
+                       " WHERE list_id = ? AND subscriber_hash = ? AND status != 'archived'",
+                       (time.time(), list_id, member_hash))
+        if not cursor.rowcount:
+            raise resource_not_found()
+    return SandboxResponse(204)
+
+
+def delete_member_permanently(state: SandboxState, request: SandboxRequest,
+                              params: dict[str, str]) -> SandboxResponse:
+    """``POST .../members/{hash}/actions/delete-permanent``: erase the member and its tags (204), for good."""
+    list_id, member_hash = params["list_id"], path_member_hash(params["member"])
+    with state.write() as cursor:
+        require_list(cursor, list_id)
+        cursor.execute("DELETE FROM mailchimp_members WHERE list_id = ? AND subscriber_hash = ?", (list_id, member_hash))
+        if not cursor.rowcount:
+            raise resource_not_found()
+        cursor.execute("DELETE FROM mailchimp_segment_members WHERE subscriber_hash = ? AND segment_id IN"
+                       " (SELECT segment_id FROM mailchimp_segments WHERE list_id = ?)", (member_hash, list_id))
+        set_compliance_mark(cursor, list_id, member_hash, "deleted")
+    return SandboxResponse(204)
 
 
 def _member_error(email: str, error: str, field: str, field_message: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from segprovider_sandbox.mailchimp.compliance import DEFAULT_SEGMENT_STATUSES
 from segprovider_sandbox.mailchimp.responses import resource_not_found, timestamp
 from segprovider_sandbox.store import subscriber_hash
 
@@ -83,11 +84,16 @@ def tags_of(cursor: sqlite3.Cursor, list_id: str, hashes: Sequence[str]) -> dict
     return tags
 
 
-def segment_json(cursor: sqlite3.Cursor, list_id: str, row: Sequence[Any]) -> dict[str, Any]:
-    """A static segment as Mailchimp answers it; ``row`` is id, name, created_at, updated_at."""
+def segment_json(cursor: sqlite3.Cursor, list_id: str, row: Sequence[Any],
+                 statuses: Sequence[str] = DEFAULT_SEGMENT_STATUSES) -> dict[str, Any]:
+    """A static segment as Mailchimp answers it; ``row`` is id, name, created_at, updated_at; ``member_count``
+    counts the members whose status is among ``statuses`` (:func:`.compliance.segment_statuses`)."""
     segment_id, name, created_at, updated_at = row
     (member_count,) = cursor.execute(
-        "SELECT count(*) FROM mailchimp_segment_members WHERE segment_id = ?", (segment_id,)
+        "SELECT count(*) FROM mailchimp_segment_members s JOIN mailchimp_members m"
+        " ON m.list_id = ? AND m.subscriber_hash = s.subscriber_hash"
+        f" WHERE s.segment_id = ? AND m.status IN ({','.join('?' * len(statuses))})",
+        (list_id, segment_id, *statuses),
     ).fetchone()
     return {
         "id": segment_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from segprovider_sandbox.mailchimp.compliance import segment_statuses
 from segprovider_sandbox.mailchimp.responses import (
     invalid_resource,
     json_body,
@@ -122,7 +123,8 @@ def list_static_segments(state: SandboxState, request: SandboxRequest, params: d
                 (list_id,),
             ).fetchall()
         )
-        segments = [segment_json(cursor, list_id, row) for row in rows[offset : offset + count]]
+        statuses = segment_statuses(request)
+        segments = [segment_json(cursor, list_id, row, statuses) for row in rows[offset : offset + count]]
     return ok(request, {"segments": segments, "list_id": list_id, "total_items": len(rows)})
 
 
@@ -154,7 +156,8 @@ def get_static_segment(state: SandboxState, request: SandboxRequest, params: dic
     list_id = params["list_id"]
     with state.read() as cursor:
         require_list(cursor, list_id)
-        segment = segment_json(cursor, list_id, require_segment(cursor, list_id, params["segment_id"]))
+        segment = segment_json(cursor, list_id, require_segment(cursor, list_id, params["segment_id"]),
+                               segment_statuses(request))
     return ok(request, segment)
 
 
@@ -224,15 +227,15 @@ def static_segment_members(state: SandboxState, request: SandboxRequest, params:
     with state.read() as cursor:
         require_list(cursor, list_id)
         segment_id = require_segment(cursor, list_id, params["segment_id"])[0]
-        (total,) = cursor.execute(
-            "SELECT count(*) FROM mailchimp_segment_members WHERE segment_id = ?", (segment_id,)
-        ).fetchone()
+        statuses = segment_statuses(request)
+        joined = (" FROM mailchimp_segment_members s JOIN mailchimp_members m"
+                  " ON m.list_id = ? AND m.subscriber_hash = s.subscriber_hash"
+                  f" WHERE s.segment_id = ? AND m.status IN ({','.join('?' * len(statuses))})")
+        (total,) = cursor.execute("SELECT count(*)" + joined, (list_id, segment_id, *statuses)).fetchone()
         rows = cursor.execute(
             "SELECT m.subscriber_hash, m.email_address, m.status, m.merge_fields, m.created_at, m.updated_at"
-            " FROM mailchimp_segment_members s JOIN mailchimp_members m"
-            " ON m.list_id = ? AND m.subscriber_hash = s.subscriber_hash"
-            " WHERE s.segment_id = ? ORDER BY s.rowid LIMIT ? OFFSET ?",
-            (list_id, segment_id, count, offset),
+            + joined + " ORDER BY s.rowid LIMIT ? OFFSET ?",
+            (list_id, segment_id, *statuses, count, offset),
         ).fetchall()
         tags = tags_of(cursor, list_id, [row[0] for row in rows])
     members = [member_json(list_id, row, tags[row[0]]) for row in rows]

@@ -223,7 +223,9 @@ class MailchimpState(SqliteStore):
     def edit_mailchimp_member(self, list_id: str, email: str, *, status: str | None = None,
                               merge_fields: dict[str, Any] | None = None, at: float | None = None) -> None:
         """Change a member's status and/or merge values as Mailchimp itself or the person would (an unsubscribe link,
-        a bounce that cleans the address, an edit in the UI): not logged as a request.
+        a bounce that cleans the address, an edit in the UI): not logged as a request. An ``unsubscribed`` set here is
+        the person's own, so the API may not subscribe them again (``Member In Compliance State``); a ``cleaned``
+        contact never can be; ``subscribed`` lifts the former.
 
         :param status: the new status; unchanged when None.
         :param merge_fields: merge values to set (by tag), merged into the member's; unchanged when None.
@@ -241,3 +243,11 @@ class MailchimpState(SqliteStore):
             cursor.execute("UPDATE mailchimp_members SET status = ?, merge_fields = ?, updated_at = ?"
                            " WHERE list_id = ? AND subscriber_hash = ?",
                            (status or row[0], json.dumps(merged), when, list_id, member_hash))
+            # The person's own unsubscribe puts the contact in a compliance state the API cannot lift; their own
+            # re-subscription (a signup form, a confirmation) lifts it.
+            if status == "unsubscribed":
+                cursor.execute("INSERT OR REPLACE INTO mailchimp_compliance VALUES (?, ?, 'unsubscribed', ?)",
+                               (list_id, member_hash, when))
+            elif status == "subscribed":
+                cursor.execute("DELETE FROM mailchimp_compliance WHERE list_id = ? AND subscriber_hash = ?",
+                               (list_id, member_hash))

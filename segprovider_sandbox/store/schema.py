@@ -130,4 +130,14 @@ CREATE TABLE IF NOT EXISTS hubspot_dynamic_lists (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+
+-- Mailchimp contacts the API may not subscribe again: self-unsubscribed ('unsubscribed') or permanently deleted
+-- ('deleted'); a cleaned contact is known by its status.
+CREATE TABLE IF NOT EXISTS mailchimp_compliance (
+    list_id TEXT NOT NULL,
+    subscriber_hash TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (list_id, subscriber_hash)
+) WITHOUT ROWID;
 """
