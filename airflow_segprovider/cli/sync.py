@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from typing import TYPE_CHECKING
 
 from airflow_segprovider.cli.common import (
@@ -17,7 +18,7 @@ from airflow_segprovider.cli.common import (
     load,
     open_warehouse,
 )
-from airflow_segprovider.core.errors import TerminalError
+from airflow_segprovider.core.errors import SegproviderError, TerminalError
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 
 if TYPE_CHECKING:
@@ -76,12 +77,20 @@ def cmd_sync(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, concurrency=args.concurrency)
     status = EXIT_OK
     results = []
+    failures: list[tuple[str, str]] = []
     for sync in chosen:
-        client = env_client(project, sync)
+        # every selected sync is attempted: one destination's failure (a revoked token, an outage, a blocked
+        # sync) never keeps the others, and their opt-out removals, from going out
         try:
-            record = engine.run(sync, client, as_of, options=options, run_id=args.run_id)
-        finally:
-            client.close()
+            client = env_client(project, sync)
+            try:
+                record = engine.run(sync, client, as_of, options=options, run_id=args.run_id)
+            finally:
+                client.close()
+        except SegproviderError as exc:
+            failures.append((sync.id, str(exc)))
+            print(f"{sync.id}: failed: {exc}", file=sys.stderr)
+            continue
         results.append(record.to_dict())
         plan = record.plan
         assert plan is not None
@@ -102,6 +111,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             status = EXIT_ERROR
     if args.json:
         print(json.dumps(results, indent=2, default=str))
+    if failures:
+        print(f"{len(failures)} of {len(chosen)} syncs failed: " + ", ".join(sync_id for sync_id, _ in failures)
+              + f"; {len(chosen) - len(failures)} ran", file=sys.stderr)
+        status = EXIT_ERROR
     return status
 
 
