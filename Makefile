@@ -10,7 +10,7 @@ DEMO_DB := $(DEMO_DIR)/warehouse.duckdb
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --all-extras
+	$(UV) sync --frozen --all-extras --compile-bytecode
 
 ## The main job on the embedded default: generate data, start the destination sandbox, run
 ## segments_centralized for two days with dag.test(), print the summary, stop everything.

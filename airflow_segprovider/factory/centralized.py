@@ -24,7 +24,6 @@ from airflow_segprovider.operators.base import DEFAULT_WAREHOUSE_CONN_ID
 from airflow_segprovider.operators.evaluate import SegmentsEvaluateOperator
 from airflow_segprovider.operators.gate import SEGMENT_HOLDING_GATES, SegmentsGateOperator
 from airflow_segprovider.operators.held import SegmentsHeldReportOperator
-from airflow_segprovider.operators.monitor import DestinationCountsOperator
 from airflow_segprovider.operators.sync import SegmentsSyncOperator
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ def _doc(project: Project, schedule: str) -> str:
 
 def destination_branch(destination: str, syncs: Sequence[Sync], upstream: Any, common: Mapping[str, Any],
                        holding: Sequence[str], count_parameters: Mapping[str, Any], sync_state: Any) -> Any:
-    """The task group of one destination: counts before, their gate, the sync, counts after and their check.
+    """The task group of one destination: the count gate (counts asked and checked), the sync, the count check.
 
     The count tasks exist when a sync of the destination declares the ``cross_system_counts`` gate.
     :returns: the group (its last task is the branch's end).
@@ -81,15 +80,14 @@ def destination_branch(destination: str, syncs: Sequence[Sync], upstream: Any, c
         if not counted:
             upstream >> sync
             return group
-        before = DestinationCountsOperator(task_id="stage_counts_before", phase="before", destinations=[destination],
-                                           **common)
+        # each count gate asks the destination for its counts itself: one process (one GX import) per check
         gate = SegmentsGateOperator(task_id="gate_cross_system_counts", gate="cross_system_counts", phase="before",
-                                    syncs=[destination], parameters=dict(count_parameters), **common)
-        after = DestinationCountsOperator(task_id="stage_counts_after", phase="after", destinations=[destination],
-                                          **common)
+                                    syncs=[destination], stage_counts=True, parameters=dict(count_parameters),
+                                    **common)
         check = SegmentsGateOperator(task_id="check_post_sync_counts", gate="cross_system_counts", phase="after",
-                                     syncs=[destination], parameters=dict(count_parameters), **common)
-        upstream >> before >> gate >> sync >> after >> check
+                                     syncs=[destination], stage_counts=True, parameters=dict(count_parameters),
+                                     **common)
+        upstream >> gate >> sync >> check
     return group
 
 

@@ -33,6 +33,9 @@ class SegmentsGateOperator(SegmentsBaseOperator):
     :param phase: for ``cross_system_counts``: ``before`` or ``after`` the sync.
     :param syncs: per-sync gates only: check just these syncs (ids, segments or destinations); default every
         sync that declares the gate.
+    :param stage_counts: ``cross_system_counts`` only: first ask the destinations of ``syncs`` for their
+        counts and stage them (what :class:`~.monitor.DestinationCountsOperator` does), in this task: one
+        process, one import of Great Expectations. Skipped, like the syncs, in backfills.
     :param hold_failed_segments: ``segment_size`` only: when every failed expectation belongs to a
         known sync, do not fail; push the held segments and syncs to XCom (key ``held``) so the syncs hold
         just those segments' membership changes, and a ``report_held`` task fails the run at its end
@@ -44,8 +47,9 @@ class SegmentsGateOperator(SegmentsBaseOperator):
 
     def __init__(self, *, gate: str, parameters: Mapping[str, Any] | None = None, docs_dir: str | None = None,
                  phase: str = "before", hold_failed_segments: bool = False, syncs: Sequence[str] | None = None,
-                 **kwargs: Any) -> None:
+                 stage_counts: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.stage_counts = stage_counts
         self.syncs = list(syncs) if syncs else None
         self.hold_failed_segments = hold_failed_segments
         self.gate = gate
@@ -60,6 +64,10 @@ class SegmentsGateOperator(SegmentsBaseOperator):
         from airflow_segprovider.gates.gx import import_gx
         from airflow_segprovider.gates.results import GateFailed
 
+        if self.stage_counts:  # destinations first: a backfill skips here, before paying for GX
+            from airflow_segprovider.operators.monitor import stage_counts
+
+            stage_counts(self, context, self.phase, self.syncs)
         import_gx()  # seconds: before taking the warehouse's write lock, and without GX's INFO chatter
 
         docs_dir = Path(self.docs_dir) if self.docs_dir else default_docs_dir(context, self.task_id)

@@ -31,28 +31,38 @@ class DestinationCountsOperator(SegmentsBaseOperator):
         self.destinations = destinations
 
     def execute_step(self, context: Context) -> list[dict[str, Any]]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        return stage_counts(self, context, self.phase, self.destinations)
 
-        from airflow_segprovider.core.sync import centralized_syncs
-        from airflow_segprovider.gates import stage_destination_counts
-        from airflow_segprovider.hooks.destination import hook_for_destination
 
-        project = self.project
-        # hand-edited (reconciled) lists are expected to differ from the warehouse: not the centralized model's
-        syncs = [s for s in centralized_syncs(project) if not self.destinations or s.destination in self.destinations]
-        with self.warehouse() as warehouse:  # closed again before the destinations are asked
-            reason = historical_reason(context, warehouse, [s.segment for s in syncs], self.as_of_value())
-        if reason:
-            raise AirflowSkipException(f"not asking destinations for counts ({self.phase} the sync): {reason}")
-        counts: list[dict[str, Any]] = []
-        for sync in syncs:
-            client = hook_for_destination(project.destinations[sync.destination]).get_client(project, sync)
-            try:
-                reported = client.member_count()
-            finally:
-                client.close()
-            counts.append({"sync_id": sync.id, "destination": sync.destination, "reported_count": reported})
-            self.log.info("%s reports %d members for %s (%s sync)", sync.destination, reported, sync.id, self.phase)
-        with self.warehouse() as warehouse:
-            stage_destination_counts(warehouse, counts, phase=self.phase, as_of=self.as_of_value())
-        return counts
+def stage_counts(operator: SegmentsBaseOperator, context: Context, phase: str,
+                 destinations: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Ask each destination for the member count of each centralized sync, and stage it for the count gates.
+
+    Skipped (``AirflowSkipException``) in backfills and runs older than the newest snapshot.
+    The warehouse is opened twice, briefly, and never while a destination is asked.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from airflow_segprovider.core.sync import centralized_syncs
+    from airflow_segprovider.gates import stage_destination_counts
+    from airflow_segprovider.hooks.destination import hook_for_destination
+
+    project = operator.project
+    # hand-edited (reconciled) lists are expected to differ from the warehouse: not the centralized model's
+    syncs = [s for s in centralized_syncs(project) if not destinations or s.destination in destinations]
+    with operator.warehouse() as warehouse:  # closed again before the destinations are asked
+        reason = historical_reason(context, warehouse, [s.segment for s in syncs], operator.as_of_value())
+    if reason:
+        raise AirflowSkipException(f"not asking destinations for counts ({phase} the sync): {reason}")
+    counts: list[dict[str, Any]] = []
+    for sync in syncs:
+        client = hook_for_destination(project.destinations[sync.destination]).get_client(project, sync)
+        try:
+            reported = client.member_count()
+        finally:
+            client.close()
+        counts.append({"sync_id": sync.id, "destination": sync.destination, "reported_count": reported})
+        operator.log.info("%s reports %d members for %s (%s sync)", sync.destination, reported, sync.id, phase)
+    with operator.warehouse() as warehouse:
+        stage_destination_counts(warehouse, counts, phase=phase, as_of=operator.as_of_value())
+    return counts

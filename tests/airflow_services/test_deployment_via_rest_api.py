@@ -48,8 +48,7 @@ NOT_SENT = "skipped"
 EXPECTED_IN_BACKFILL = {
     "gate_freshness": RECOMPUTED, "gate_types": RECOMPUTED, "evaluate": RECOMPUTED,
     "gate_segment_size": RECOMPUTED, "gate_consent": RECOMPUTED,
-    "stage_counts_before": NOT_SENT, "gate_cross_system_counts": NOT_SENT, "sync": NOT_SENT,
-    "stage_counts_after": NOT_SENT, "check_post_sync_counts": NOT_SENT,
+    "gate_cross_system_counts": NOT_SENT, "sync": NOT_SENT, "check_post_sync_counts": NOT_SENT,
     "report_held": RECOMPUTED,  # reads only XCom: nothing was held
 }
 
