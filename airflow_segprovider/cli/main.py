@@ -12,14 +12,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from airflow_segprovider.cli import demo, distributed, evaluate, ingest, land, project, sandbox, sync
+from airflow_segprovider.cli import demo, distributed, evaluate, ingest, land, project, sandbox, sync, sync_log
 from airflow_segprovider.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, AddCommand
 from airflow_segprovider.core.errors import ProjectValidationError, SegproviderError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "AddCommand", "build_parser", "main"]
 
 #: The command groups, in the order ``segprovider --help`` lists them.
-GROUPS = (project, evaluate, ingest, sync, distributed, sandbox, land, demo)
+GROUPS = (project, evaluate, ingest, sync, sync_log, distributed, sandbox, land, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

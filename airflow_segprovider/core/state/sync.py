@@ -1,4 +1,4 @@
-"""The sync engine's tables: what each destination acknowledged, what it refused, and every run.
+"""The sync engine's tables: what each destination acknowledged, what it refused, every run, every record sent.
 
 ``segprovider_sync_state``
     one row per (sync, customer): the acknowledged state of a destination, with the
@@ -10,6 +10,14 @@
     how often it was refused; retried on later runs up to ``max_attempts``.
 ``segprovider_sync_runs``
     one row per (run, sync): what the run planned, sent and failed, its status and timing.
+``segprovider_sync_log``
+    one row per record a run sent (or refused to send), appended, never updated: the sync, the run
+    (``run_id``, the join key to ``segprovider_sync_runs``), the customer, the ``action`` (``add``,
+    ``change``, ``remove`` sent to the destination; ``reject`` for a record refused before any call,
+    e.g. without an identity), the hash of the attributes sent (``row_hash``, as in the state), the
+    destination's answer (``status`` ``accepted`` or ``rejected``, with its ``error_code`` and message)
+    and when (``logged_at``, UTC). Written in the transaction that commits the batch's state, so it is
+    never ahead of or behind it; rows older than a sync's ``log_retention_days`` are deleted.
 
 The statements are written in DuckDB's dialect and rendered for the warehouse's own.
 """
@@ -29,8 +37,12 @@ if TYPE_CHECKING:
 STATE = "segprovider_sync_state"
 REJECTED = "segprovider_rejected_records"
 RUNS = "segprovider_sync_runs"
+LOG = "segprovider_sync_log"
 
-TABLES: tuple[str, ...] = (STATE, REJECTED, RUNS)
+TABLES: tuple[str, ...] = (STATE, REJECTED, RUNS, LOG)
+
+#: ``action`` of a log row for a record the engine refused before calling the destination
+REJECT = "reject"
 
 DDL = (
     f"""CREATE TABLE IF NOT EXISTS {STATE} (
@@ -51,6 +63,11 @@ DDL = (
         failed_add BIGINT, failed_change BIGINT, failed_remove BIGINT, suppressed BIGINT,
         started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, duration_s DOUBLE, records_per_s DOUBLE,
         error VARCHAR, PRIMARY KEY (run_id, sync_id))""",
+    # no primary key: an append-only log, loaded in bulk (one statement per batch)
+    f"""CREATE TABLE IF NOT EXISTS {LOG} (
+        sync_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, customer_key VARCHAR NOT NULL,
+        action VARCHAR NOT NULL, row_hash VARCHAR, status VARCHAR NOT NULL, error_code VARCHAR,
+        message VARCHAR, logged_at TIMESTAMP NOT NULL)""",
 )
 
 
@@ -62,23 +79,66 @@ def ensure_tables(warehouse: Warehouse) -> None:
 
 def utc_now() -> dt.datetime:
     """The time the sync tables record: UTC, without a zone (their columns are plain TIMESTAMPs)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def repeated(value: object, kind: pa.DataType, count: int) -> pa.Array:
+    """``value`` ``count`` times, built in Arrow: a list of datetimes converts one by one, 300 times slower."""
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(value, kind), count)
 
 
 def state_rows(sync_id: str, keys: list[str], identities: list[str | None], hashes: list[str | None],
-               destination_ids: list[str | None], in_destination: bool, origin: str, run_id: str) -> pa.Table:
-    """Rows of ``segprovider_sync_state`` for ``keys``, built column-wise (batches hold thousands of keys)."""
+               destination_ids: list[str | None], in_destination: bool, origin: str, run_id: str,
+               synced_at: dt.datetime | None = None) -> pa.Table:
+    """Rows of ``segprovider_sync_state`` for ``keys``, built column-wise (batches hold thousands of keys).
+
+    :param synced_at: when (UTC); default: now.
+    """
     import pyarrow as pa  # only when rows are written: the table names above are imported at DAG parse time too
 
     count = len(keys)
     return pa.table({
-        "sync_id": pa.array([sync_id] * count, pa.string()),
+        "sync_id": repeated(sync_id, pa.string(), count),
         "customer_key": pa.array(keys, pa.string()),
         "identity": pa.array(identities, pa.string()),
         "row_hash": pa.array(hashes, pa.string()),
         "destination_id": pa.array(destination_ids, pa.string()),
-        "in_destination": pa.array([in_destination] * count, pa.bool_()),
-        "origin": pa.array([origin] * count, pa.string()),
-        "synced_at": pa.array([utc_now()] * count, pa.timestamp("us")),
-        "run_id": pa.array([run_id] * count, pa.string()),
+        "in_destination": repeated(in_destination, pa.bool_(), count),
+        "origin": repeated(origin, pa.string(), count),
+        "synced_at": repeated(synced_at or utc_now(), pa.timestamp("us"), count),
+        "run_id": repeated(run_id, pa.string(), count),
+    })
+
+
+def log_rows(sync_id: str, run_id: str, action: str, accepted: pa.Array | list[str],
+             accepted_hashes: pa.Array | list[str | None], rejected: list[tuple[str, str | None, str, str]],
+             logged_at: dt.datetime) -> pa.Table:
+    """Rows of ``segprovider_sync_log`` for one batch, built column-wise.
+
+    :param accepted: keys the destination accepted, and ``accepted_hashes`` their row hashes in order: the
+        columns of the batch's :func:`state_rows` are taken as they are, without a copy.
+    :param rejected: ``(key, row hash, error code, message)`` of each refused record (few).
+    """
+    import pyarrow as pa
+
+    def strings(values: pa.Array | pa.ChunkedArray | list[str | None]) -> pa.Array:
+        if isinstance(values, pa.ChunkedArray):
+            return values.combine_chunks()
+        return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+
+    done, refused = len(accepted), len(rejected)
+    count = done + refused
+    return pa.table({
+        "sync_id": repeated(sync_id, pa.string(), count),
+        "run_id": repeated(run_id, pa.string(), count),
+        "customer_key": pa.concat_arrays([strings(accepted), pa.array([r[0] for r in rejected], pa.string())]),
+        "action": repeated(action, pa.string(), count),
+        "row_hash": pa.concat_arrays([strings(accepted_hashes), pa.array([r[1] for r in rejected], pa.string())]),
+        "status": pa.concat_arrays([repeated("accepted", pa.string(), done), repeated("rejected", pa.string(), refused)]),
+        "error_code": pa.concat_arrays([pa.nulls(done, pa.string()), pa.array([r[2] for r in rejected], pa.string())]),
+        "message": pa.concat_arrays([pa.nulls(done, pa.string()),
+                                     pa.array([r[3][:1000] for r in rejected], pa.string())]),
+        "logged_at": repeated(logged_at, pa.timestamp("us"), count),
     })

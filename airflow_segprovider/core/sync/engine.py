@@ -9,7 +9,8 @@ through its phases in order, each in its own module:
    plan, after recording an existing list's members as a baseline on a first run;
 3. :mod:`.safety`: the empty-segment and mass-removal guards;
 4. :mod:`.execute`: batches sent through the connector, each acknowledged batch
-   committed to the sync state (:mod:`.record`);
+   committed to the sync state and the per-record sync log (:mod:`.record`), whose rows
+   older than ``log_retention_days`` are then deleted;
 5. :mod:`.record`: the run's record, whatever happened.
 
 :class:`SyncEngine` strings the phases together; each phase is a method, so that the
@@ -31,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state import sync as sync_state
-from airflow_segprovider.core.sync.execute import Progress, json_ready, record_batches, send_all, senders
 from airflow_segprovider.core.sync.consent import withdrawn_keys_sql
+from airflow_segprovider.core.sync.execute import Progress, json_ready, record_batches, send_all, senders
 from airflow_segprovider.core.sync.plan import (
     SyncOptions,
     SyncPlan,
@@ -48,6 +49,7 @@ from airflow_segprovider.core.sync.record import (
     commit_batch,
     held_keys_sql,
     previously_rejected,
+    prune_sync_log,
     reject_unsendable,
     rejected_records,
     write_run,
@@ -121,6 +123,8 @@ class SyncEngine:
                 self._check_safety(sync, record.plan, options)
             if not options.dry_run:
                 self._execute(sync, destination, client, queries, options, record)
+                if options.log_retention_days is not None:
+                    prune_sync_log(self.warehouse, sync.id, options.log_retention_days)
             record.status = "dry_run" if options.dry_run else (
                 "partial" if any(record.failed.values()) else "held" if options.held_by else "succeeded")
             if options.held_by:

@@ -105,8 +105,12 @@ def send_all(operation: str, send: Callable[..., BatchResult], batches: Iterator
     """Send every batch of one operation, ``concurrency`` at a time, committing each as it is acknowledged.
 
     Each future carries ``meta = (records, row hashes)`` for ``commit``.
+
+    :raises ValueError: ``concurrency`` below 1 (it would wait forever for a batch it never sent).
     """
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency),
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency,
                                                  thread_name_prefix=f"sync-{operation}")
     pending: set[concurrent.futures.Future] = set()
     try:
@@ -141,7 +145,13 @@ def _collect(pending: set, commit: Callable[[concurrent.futures.Future], None]) 
 
 def send_isolating(send: Callable[..., BatchResult], records: list[Record], ids: dict[str, str],
                    operation: str) -> BatchResult:
-    """Send a batch; if the destination refuses it as a whole, split it to isolate the bad records."""
+    """Send a batch; if the destination refuses it as a whole, split it to isolate the bad records.
+
+    A whole-batch refusal about the records (400, 413, 422) is bisected until each half is accepted
+    or a single record is left, which becomes a rejected record (``http_<status>``); the others
+    are acknowledged. A refusal about the destination (auth, configuration) or a transient error
+    is raised as it is: splitting cannot help.
+    """
     try:
         return send(records, ids) if operation == "remove" else send(records)
     except (DestinationAuthError, DestinationConfigError, UnsupportedOperationError):

@@ -7,7 +7,8 @@ destination confirmed (``segprovider_sync_state``). The difference is the plan:
 
 * **add**: desired, not in the destination;
 * **change**: in both, attributes hash differs (mirror and upsert modes);
-* **remove**: in the destination because *we* added it, no longer desired (mirror only).
+* **remove**: in the destination because *we* added it, no longer desired (every mode in
+  :data:`REMOVING_MODES`: mirror and upsert; ``add_only`` never removes anyone).
 
 Each operation is one query listing its keys (with what is needed to send them); the
 plan counts them in the warehouse, never loading the members into memory.
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPERATIONS = ("add", "change", "remove")
+#: the sync modes whose plan removes members who left the segment (``add_only`` adds, nothing else);
+#: the safety guards (:func:`~airflow_segprovider.core.sync.safety.check_safety`) hold back each of them
+REMOVING_MODES = ("mirror", "upsert")
 
 
 @dataclass
@@ -50,6 +54,10 @@ class SyncOptions:
     :param held_by: why this sync's membership changes are held (a failed segment gate, named): nothing
         is added, changed or removed for membership, but members who withdrew consent are still removed,
         because an opt-out is never held back.
+    :param log_retention_days: rows of the per-record sync log (``segprovider_sync_log``) older than this
+        are deleted for this sync at the end of each run that sends; None keeps them forever.
+    :raises ValueError: naming the field, for a count that must be at least 1 and is not (a concurrency of 0
+        would never send a batch).
     """
 
     dry_run: bool = False
@@ -60,6 +68,19 @@ class SyncOptions:
     progress_every_s: float = 10.0
     batch_size: int | None = None
     held_by: str | None = None
+    log_retention_days: int | None = 90
+
+    def __post_init__(self) -> None:
+        at_least_one = {"max_attempts": self.max_attempts, "concurrency": self.concurrency,
+                        "batch_size": self.batch_size, "log_retention_days": self.log_retention_days}
+        for name, value in at_least_one.items():
+            if value is None and name in ("batch_size", "log_retention_days"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SyncOptions.{name} must be a whole number >= 1, got {value!r}"
+                                 + ("; leave it None for the vendor's maximum" if name == "batch_size" else ""))
+        if isinstance(self.sample_size, bool) or not isinstance(self.sample_size, int) or self.sample_size < 0:
+            raise ValueError(f"SyncOptions.sample_size must be a whole number >= 0, got {self.sample_size!r}")
 
 
 @dataclass
@@ -137,6 +158,7 @@ def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempt
     }
     if sync.mode == "add_only":
         queries["change"] = queries["add"] + " AND FALSE"
+    if sync.mode not in REMOVING_MODES:
         queries["remove"] = queries["remove"] + " AND FALSE"
     return {name: render(sql, dialect) for name, sql in queries.items()}
 

@@ -1,10 +1,16 @@
-"""What a sync run leaves in the warehouse: acknowledged state, rejected records, the run record.
+"""What a sync run leaves in the warehouse: acknowledged state, rejected records, the log, the run record.
 
 Each acknowledged batch is committed to the state table in its own transaction, so a
 run killed halfway and run again sends only what was not acknowledged. Records a
 destination refuses go to ``segprovider_rejected_records`` and are retried on later
 runs up to ``max_attempts``; one accepted later is no longer a rejected record. Every
 run writes a record to ``segprovider_sync_runs``.
+
+The state is overwritten run after run; the **sync log** (``segprovider_sync_log``) keeps, per
+record, what each run sent and what the destination answered, appended in the same transaction
+as the batch's state (one bulk load per batch, the path the state's upsert takes: a DuckDB
+relation, a PostgreSQL ``COPY``). Its ``run_id`` is the run record's: join the two on
+``(run_id, sync_id)`` to see the run's destination, ``as_of`` and status (:func:`read_sync_log` does).
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from airflow_segprovider.core.destination import RejectedRecord
-from airflow_segprovider.core.sql.dialects import in_list, render, text_literal
-from airflow_segprovider.core.state.sync import REJECTED, RUNS, STATE, state_rows, utc_now
+from airflow_segprovider.core.sql.dialects import in_list, render, text_literal, ts_literal
+from airflow_segprovider.core.state.sync import LOG, REJECT, REJECTED, RUNS, STATE, log_rows, state_rows, utc_now
 from airflow_segprovider.core.sync.plan import OPERATIONS, SyncPlan
 
 if TYPE_CHECKING:
@@ -29,7 +35,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class SyncRunRecord:
-    """What one sync run planned and did: written to ``segprovider_sync_runs`` and pushed to XCom."""
+    """What one sync run planned and did: written to ``segprovider_sync_runs`` and pushed to XCom.
+
+    ``run_id`` links it to the run's rows in the per-record sync log (``segprovider_sync_log``;
+    ``segprovider sync-log --run RUN_ID``).
+    """
 
     run_id: str
     sync_id: str
@@ -70,7 +80,7 @@ def destination_ids(warehouse: Warehouse, sync_id: str, keys: list[str]) -> dict
 def commit_batch(warehouse: Warehouse, lock: threading.Lock, sync_id: str, operation: str, result: BatchResult,
                  records: Sequence[Record], hashes: dict[str, str], record: SyncRunRecord,
                  rejected_before: dict[str, set[str]]) -> None:
-    """Record one acknowledged batch: state rows, rejections, counters, in one transaction.
+    """Record one acknowledged batch: state rows, rejections, log rows, counters, in one transaction.
 
     :param lock: serializes the writes of batches acknowledged at the same time.
     :param rejected_before: :func:`previously_rejected`; keys accepted now are taken out of it.
@@ -78,14 +88,20 @@ def commit_batch(warehouse: Warehouse, lock: threading.Lock, sync_id: str, opera
     identities = {r.key: r.identity for r in records}
     keys = [key for key in result.acknowledged if key in identities]
     ids = [result.destination_ids.get(key) for key in keys]
+    refused = [(r.key, hashes.get(r.key), r.code, r.message) for r in result.rejected]
     with lock, warehouse.transaction():
+        now = utc_now()
+        log = log_rows(sync_id, record.run_id, operation, [], [], refused, now)
         if keys:
             if operation != "add":  # keep the vendor id learned at add time
                 known = destination_ids(warehouse, sync_id, keys)
                 ids = [vendor_id or known.get(key) for key, vendor_id in zip(keys, ids)]
-            warehouse.upsert(STATE, ["sync_id", "customer_key"], state_rows(
-                sync_id, keys, [identities[key] for key in keys], [hashes.get(key) for key in keys], ids,
-                operation != "remove", "segprovider", record.run_id))
+            state = state_rows(sync_id, keys, [identities[key] for key in keys], [hashes.get(key) for key in keys],
+                               ids, operation != "remove", "segprovider", record.run_id, now)
+            warehouse.upsert(STATE, ["sync_id", "customer_key"], state)
+            # the log's keys, hashes and time are the state's own columns: what the state says, the log says
+            log = log_rows(sync_id, record.run_id, operation, state.column("customer_key"), state.column("row_hash"),
+                           refused, now)
             resolved = rejected_before[operation].intersection(keys)
             if resolved:  # accepted now: no longer a rejected record
                 warehouse.execute(render(
@@ -94,6 +110,7 @@ def commit_batch(warehouse: Warehouse, lock: threading.Lock, sync_id: str, opera
                 rejected_before[operation] -= resolved
         if result.rejected:
             record_rejections(warehouse, sync_id, operation, result.rejected, record.run_id)
+        warehouse.load(LOG, log)  # one statement for the whole batch
     record.succeeded[operation] += len(keys)
     record.failed[operation] += len(result.rejected)
 
@@ -125,9 +142,12 @@ def reject_unsendable(warehouse: Warehouse, sync_id: str, missing_identity_sql: 
     """Members without an identity can never be sent: they are rejected records, not silently dropped."""
     keys = [row[0] for row in warehouse.query(missing_identity_sql)]
     if keys:
-        record_rejections(warehouse, sync_id, "add", [RejectedRecord(k, "missing_identity",
-                          "the customer has no value for the destination's identity attribute")
-                          for k in keys], run_id)
+        message = "the customer has no value for the destination's identity attribute"
+        with warehouse.transaction():
+            record_rejections(warehouse, sync_id, "add", [RejectedRecord(k, "missing_identity", message)
+                                                          for k in keys], run_id)
+            warehouse.load(LOG, log_rows(sync_id, run_id, REJECT, [], [],
+                                         [(k, None, "missing_identity", message) for k in keys], utc_now()))
 
 
 def write_run(warehouse: Warehouse, record: SyncRunRecord, started_at: dt.datetime) -> None:
@@ -162,3 +182,40 @@ def rejected_records(warehouse: Warehouse, sync_id: str) -> list[tuple[str, str,
     return warehouse.query(render(
         f"SELECT customer_key, operation, error_code, message, attempts FROM {REJECTED} "
         f"WHERE sync_id = {text_literal(sync_id)} ORDER BY customer_key", warehouse.dialect))
+
+
+def prune_sync_log(warehouse: Warehouse, sync_id: str, retention_days: int, now: dt.datetime | None = None) -> None:
+    """Delete ``sync_id``'s sync-log rows logged more than ``retention_days`` before ``now`` (default: now, UTC)."""
+    cutoff = (now or utc_now()) - dt.timedelta(days=retention_days)
+    with warehouse.transaction():
+        warehouse.execute(render(f"DELETE FROM {LOG} WHERE sync_id = {text_literal(sync_id)} "
+                                 f"AND logged_at < {ts_literal(cutoff)}", warehouse.dialect))
+
+
+def read_sync_log(warehouse: Warehouse, *, sync_id: str | None = None, customer_key: str | None = None,
+                  run_id: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                  limit: int = 100) -> list[dict[str, Any]]:
+    """Sync-log rows, newest first, each with its run's destination, ``as_of`` and status.
+
+    The run comes from ``segprovider_sync_runs``, joined on ``(run_id, sync_id)``: the run record's
+    ``run_id`` is the link between the two (a run still in progress has no run row yet).
+
+    :param since: rows logged at or after this time (UTC); ``until``: strictly before.
+    :returns: ``[]`` when the warehouse has no sync log yet.
+    """
+    if warehouse.columns(LOG) is None:
+        return []
+    where = ["TRUE"]
+    for column, value in (("sync_id", sync_id), ("customer_key", customer_key), ("run_id", run_id)):
+        if value is not None:
+            where.append(f"l.{column} = {text_literal(value)}")
+    if since is not None:
+        where.append(f"l.logged_at >= {ts_literal(since)}")
+    if until is not None:
+        where.append(f"l.logged_at < {ts_literal(until)}")
+    return warehouse.query_records(render(
+        f"SELECT l.logged_at, l.sync_id, l.run_id, r.destination, r.as_of, r.status AS run_status, l.customer_key, "
+        f"l.action, l.status, l.error_code, l.message, l.row_hash FROM {LOG} AS l "
+        f"LEFT JOIN {RUNS} AS r ON r.run_id = l.run_id AND r.sync_id = l.sync_id "
+        f"WHERE {' AND '.join(where)} ORDER BY l.logged_at DESC, l.sync_id, l.customer_key, l.action "
+        f"LIMIT {int(limit)}", warehouse.dialect))

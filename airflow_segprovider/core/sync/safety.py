@@ -2,9 +2,9 @@
 
 Safe deletes: only keys this project added are removed, and the first run against
 an existing list records its members as a baseline instead of deleting them. A sync
-of a segment never evaluated at ``as_of`` stops. An empty segment never wipes a
-destination, and removing more than ``max_remove_fraction`` of a destination needs
-an explicit override (``allow_mass_removal``).
+of a segment never evaluated at ``as_of`` stops. In every mode that removes, an empty
+segment never wipes a destination, and removing more than ``max_remove_fraction`` of a
+destination needs an explicit override (``allow_mass_removal``).
 """
 
 from __future__ import annotations
@@ -75,8 +75,16 @@ def baseline_members(project: Project, warehouse: Warehouse, sync: Sync, client:
 
 
 def check_safety(sync: Sync, plan: SyncPlan, options: SyncOptions) -> None:
-    """:raises SyncBlockedError: the plan would empty the destination, or remove too much of it."""
-    if sync.mode != "mirror" or not plan.remove:
+    """Hold back a plan that would empty the destination, or remove too much of it.
+
+    The guards key on what the plan removes, not on the sync's mode: every mode that removes
+    (:data:`~airflow_segprovider.core.sync.plan.REMOVING_MODES`, mirror and upsert) is guarded alike,
+    and an ``add_only`` plan never removes, so it never trips them. (Until issue #16 only mirror was
+    checked: an upsert sync of an emptied segment removed 260 of 260 HubSpot members.)
+
+    :raises SyncBlockedError: the plan would empty the destination, or remove too much of it.
+    """
+    if not plan.remove:
         return
     desired = plan.add + plan.change + (plan.destination_size or 0) - plan.remove
     if desired <= 0 and not options.allow_mass_removal:
