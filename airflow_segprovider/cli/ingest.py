@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", dest="sources", metavar="NAME",
                         help="load only this source (repeatable; default: every source)")
     parser.add_argument("--files-root", help="folder relative file paths start from (default: the project folder)")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="load a replace source even when it would empty its table or shrink it by more than "
+                             "the source's max_shrink_fraction")
 
 
 def run(args: argparse.Namespace, out: Callable[[str], object] = print) -> int:
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace, out: Callable[[str], object] = print) -> int:
                                 f"{', '.join(project.sources) or '(none)'}")
         warehouse = open_warehouse(project, args.db, args.wait_for_lock)
         try:
-            results = ingest_all(project, warehouse, sources=args.sources, files_root=args.files_root)
+            results = ingest_all(project, warehouse, sources=args.sources, files_root=args.files_root,
+                                 allow_shrink=args.allow_shrink)
         finally:
             warehouse.close()
     except SegproviderError as exc:

@@ -39,6 +39,7 @@ from airflow_segprovider.core.state.ingest import (
 )
 from airflow_segprovider.ingest import ledger
 from airflow_segprovider.ingest.errors import TerminalIngestError
+from airflow_segprovider.ingest.guards import beyond_sql, check_shrink, future_limit, future_reason
 from airflow_segprovider.ingest.layout import SQL_TYPES
 from airflow_segprovider.ingest.sql import engine_type, is_text, qualified, quote, typed
 from airflow_segprovider.ingest.units import TRANSFER_BATCH_ROWS
@@ -87,6 +88,8 @@ class Load:
         self.temp = rows_table(load_id)
         self.quarantine = quarantine_table(warehouse)
         self.stage: str | None = None  # the target's staging table of upserted rows (other warehouses)
+        self.previous_rows: int | None = None  # replace mode: rows the table held before the load emptied it
+        self.future_limit = ledger.timestamp(future_limit(now, source))
 
     def target_sql(self, duckdb_sql: str) -> None:
         """Run a statement written in DuckDB's dialect in the target warehouse."""
@@ -176,6 +179,7 @@ class Load:
         if self.types is None:
             self.types = self._prepare({column: sql_type for column, (_, sql_type) in fields.items()})
         if self.units == 0 and self.source.mode == "replace":
+            self.previous_rows = self._count_target()
             self.target_sql(f"DELETE FROM {self.target}")
             self.target_sql(f"DELETE FROM {self.quarantine} WHERE source = {text(self.source.name)}")
         types = self.types
@@ -185,6 +189,7 @@ class Load:
         select.append(f"{quote(INVALID_COLUMN)} AS __invalid" if INVALID_COLUMN.lower() in described
                       else "NULL AS __invalid")
         checks: list[tuple[str | None, str, str, str]] = []  # (column, raw SQL, condition, reason)
+        dated: set[str] = set()  # columns whose values beyond the future limit are quarantined
         for index, column in enumerate(columns):
             field, raw_type = fields[column]
             raw, value = f"r_{index}", f"v_{index}"
@@ -195,11 +200,17 @@ class Load:
                                _REASONS.get(types[column], f"not a valid {types[column]}")))
             if column in self.layout.required:
                 checks.append((column, raw, f"NOT ({present})", "missing required value"))
+            if column in self.layout.required and self.layout.columns[column] == "timestamp":  # the row's date
+                checks.append((column, raw, beyond_sql(value, self.future_limit), future_reason(self.source)))
+                dated.add(column.lower())
         identity = [(column, f"r_{columns.index(column)}") for column in self.layout.identity if column in fields]
         key = " || ', ' || ".join(f"{text(column + '=')} || COALESCE(CAST({raw} AS VARCHAR), 'null')"
                                   for column, raw in identity) or "NULL"
         if watermark_field is not None:
             select.append(f"CAST({quote(watermark_field[0])} AS VARCHAR) AS __w")
+            if watermark_field[0].lower() not in dated:  # a value the watermark would move to
+                checks.append((watermark_field[0], "__w", beyond_sql("__w", self.future_limit),
+                               future_reason(self.source)))
         bad = " OR ".join(["__invalid IS NOT NULL", *(f"(__invalid IS NULL AND {c})" for _, _, c, _ in checks)])
         self.engine.execute(create_as_sql(
             self.scratch, self.temp, f"SELECT *, {key} AS __key, ({bad}) AS __bad "
@@ -210,7 +221,9 @@ class Load:
         self._quarantine(unit, checks)
         self._write(unit, columns)
         if watermark_field is not None:
-            best = self.engine.query(f"SELECT w FROM (SELECT __w AS w FROM {self.temp} WHERE __w IS NOT NULL) "
+            # rows dated past the limit are quarantined and never move the watermark (they would freeze it)
+            best = self.engine.query(f"SELECT w FROM (SELECT __w AS w FROM {self.temp} WHERE __w IS NOT NULL "
+                                     f"AND NOT {beyond_sql('__w', self.future_limit)}) "
                                      f"ORDER BY {_WATERMARK_ORDER} LIMIT 1")
             self.watermarks += [best[0][0]] if best else []
         self.engine.execute(f"DROP TABLE {self.temp}")
@@ -304,6 +317,19 @@ class Load:
             self.target_sql(create_stage_sql(self.stage, definition))
         return self.stage
 
+    def _count_target(self) -> int:
+        if self.warehouse.columns(self.target_dotted) is None:
+            return 0
+        return int(self.warehouse.query(render(f"SELECT count(*) FROM {self.target}", self.dialect))[0][0])
+
+    def check_shrink(self, *, allow_shrink: bool) -> None:
+        """Refuse (before the commit) a ``replace`` load that empties or shrinks the table past the source's limit."""
+        if self.source.mode != "replace":
+            return
+        previous = self.previous_rows if self.previous_rows is not None else self._count_target()
+        check_shrink(self.source, self.layout.table, previous, self.rows_loaded, self.rows_quarantined,
+                     allow_shrink=allow_shrink)
+
     def close(self) -> None:
         """Drop the staging table (within the transaction: a rollback drops it too where DDL is transactional)."""
         if self.stage is not None:
@@ -311,10 +337,24 @@ class Load:
             self.stage = None
 
     def final_watermark(self, previous: str | None) -> str | None:
-        """The highest watermark seen, never lower than the previous one."""
+        """The highest watermark seen, never lower than the previous one, never past the future limit."""
         candidates = [w for w in [previous, *self.watermarks] if w is not None]
         if not candidates:
             return None
         values = ", ".join(f"({text(w)})" for w in candidates)
-        best = self.engine.query(f"SELECT w FROM (VALUES {values}) AS v(w) ORDER BY {_WATERMARK_ORDER} LIMIT 1")
-        return best[0][0]
+        best = self.engine.query(f"SELECT w FROM (VALUES {values}) AS v(w) "
+                                 f"WHERE NOT {beyond_sql('w', self.future_limit)} ORDER BY {_WATERMARK_ORDER} LIMIT 1")
+        return best[0][0] if best else None
+
+    def usable_watermark(self, stored: list[str]) -> str | None:
+        """The watermark to read from: the newest of ``stored`` (newest first) within the future limit.
+
+        One beyond it was stored by a load before the future-date guard; filtering by it would read
+        nothing, forever.
+        """
+        for watermark in stored:
+            if not self.engine.query(f"SELECT {beyond_sql(text(watermark), self.future_limit)}")[0][0]:
+                return watermark
+            logger.warning("source %s: ignoring the stored watermark %s, later than the load time plus "
+                           "future_tolerance", self.source.name, watermark)
+        return None

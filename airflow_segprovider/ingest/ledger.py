@@ -46,6 +46,7 @@ __all__ = [
     "loads_table",
     "quarantine_table",
     "record_load",
+    "stored_watermarks",
     "text",
     "timestamp",
 ]
@@ -61,6 +62,15 @@ def current_watermark(warehouse: Warehouse, source: str) -> str | None:
         f"SELECT watermark FROM {loads_table(warehouse)} WHERE source = {text(source)} AND status = 'succeeded' "
         "ORDER BY finished_at DESC, started_at DESC LIMIT 1", warehouse.dialect))
     return rows[0][0] if rows else None
+
+
+def stored_watermarks(warehouse: Warehouse, source: str) -> list[str]:
+    """Every distinct watermark of the source's successful loads, newest load first."""
+    rows = warehouse.query(render(
+        f"SELECT watermark, max(finished_at) AS latest FROM {loads_table(warehouse)} WHERE source = {text(source)} "
+        "AND status = 'succeeded' AND watermark IS NOT NULL GROUP BY watermark ORDER BY latest DESC",
+        warehouse.dialect))
+    return [row[0] for row in rows]
 
 
 def record_load(warehouse: Warehouse, row: dict[str, Any]) -> None:

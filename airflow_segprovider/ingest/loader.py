@@ -105,7 +105,7 @@ def _engine_for(warehouse: Warehouse) -> DuckDBWarehouse:
 
 def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                   connection: Mapping[str, Any] | None = None, now: dt.datetime | None = None,
-                  files_root: str | Path | None = None) -> LoadResult:
+                  files_root: str | Path | None = None, allow_shrink: bool = False) -> LoadResult:
     """Load one source of ``project`` into its table, in one transaction of ``warehouse``.
 
     ``warehouse`` is any :class:`~airflow_segprovider.core.warehouses.base.Warehouse` (DuckDB, PostgreSQL,
@@ -117,7 +117,10 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
         ``AIRFLOW_CONN_<ID>`` (:func:`~airflow_segprovider.destinations.connection.connection_from_env`).
     :param now: the load's timestamp (``started_at``, ``finished_at``, quarantine times); default: the clock.
     :param files_root: folder relative file paths start from; default: the project folder.
-    :raises TerminalIngestError: retrying cannot help (bad file, unknown source, refused credentials).
+    :param allow_shrink: load a ``replace`` source even when it would empty the table or shrink it by more
+        than the source's ``max_shrink_fraction`` (see :mod:`.guards`).
+    :raises TerminalIngestError: retrying cannot help (bad file, unknown source, refused credentials, a
+        ``replace`` source refused as empty or shrunken).
     :raises TransientIngestError: retrying later may (API failures after retries, files not there yet).
     """
     source = project.sources.get(source_name)
@@ -133,6 +136,8 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
     engine = _engine_for(warehouse)
     load = Load(warehouse, engine, source, layout, load_id, project.model.customer.table, started_at)
     try:
+        if previous is not None and load.usable_watermark([previous]) is None:  # stored before the future guard
+            previous = load.usable_watermark(ledger.stored_watermarks(warehouse, source.name))
         if source.kind == "rest_api" and connection is None and source.connection_id:
             from airflow_segprovider.destinations.connection import connection_from_env
 
@@ -142,7 +147,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
             if source.kind == "file":
                 units: Iterator[Unit] | list[Unit] = file_units(source, layout, Path(files_root or project.root))
             elif source.kind == "warehouse_table":
-                units = [warehouse_unit(source, warehouse, engine, previous, load_id)]
+                units = [warehouse_unit(source, layout, warehouse, engine, previous, load_id)]
             else:
                 units = rest_units(source, layout, engine, connection, previous, load_id)
             try:
@@ -152,6 +157,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                 close = getattr(units, "close", None)
                 if close is not None:
                     close()  # unregisters the page and closes the HTTP session now, not at garbage collection
+            load.check_shrink(allow_shrink=allow_shrink)
             load.close()
             watermark = load.final_watermark(previous)
             result = LoadResult(source.name, layout.table, load_id, source.mode, "succeeded", started_at,
@@ -181,13 +187,15 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
 
 def ingest_all(project: Project, warehouse: Warehouse,
                connections: Mapping[str, Mapping[str, Any]] | None = None, *, sources: Sequence[str] | None = None,
-               now: dt.datetime | None = None, files_root: str | Path | None = None) -> list[LoadResult]:
+               now: dt.datetime | None = None, files_root: str | Path | None = None,
+               allow_shrink: bool = False) -> list[LoadResult]:
     """Load every source (or ``sources``) in declaration order, each in its own transaction.
 
     A failing source does not stop the others: its result has ``status == 'failed'`` and its ``error``.
 
     :param connections: connection mappings by connection id; sources whose connection is not
         in it read ``AIRFLOW_CONN_<ID>``.
+    :param allow_shrink: as for :func:`ingest_source`, for every source loaded.
     """
     results = []
     for name in sources or list(project.sources):
@@ -195,7 +203,7 @@ def ingest_all(project: Project, warehouse: Warehouse,
         connection = (connections or {}).get(source.connection_id) if source and source.connection_id else None
         try:
             results.append(ingest_source(project, warehouse, name, connection=connection, now=now,
-                                         files_root=files_root))
+                                         files_root=files_root, allow_shrink=allow_shrink))
         except IngestError as exc:
             if exc.result is None:
                 raise

@@ -96,13 +96,14 @@ def _csv_header(source: Source, path: str) -> list[str]:
     return header
 
 
-def warehouse_unit(source: Source, warehouse: Warehouse, engine: DuckDBWarehouse, watermark: str | None,
-                   load_id: str) -> Unit:
+def warehouse_unit(source: Source, layout: TableLayout, warehouse: Warehouse, engine: DuckDBWarehouse,
+                   watermark: str | None, load_id: str) -> Unit:
     """The source's table or query as one unit.
 
     On DuckDB the engine reads it in place. On other warehouses the query runs there (in the
     warehouse's own dialect, as the user wrote it) and its result streams into an engine table in
-    Arrow batches, typed from there like any file.
+    Arrow batches, typed from there like any file. A result without rows (an incremental load with
+    nothing new) streams no batch to learn its columns from: it is an empty unit of the declared fields.
     """
     if source.query:
         base, origin = source.query, "query"
@@ -128,7 +129,11 @@ def warehouse_unit(source: Source, warehouse: Warehouse, engine: DuckDBWarehouse
         finally:
             engine.connection.unregister(BATCH_VIEW)
     if not created:  # no rows and no batch to learn the columns from: an empty unit of the declared fields
-        return Unit(origin, f"SELECT NULL AS {ROW_COLUMN} WHERE FALSE")
+        fields = list(layout.columns)
+        if source.incremental is not None and source.incremental.column not in fields:
+            fields.append(source.incremental.column)
+        nulls = "".join(f"CAST(NULL AS VARCHAR) AS {quote(field)}, " for field in fields)
+        return Unit(origin, f"SELECT {nulls}NULL AS {ROW_COLUMN} WHERE FALSE")
     return Unit(origin, f"SELECT *, row_number() OVER () AS {ROW_COLUMN} FROM {copy}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_segprovider.operators.base import SegmentsBaseOperator
+from airflow_segprovider.operators.base import SegmentsBaseOperator, as_flag
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,17 +19,21 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
     :param conn_id: Airflow connection with the API's base URL and credentials (REST sources).
     :param files_root: folder the file sources' relative paths start from (templated; default: the
         project folder). The example DAGs pass the landing folder ``segprovider land`` writes.
+    :param allow_shrink: load a ``replace`` source even when it would empty its table or shrink it by more
+        than the source's ``max_shrink_fraction`` (templated, e.g. ``"{{ params.allow_shrink }}"``).
     """
 
-    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "source", "conn_id", "files_root")
+    template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "source", "conn_id", "files_root",
+                                      "allow_shrink")
     ui_color = "#fdebd0"
 
     def __init__(self, *, source: str, conn_id: str | None = None, files_root: str | None = None,
-                 **kwargs: Any) -> None:
+                 allow_shrink: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source = source
         self.conn_id = conn_id
         self.files_root = files_root
+        self.allow_shrink = allow_shrink
 
     def execute_step(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -47,7 +51,7 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
             connection = connection_dict(conn_id)
         with self.warehouse() as warehouse:
             result = ingest_source(self.project, warehouse, self.source, connection=connection,
-                                   files_root=self.files_root or None)
+                                   files_root=self.files_root or None, allow_shrink=as_flag(self.allow_shrink))
         summary = result.to_dict()
         self.log.info("source %s: %s", self.source, summary)
         return summary

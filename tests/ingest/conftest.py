@@ -70,6 +70,33 @@ def make_project(project_dir: Path) -> Callable[[str], Project]:
     return make
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.integration), "snowflake"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An empty warehouse of each kind the ingest supports."""
+    if request.param == "duckdb":
+        from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+
+        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+        yield warehouse
+        warehouse.close()
+    elif request.param == "postgres":
+        from support.postgres import postgres_warehouse
+
+        with postgres_warehouse() as warehouse:
+            yield warehouse
+    else:
+        fakesnow = pytest.importorskip("fakesnow")
+        import snowflake.connector
+
+        from airflow_segprovider.core.warehouses.snowflake import SnowflakeWarehouse
+
+        with fakesnow.patch():
+            connection = snowflake.connector.connect(database="segprovider_test", schema="main")
+            warehouse = SnowflakeWarehouse(connection, schema="main")
+            yield warehouse
+            warehouse.close()
+
+
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Iterator[DuckDBWarehouse]:
     wh = DuckDBWarehouse(tmp_path / "warehouse.duckdb")

@@ -39,6 +39,18 @@ sources:
     assert api.pagination == Pagination(style="cursor", page_size=100)
     assert api.incremental == Incremental("updated_at", "since")
     assert api.loc.line == 4
+    assert (crm.max_shrink_fraction, crm.allow_empty, crm.future_tolerance) == (0.5, False, dt.timedelta(days=1))
+
+
+def test_the_ingest_guards_are_set_per_source(make_project) -> None:
+    project = make_project("""\
+sources:
+  - {name: crm, table: customers, kind: file, format: csv, path: x.csv, mode: replace, max_shrink_fraction: 0.9,
+     allow_empty: true, future_tolerance: 12h}
+""")
+
+    crm = project.sources["crm"]
+    assert (crm.max_shrink_fraction, crm.allow_empty, crm.future_tolerance) == (0.9, True, dt.timedelta(hours=12))
 
 
 def test_a_project_without_sources_has_none(make_project, project_dir) -> None:
@@ -75,6 +87,14 @@ def test_a_project_without_sources_has_none(make_project, project_dir) -> None:
     ("- {name: a, table: consents, kind: file, format: csv, path: x, mode: replace}\n"
      "- {name: b, table: consents, kind: file, format: csv, path: y}", "SEG067", "which source(s) 'b' also load"),
     ("- {name: a, table: customers, kind: file, format: csv}", "SEG010", "missing required key 'path'"),
+    ("- {name: a, table: customers, kind: file, format: csv, path: x, mode: replace, max_shrink_fraction: 1.5}",
+     "SEG010", "1.5 is greater than the maximum of 1"),
+    ("- {name: a, table: customers, kind: file, format: csv, path: x, allow_empty: true}", "SEG063",
+     "'allow_empty' applies to replace mode only"),
+    ("- {name: a, table: events, kind: file, format: csv, path: x, max_shrink_fraction: 0.2}", "SEG063",
+     "'max_shrink_fraction' applies to replace mode only"),
+    ("- {name: a, table: events, kind: file, format: csv, path: x, future_tolerance: soon}", "SEG048",
+     "'soon' is not a duration"),
     ("- {name: a, table: customers, kind: rest_api, url: /x, connection_id: c, pagination: {style: pages}}",
      "SEG010", "'pages' is not one of"),
 ])

@@ -51,3 +51,18 @@ sources:
 
     assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
     assert warehouse.query("SELECT customer_id, email, ltv FROM customers") == [(1, "a@example.com", 12.5)]
+
+
+def test_an_incremental_load_with_nothing_new_reads_no_rows_and_keeps_its_watermark(make_project, target) -> None:
+    target.execute("CREATE TABLE raw_events (customer_id BIGINT, occurred_at TIMESTAMP, event_type VARCHAR(20))")
+    target.execute("INSERT INTO raw_events VALUES (1, TIMESTAMP '2026-01-01 00:00:00', 'page_view')")
+    project = make_project("sources:\n  - {name: raw_events, table: events, kind: warehouse_table, "
+                           "from_table: raw_events, incremental: {column: occurred_at}}\n")
+    now = dt.datetime(2026, 3, 1)
+
+    first = ingest_source(project, target, "raw_events", now=now)
+    nothing_new = ingest_source(project, target, "raw_events", now=now + dt.timedelta(hours=1))
+
+    assert (first.rows_loaded, first.watermark) == (1, "2026-01-01 00:00:00")
+    assert (nothing_new.status, nothing_new.rows_read, nothing_new.watermark) == ("succeeded", 0, first.watermark)
+    assert target.query("SELECT count(*) FROM events") == [(1,)]

@@ -10,6 +10,7 @@ evaluation engine, the sync engine and the DAG factory read only these classes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_segprovider.core.errors import Location
@@ -176,6 +177,10 @@ class Source:
     :param path: file sources: a glob, relative to the project folder unless absolute.
     :param url: REST sources: absolute, or a path under the base URL of ``connection_id``.
     :param records: REST sources: dotted path to the records in the JSON body; empty when the body is the list.
+    :param max_shrink_fraction: ``replace`` sources: the largest share of the table's rows a load may drop.
+    :param allow_empty: ``replace`` sources: whether a load of no rows may empty the table.
+    :param future_tolerance: how far past the load time a row's date (or incremental value) may be; later
+        rows are quarantined.
     """
 
     name: str
@@ -194,6 +199,9 @@ class Source:
     params: dict[str, Any] = field(default_factory=dict)
     pagination: Pagination = Pagination()
     incremental: Incremental | None = None
+    max_shrink_fraction: float = 0.5
+    allow_empty: bool = False
+    future_tolerance: timedelta = timedelta(days=1)
     description: str = ""
     loc: Location = field(compare=False, default=Location(""))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from airflow_segprovider.core.project.durations import parse_duration
 from airflow_segprovider.core.project.items import did_you_mean
 from airflow_segprovider.core.project.spec import Incremental, Pagination, Source
 
@@ -101,6 +102,16 @@ def parse_sources(items: dict[str, ProjectItem], model: DataModel, issues: Issue
         elif mode != "upsert" and "key" in raw:
             issues.add("SEG063", f"source {name!r}: 'key' applies to upsert mode only", item.loc("key"),
                        "remove it, or use mode: upsert")
+        for guard in ("max_shrink_fraction", "allow_empty"):
+            if guard in raw and mode != "replace":
+                issues.add("SEG063", f"source {name!r}: {guard!r} applies to replace mode only", item.loc(guard),
+                           f"remove it: a {mode} load never removes rows the source no longer has")
+        future_tolerance = Source.future_tolerance
+        if "future_tolerance" in raw:
+            try:
+                future_tolerance = parse_duration(raw["future_tolerance"])
+            except ValueError as exc:
+                issues.add("SEG048", f"source {name!r}: future_tolerance {exc}", item.loc("future_tolerance"))
         if role == "customer" and mode == "upsert" and key != (model.customer.key,):
             issues.add("SEG064", f"source {name!r}: the customer table is upserted by the model's key "
                        f"{model.customer.key!r}, not by {list(key)}", item.loc("key"),
@@ -114,6 +125,8 @@ def parse_sources(items: dict[str, ProjectItem], model: DataModel, issues: Issue
                 connection_id=raw.get("connection_id"), records=raw.get("records", ""),
                 params=dict(raw.get("params", {})), pagination=Pagination(**pagination),
                 incremental=Incremental(**incremental) if incremental else None,
+                max_shrink_fraction=float(raw.get("max_shrink_fraction", Source.max_shrink_fraction)),
+                allow_empty=bool(raw.get("allow_empty", Source.allow_empty)), future_tolerance=future_tolerance,
                 description=raw.get("description", ""), loc=item.loc())
     for table, loaders in by_table.items():
         replacing = [item for item in loaders if item.data.get("mode") == "replace"]
