@@ -5,14 +5,20 @@ read small results, stream large ones in Arrow batches, load and upsert Arrow
 rows, and describe tables. DuckDB (:mod:`~airflow_segprovider.core.warehouses.duckdb`) is the
 embedded default; the adapters for PostgreSQL, Snowflake and BigQuery wrap the connections that
 Airflow's own hooks hand out; the core never imports Airflow.
+
+Values that come from outside (a request's segment or customer key) reach a query as **bound
+parameters**, never as SQL text: ``query(sql, parameters)`` and ``query_records(sql, parameters)``
+take a mapping, named in the SQL in DB-API's ``pyformat`` style, ``%(name)s`` (with a literal ``%``
+written ``%%`` when parameters are given), which psycopg, the Snowflake connector and BigQuery's
+DB-API read natively and the DuckDB adapter rewrites to DuckDB's ``$name``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -26,9 +32,9 @@ class Warehouse(Protocol):
 
     def execute(self, sql: str) -> None: ...
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
-    def query_records(self, sql: str) -> list[dict[str, Any]]: ...
+    def query_records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
     def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
 

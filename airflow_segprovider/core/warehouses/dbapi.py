@@ -8,7 +8,7 @@ in from Arrow tables, chunk by chunk, through each warehouse's bulk path.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Sequence
 
 from airflow_segprovider.core.sql.dialects import render, sql_literal
@@ -89,6 +89,14 @@ def rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]],
     return pa.RecordBatch.from_arrays(arrays, names=list(names))
 
 
+def _execute(cursor: Any, sql: str, parameters: Mapping[str, Any] | None) -> None:
+    # without parameters the text goes as is: a literal '%' need not be doubled then (pyformat's rule)
+    if parameters is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, dict(parameters))
+
+
 class DBAPIWarehouse(TransactionMixin):
     """A warehouse over one DB-API 2 connection, guarded by a lock (the sync engine uses threads).
 
@@ -119,21 +127,22 @@ class DBAPIWarehouse(TransactionMixin):
             finally:
                 cursor.close()
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of ``sql``; ``parameters`` are bound by the driver to its ``%(name)s`` placeholders."""
         with self._lock:
             cursor = self._cursor()
             try:
-                cursor.execute(sql)
+                _execute(cursor, sql, parameters)
                 return [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
 
-    def query_records(self, sql: str) -> list[dict[str, Any]]:
-        """Small results as dicts keyed by column name."""
+    def query_records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Small results as dicts keyed by column name; ``parameters`` as in :meth:`query`."""
         with self._lock:
             cursor = self._cursor()
             try:
-                cursor.execute(sql)
+                _execute(cursor, sql, parameters)
                 names = self._result_names(cursor.description)
                 return [dict(zip(names, row)) for row in cursor.fetchall()]
             finally:

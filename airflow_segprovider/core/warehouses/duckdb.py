@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,28 @@ if TYPE_CHECKING:
 LOCK_RETRY_MAX_PAUSE_S = 2.0
 DUCKDB_MAGIC = b"DUCK"
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+#: A DB-API ``pyformat`` placeholder (``%(name)s``) or an escaped percent sign (``%%``).
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
+
+
+def duckdb_parameters(sql: str, parameters: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``sql`` with ``pyformat`` placeholders (``%(name)s``) rewritten to DuckDB's named ``$name``.
+
+    The values stay apart from the text: DuckDB binds them. Only the parameters the SQL names are passed
+    (DuckDB refuses unused ones).
+
+    :raises KeyError: the SQL names a parameter that ``parameters`` does not hold.
+    """
+    used: dict[str, Any] = {}
+
+    def placeholder(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        used[name] = parameters[name]
+        return f"${name}"
+
+    return _PYFORMAT.sub(placeholder, sql), used
 
 
 class WarehouseInUseError(TransientError):
@@ -152,14 +174,21 @@ class DuckDBWarehouse(TransactionMixin):
         with self._lock:
             self.connection.execute(sql)
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self.connection.execute(sql).fetchall()
+    def _run(self, sql: str, parameters: Mapping[str, Any] | None) -> duckdb.DuckDBPyConnection:
+        if parameters is None:
+            return self.connection.execute(sql)
+        text, values = duckdb_parameters(sql, parameters)
+        return self.connection.execute(text, values)
 
-    def query_records(self, sql: str) -> list[dict[str, Any]]:
-        """Small results as dicts keyed by column name."""
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of ``sql``; ``parameters`` are bound to its ``%(name)s`` placeholders."""
         with self._lock:
-            cursor = self.connection.execute(sql)
+            return self._run(sql, parameters).fetchall()
+
+    def query_records(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Small results as dicts keyed by column name; ``parameters`` as in :meth:`query`."""
+        with self._lock:
+            cursor = self._run(sql, parameters)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 

@@ -1,0 +1,159 @@
+"""The read-only queries behind each view, written once in the SQL every warehouse reads alike.
+
+The aggregate views read tables sized by segments x runs x days, never the membership history:
+``segprovider_snapshots`` (one row per segment and ``as_of``, with its adds and removes, written by each
+evaluation, incremental or not), ``segprovider_sync_runs`` (one row per run and sync), the destination
+counts and drift reports (one row per sync or finding and run), and the rejected records (bounded by
+:data:`ROW_LIMIT`). Two answers read members, each bounded: the overlap matrix reads the members of **one**
+``as_of`` (the size of one snapshot), and the customer lookup reads **one** customer's rows.
+
+Every value from a request is a bound parameter (``%(name)s``, see
+:mod:`airflow_segprovider.core.warehouses.base`); table names are the core's constants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow_segprovider.core.state import sync as sync_state
+from airflow_segprovider.core.state.distributed import RUNS as RECONCILE_RUNS
+from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
+from airflow_segprovider.core.state.hybrid import DRIFT_REPORTS
+from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS
+from airflow_segprovider.core.state.sync import REJECTED
+from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
+
+if TYPE_CHECKING:
+    from airflow_segprovider.core.warehouses.base import Warehouse
+
+#: Most rows of a per-record table (rejected records, a customer's sync log) one answer returns.
+ROW_LIMIT = 200
+#: The per-record sync log (from the destinations work); None on a version without it.
+SYNC_LOG: str | None = getattr(sync_state, "LOG", None)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready value: timestamps as ISO text, decimals as floats."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _records(warehouse: Warehouse, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [{k: plain(v) for k, v in row.items()} for row in warehouse.query_records(sql, parameters)]
+
+
+def _exists(warehouse: Warehouse, table: str) -> bool:
+    return warehouse.columns(table) is not None
+
+
+def snapshot_series(warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
+    """Per segment, its snapshots in time order: ``as_of``, members, added, removed."""
+    if not _exists(warehouse, SNAPSHOTS):
+        return {}
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in _records(warehouse, f"SELECT segment, as_of, members, added, removed, run_id FROM {SNAPSHOTS} "
+                                   "ORDER BY segment, as_of"):
+        series.setdefault(row.pop("segment"), []).append(row)
+    return series
+
+
+def snapshot_dates(warehouse: Warehouse) -> list[str]:
+    """Every ``as_of`` with a snapshot, newest first."""
+    if not _exists(warehouse, SNAPSHOTS):
+        return []
+    return [plain(r[0]) for r in warehouse.query(f"SELECT DISTINCT as_of FROM {SNAPSHOTS} ORDER BY as_of DESC")]
+
+
+def overlap(warehouse: Warehouse, as_of: dt.datetime) -> dict[str, Any]:
+    """Shared members of every pair of segments at ``as_of`` (the diagonal: each segment's size).
+
+    Reads the members of that one ``as_of`` (bounded by one snapshot's size), never the history.
+    """
+    if not _exists(warehouse, SNAPSHOTS):
+        return {"segments": [], "matrix": []}
+    sql = (f"WITH m AS (SELECT DISTINCT segment, customer_key FROM {MEMBERSHIPS} WHERE as_of = %(as_of)s) "
+           "SELECT a.segment AS row_segment, b.segment AS column_segment, COUNT(*) AS shared "
+           "FROM m AS a JOIN m AS b ON a.customer_key = b.customer_key GROUP BY a.segment, b.segment")
+    shared = {(r["row_segment"], r["column_segment"]): int(r["shared"])
+              for r in warehouse.query_records(sql, {"as_of": as_of})}
+    segments = sorted({row for row, _ in shared})
+    return {"segments": segments, "matrix": [[shared.get((a, b), 0) for b in segments] for a in segments]}
+
+
+def sync_runs(warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
+    """Per sync, its runs in time order with what each added, removed, rejected and suppressed."""
+    if not _exists(warehouse, SYNC_RUNS):
+        return {}
+    rows = _records(warehouse,
+                    "SELECT sync_id, segment, destination, run_id, as_of, status, dry_run, "
+                    "succeeded_add AS added, succeeded_change AS changed, succeeded_remove AS removed, "
+                    "failed_add + failed_change + failed_remove AS rejected, suppressed, duration_s, started_at "
+                    f"FROM {SYNC_RUNS} ORDER BY sync_id, started_at")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row.pop("sync_id"), []).append(row)
+    return runs
+
+
+def rejected_records(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The newest records a destination refused, with the reason (at most ROW_LIMIT)."""
+    if not _exists(warehouse, REJECTED):
+        return []
+    return _records(warehouse, "SELECT sync_id, customer_key, operation, error_code, message, attempts, "
+                               f"first_seen, last_seen FROM {REJECTED} ORDER BY last_seen DESC, sync_id, "
+                               f"customer_key LIMIT {ROW_LIMIT}")
+
+
+def destination_counts(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """Each sync's latest reported count per ``as_of`` and phase, beside the snapshot's size then."""
+    if not _exists(warehouse, DESTINATION_COUNTS):
+        return []
+    sql = (f"WITH c AS (SELECT sync_id, destination, as_of, phase, reported_count, reported_at, "
+           f"ROW_NUMBER() OVER (PARTITION BY sync_id, as_of, phase ORDER BY reported_at DESC) AS n "
+           f"FROM {DESTINATION_COUNTS}) "
+           f"SELECT c.sync_id, c.destination, c.as_of, c.phase, c.reported_count, r.segment, s.members AS central "
+           f"FROM c LEFT JOIN (SELECT DISTINCT sync_id, segment FROM {SYNC_RUNS}) AS r ON r.sync_id = c.sync_id "
+           f"LEFT JOIN {SNAPSHOTS} AS s ON s.segment = r.segment AND s.as_of = c.as_of "
+           "WHERE c.n = 1 ORDER BY c.sync_id, c.as_of, c.phase")
+    if not (_exists(warehouse, SYNC_RUNS) and _exists(warehouse, SNAPSHOTS)):
+        sql = (f"SELECT sync_id, destination, as_of, phase, reported_count, NULL AS segment, NULL AS central "
+               f"FROM {DESTINATION_COUNTS} ORDER BY sync_id, as_of, phase")
+    return _records(warehouse, sql)
+
+
+def drift_reports(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """Every drift finding: expected against reported, with the tolerance (the band a count may stray)."""
+    if not _exists(warehouse, DRIFT_REPORTS):
+        return []
+    return _records(warehouse, "SELECT run_id, checked_at, kind, name, destination, expected, reported, drift, "
+                               f"tolerance, status, detail FROM {DRIFT_REPORTS} ORDER BY kind, name, destination, "
+                               "checked_at")
+
+
+def reconcile_runs(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The distributed model's reconcile runs over time: conflicts, planned and applied changes."""
+    if not _exists(warehouse, RECONCILE_RUNS):
+        return []
+    return _records(warehouse, "SELECT run_id, segment, as_of, policy, status, customers, conflicts, "
+                               f"planned_changes, applied_changes, rejected FROM {RECONCILE_RUNS} "
+                               "ORDER BY segment, as_of")
+
+
+def customer_history(warehouse: Warehouse, customer: str) -> dict[str, Any]:
+    """One customer's memberships over time, and (once the per-record sync log exists) what syncs sent."""
+    memberships: list[dict[str, Any]] = []
+    if _exists(warehouse, SNAPSHOTS):
+        memberships = _records(warehouse, f"SELECT segment, arm, as_of FROM {MEMBERSHIPS} "
+                                          "WHERE customer_key = %(customer)s ORDER BY as_of, segment",
+                               {"customer": customer})
+    sent: list[dict[str, Any]] = []
+    if SYNC_LOG is not None and _exists(warehouse, SYNC_LOG):
+        sent = _records(warehouse, "SELECT sync_id, run_id, action, status, error_code, message, logged_at "
+                                   f"FROM {SYNC_LOG} WHERE customer_key = %(customer)s "
+                                   f"ORDER BY logged_at DESC LIMIT {ROW_LIMIT}", {"customer": customer})
+    return {"memberships": memberships, "sync_log": sent}
