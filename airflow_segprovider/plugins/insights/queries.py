@@ -14,6 +14,8 @@ Every value from a request is a bound parameter (``%(name)s``, see
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,7 @@ from airflow_segprovider.core.state import sync as sync_state
 from airflow_segprovider.core.state.distributed import RUNS as RECONCILE_RUNS
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
 from airflow_segprovider.core.state.hybrid import DRIFT_REPORTS
-from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS
+from airflow_segprovider.core.state.membership import BITS, MEMBERSHIPS, SNAPSHOTS, WORDS
 from airflow_segprovider.core.state.sync import REJECTED
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 
@@ -72,17 +74,91 @@ def snapshot_dates(warehouse: Warehouse) -> list[str]:
 def overlap(warehouse: Warehouse, as_of: dt.datetime) -> dict[str, Any]:
     """Shared members of every pair of segments at ``as_of`` (the diagonal: each segment's size).
 
-    Reads the members of that one ``as_of`` (bounded by one snapshot's size), never the history.
+    Reads the members of that one ``as_of`` (bounded by one snapshot's size), never the history, and
+    only once per snapshot: a snapshot's matrix is kept for as long as its writes are the ones the store
+    holds (:func:`_snapshot_writes`, the cache key, changes when the ``as_of`` is evaluated again).
     """
     if not _exists(warehouse, SNAPSHOTS):
         return {"segments": [], "matrix": []}
+    slots = _snapshot_writes(warehouse, as_of)
+    key = (as_of, slots) if slots else None
+    with _OVERLAP_LOCK:
+        cached = _OVERLAP_CACHE.get(key) if key else None
+        if cached is not None:
+            _OVERLAP_CACHE.move_to_end(key)
+    if cached is None:
+        shared = _shared_packed(warehouse, as_of, slots) if slots and _one_word(slots) else None
+        if shared is None:
+            shared = _shared_rows(warehouse, as_of)
+        segments = sorted({row for row, _ in shared})
+        cached = {"segments": segments, "matrix": [[shared.get((a, b), 0) for b in segments] for a in segments]}
+        if key:
+            with _OVERLAP_LOCK:
+                _OVERLAP_CACHE[key] = cached
+                while len(_OVERLAP_CACHE) > OVERLAP_CACHE_SIZE:
+                    _OVERLAP_CACHE.popitem(last=False)
+    return {"segments": list(cached["segments"]), "matrix": [list(row) for row in cached["matrix"]]}
+
+
+#: Overlap matrices kept, one per snapshot (about segments² integers each).
+OVERLAP_CACHE_SIZE = 256
+_OVERLAP_CACHE: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_OVERLAP_LOCK = threading.Lock()
+
+
+def _snapshot_writes(warehouse: Warehouse, as_of: dt.datetime) -> tuple[tuple[Any, ...], ...]:
+    """The packed store's bits of ``as_of``: ``(write_id, word, segment, mask)`` rows, sorted; () without the store.
+
+    ``write_id`` is new for every write (a uuid), and re-evaluating an ``as_of`` deletes or replaces its
+    bit rows, so these rows identify the snapshot's content: the overlap cache's key.
+    """
+    if not _exists(warehouse, BITS) or not _exists(warehouse, WORDS):
+        return ()
+    return tuple(sorted(
+        (str(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in warehouse.query(
+            f"SELECT write_id, word, segment, mask FROM {BITS} WHERE as_of = %(as_of)s", {"as_of": as_of})))
+
+
+def _one_word(slots: tuple[tuple[Any, ...], ...]) -> bool:
+    """Every segment of the snapshot is a bit of one word of one write: a member's row holds all of them."""
+    return len({(write_id, word) for write_id, word, _, _ in slots}) == 1
+
+
+def _shared_packed(warehouse: Warehouse, as_of: dt.datetime,
+                   slots: tuple[tuple[Any, ...], ...]) -> dict[tuple[str, str], int]:
+    """Pair counts from the packed rows: members counted per distinct bit pattern, pairs summed over patterns.
+
+    One pass over the ``as_of``'s word rows, grouped by their bits (no join by customer key); then, with
+    ``M`` the patterns x segments membership matrix and ``n`` each pattern's member count, the matrix of
+    shared members is ``M^T diag(n) M`` (a split segment's arms are one segment: their masks are or-ed).
+    """
+    import numpy as np
+
+    write_id, word = slots[0][0], slots[0][1]
+    masks: dict[str, int] = {}
+    for _, _, segment, mask in slots:
+        masks[segment] = masks.get(segment, 0) | mask
+    rows = warehouse.query(f"SELECT bits, COUNT(*) AS n FROM {WORDS} WHERE as_of = %(as_of)s "
+                           "AND write_id = %(write_id)s AND word = %(word)s GROUP BY bits",
+                           {"as_of": as_of, "write_id": write_id, "word": word})
+    names = list(masks)
+    if not rows:
+        return {}
+    patterns = np.array(rows, dtype=np.int64)
+    member = ((patterns[:, :1] & np.array([masks[name] for name in names], dtype=np.int64)) != 0).astype(np.int64)
+    # einsum's own loop, not a BLAS matmul: integer-exact, and no BLAS threads spinning on a busy machine
+    shared = np.einsum("pi,pj->ij", member, member * patterns[:, 1:], optimize=False)
+    return {(a, b): int(shared[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)
+            if shared[i, j]}
+
+
+def _shared_rows(warehouse: Warehouse, as_of: dt.datetime) -> dict[tuple[str, str], int]:
+    """Pair counts from the membership view (any store layout): the ``as_of``'s members joined by customer."""
     sql = (f"WITH m AS (SELECT DISTINCT segment, customer_key FROM {MEMBERSHIPS} WHERE as_of = %(as_of)s) "
            "SELECT a.segment AS row_segment, b.segment AS column_segment, COUNT(*) AS shared "
            "FROM m AS a JOIN m AS b ON a.customer_key = b.customer_key GROUP BY a.segment, b.segment")
-    shared = {(r["row_segment"], r["column_segment"]): int(r["shared"])
-              for r in warehouse.query_records(sql, {"as_of": as_of})}
-    segments = sorted({row for row, _ in shared})
-    return {"segments": segments, "matrix": [[shared.get((a, b), 0) for b in segments] for a in segments]}
+    return {(r["row_segment"], r["column_segment"]): int(r["shared"])
+            for r in warehouse.query_records(sql, {"as_of": as_of})}
 
 
 def sync_runs(warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
