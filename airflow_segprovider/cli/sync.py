@@ -96,7 +96,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         assert plan is not None
         removes = "unknown" if plan.remove is None else f"{plan.remove:,}"
         if args.dry_run:
-            print(f"{sync.id}: would add {plan.add:,}, change {plan.change:,}, remove {removes} "
+            print(f"{sync.id}: would add {plan.add:,}, change {plan.change:,}, remove {removes}, "
+                  f"remove for withdrawn consent {plan.consent_remove:,}, replace changed identities "
+                  f"{plan.reidentify:,}, release shared identities {plan.released:,} "
                   f"(suppressed by consent {plan.suppressed:,}, no identity {plan.missing_identity:,}, "
                   f"given up after retries {plan.exhausted:,})")
             for operation, keys in plan.samples.items():
@@ -104,8 +106,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     print(f"    sample {operation}: {', '.join(keys)}")
         else:
             print(f"{sync.id}: {record.status}: added {record.succeeded['add']:,}, changed "
-                  f"{record.succeeded['change']:,}, removed {record.succeeded['remove']:,}; rejected "
-                  f"{sum(record.failed.values()):,} (of planned {plan.add:,}/{plan.change:,}/{removes}) "
+                  f"{record.succeeded['change']:,}, removed {record.succeeded['remove']:,}, removed for withdrawn "
+                  f"consent {record.succeeded['consent_remove']:,}, replaced identities "
+                  f"{record.succeeded['reidentify']:,}; rejected {sum(record.failed.values()):,} "
+                  f"(of planned {plan.add:,}/{plan.change:,}/{removes}/{plan.consent_remove:,}) "
                   f"in {record.duration_s:.1f}s")
         if record.status == "partial":
             status = EXIT_ERROR

@@ -14,7 +14,7 @@ from airflow_segprovider.core.state.distributed import AUDIT, DECISIONS, PLAN
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.state.sync import REJECTED, STATE
 from airflow_segprovider.core.sync.engine import SyncEngine
-from airflow_segprovider.core.sync.plan import SyncOptions
+from airflow_segprovider.core.sync.plan import REMOVALS, SyncOptions
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -101,7 +101,7 @@ class ReconcileSyncEngine(SyncEngine):
             keys = [k for k in result.acknowledged if k in sent]
             if not keys:
                 return
-            after = operation != "remove"
+            after = operation not in REMOVALS  # consent removals and re-identifications take the member out too
             rules = [self._planned.get((sync.destination, k), (after, "unplanned", "not in the reconcile plan"))
                      for k in keys]
             now = utc_now()

@@ -9,11 +9,15 @@
     one row per (sync, customer, operation) a destination refused, with the error and
     how often it was refused; retried on later runs up to ``max_attempts``.
 ``segprovider_sync_runs``
-    one row per (run, sync): what the run planned, sent and failed, its status and timing.
+    one row per (run, sync): what the run planned, sent and failed, its status and timing; consent
+    removals (``*_consent_remove``) apart from membership removals (``*_remove``), old identities
+    removed after an identity change (``*_reidentify``) and rows ``released`` without a call (an
+    identity another staying member still holds).
 ``segprovider_sync_log``
     one row per record a run sent (or refused to send), appended, never updated: the sync, the run
     (``run_id``, the join key to ``segprovider_sync_runs``), the customer, the ``action`` (``add``,
-    ``change``, ``remove`` sent to the destination; ``reject`` for a record refused before any call,
+    ``change``, ``remove``, ``consent_remove``, ``reidentify`` sent to the destination; ``release`` for a
+    row taken out of the state without a call; ``reject`` for a record refused before any call,
     e.g. without an identity), the hash of the attributes sent (``row_hash``, as in the state), the
     destination's answer (``status`` ``accepted`` or ``rejected``, with its ``error_code`` and message)
     and when (``logged_at``, UTC). Written in the transaction that commits the batch's state, so it is
@@ -43,6 +47,8 @@ TABLES: tuple[str, ...] = (STATE, REJECTED, RUNS, LOG)
 
 #: ``action`` of a log row for a record the engine refused before calling the destination
 REJECT = "reject"
+#: ``action`` of a log row for a leaving customer whose identity another member still holds: no call made
+RELEASE = "release"
 
 DDL = (
     f"""CREATE TABLE IF NOT EXISTS {STATE} (
@@ -61,6 +67,8 @@ DDL = (
         status VARCHAR NOT NULL, planned_add BIGINT, planned_change BIGINT, planned_remove BIGINT,
         succeeded_add BIGINT, succeeded_change BIGINT, succeeded_remove BIGINT,
         failed_add BIGINT, failed_change BIGINT, failed_remove BIGINT, suppressed BIGINT,
+        planned_consent_remove BIGINT, succeeded_consent_remove BIGINT, failed_consent_remove BIGINT,
+        planned_reidentify BIGINT, succeeded_reidentify BIGINT, failed_reidentify BIGINT, released BIGINT,
         started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, duration_s DOUBLE, records_per_s DOUBLE,
         error VARCHAR, PRIMARY KEY (run_id, sync_id))""",
     # no primary key: an append-only log, loaded in bulk (one statement per batch)
@@ -71,10 +79,28 @@ DDL = (
 )
 
 
+#: columns added after a table was first released, ``(table, column, type)``: tables created by an earlier
+#: version get them on the next :func:`ensure_tables` (``ADD COLUMN IF NOT EXISTS``, in every dialect we
+#: render for: DuckDB, PostgreSQL, Snowflake, BigQuery); old rows read NULL there.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (RUNS, "planned_consent_remove", "BIGINT"),
+    (RUNS, "succeeded_consent_remove", "BIGINT"),
+    (RUNS, "failed_consent_remove", "BIGINT"),
+    (RUNS, "planned_reidentify", "BIGINT"),
+    (RUNS, "succeeded_reidentify", "BIGINT"),
+    (RUNS, "failed_reidentify", "BIGINT"),
+    (RUNS, "released", "BIGINT"),
+    # a refusal no retry can lift (a Mailchimp compliance state): exhausted at its first attempt
+    (REJECTED, "final", "BOOLEAN"),
+)
+
+
 def ensure_tables(warehouse: Warehouse) -> None:
-    """Create the sync tables in ``warehouse`` when missing."""
+    """Create the sync tables in ``warehouse`` when missing, and add the columns an earlier version lacked."""
     for statement in DDL:
         warehouse.execute(render(statement, warehouse.dialect))
+    for table, column, kind in ADDED_COLUMNS:
+        warehouse.execute(render(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}", warehouse.dialect))
 
 
 def utc_now() -> dt.datetime:

@@ -32,11 +32,17 @@ def latest_consent_sql(consent: ConsentModel, channel: str, schema: str | None,
             f"{text_literal(channel)}{bound}) AS ranked WHERE rn = 1")
 
 
-def withdrawn_keys_sql(consent: ConsentModel | None, channel: str, schema: str | None) -> str | None:
-    """Keys of customers whose latest answer for ``channel`` withdraws consent; None without a consent model.
+def not_allowed_keys_sql(consent: ConsentModel | None, channel: str, schema: str | None) -> str | None:
+    """Keys of customers no longer allowed on ``channel``; None when nobody can be (no consent model for it).
 
-    What a held sync still removes: an opt-out is carried to the destination whatever else is held.
+    The one "not allowed" predicate of the sync: today a withdrawal (the latest answer for the channel
+    is no); a suppression or an erasure list joins here as another ``UNION`` arm, and every sync mode,
+    guard and hold follows (:func:`~airflow_segprovider.core.sync.plan.consent_removals_sql`). A customer
+    who never answered on a channel requiring opt-in is *not* listed: they were never allowed, so a sync
+    never added them, and a first run's baseline members without an answer are not a withdrawal.
+    Keys are never NULL here: the plan reads them with ``NOT IN``.
     """
     if consent is None or channel not in consent.channels:
         return None
-    return f"SELECT k FROM ({latest_consent_sql(consent, channel, schema)}) AS withdrawn WHERE NOT opted_in"
+    return (f"SELECT k FROM ({latest_consent_sql(consent, channel, schema)}) AS withdrawn "
+            "WHERE NOT opted_in AND k IS NOT NULL")

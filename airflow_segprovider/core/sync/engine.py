@@ -5,13 +5,15 @@ A sync compares the **desired** state (the segment's snapshot at ``as_of``) with
 through its phases in order, each in its own module:
 
 1. :mod:`.safety`: the segment must have a snapshot at ``as_of``;
-2. :mod:`.plan`: the queries of each operation (add, change, remove), counted into a
-   plan, after recording an existing list's members as a baseline on a first run;
-3. :mod:`.safety`: the empty-segment and mass-removal guards;
+2. :mod:`.plan`: the queries of each operation (add, change, remove, consent_remove, reidentify), counted
+   into a plan, after recording an existing list's members as a baseline on a first run;
+3. :mod:`.safety`: the empty-segment and mass-removal guards, on membership removals only (consent
+   removals are never held back, by a guard or by a failed gate);
 4. :mod:`.execute`: batches sent through the connector, each acknowledged batch
    committed to the sync state and the per-record sync log (:mod:`.record`), whose rows
    older than ``log_retention_days`` are then deleted;
-5. :mod:`.record`: the run's record, whatever happened.
+5. :mod:`.record`: the run's record, written as ``running`` when it starts and again when it ends,
+   whatever happened; the next run marks one left ``running`` (a killed run) ``crashed``.
 
 :class:`SyncEngine` strings the phases together; each phase is a method, so that the
 distributed model's reconcile and the hybrid model's attribute push can replace the
@@ -32,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state import sync as sync_state
-from airflow_segprovider.core.sync.consent import withdrawn_keys_sql
-from airflow_segprovider.core.sync.execute import Progress, json_ready, record_batches, send_all, senders
+from airflow_segprovider.core.sync.consent import not_allowed_keys_sql
+from airflow_segprovider.core.sync.execute import EMAIL_CHANNEL, Progress, json_ready, record_batches, send_all, senders
 from airflow_segprovider.core.sync.plan import (
+    REMOVALS,
     SyncOptions,
     SyncPlan,
     count_rows,
@@ -42,16 +45,17 @@ from airflow_segprovider.core.sync.plan import (
     held_queries,
     plan_queries,
     plan_sync,
-    withdrawn_remove_sql,
 )
 from airflow_segprovider.core.sync.record import (
     SyncRunRecord,
     commit_batch,
     held_keys_sql,
+    mark_crashed,
     previously_rejected,
     prune_sync_log,
     reject_unsendable,
     rejected_records,
+    release_shared,
     write_run,
 )
 from airflow_segprovider.core.sync.safety import SyncBlockedError, baseline_members, check_safety, require_snapshot
@@ -87,8 +91,9 @@ class SyncEngine:
 
     def _plan_sql(self, sync: Sync, destination: Destination, as_of: dt.datetime, max_attempts: int) -> dict[str, str]:
         """Queries listing the keys of each operation (with what is needed to send them)."""
+        not_allowed = not_allowed_keys_sql(self.project.model.consent, destination.channel, self.warehouse.schema)
         return plan_queries(sync, destination, self._desired_sql(sync, destination, as_of), max_attempts,
-                            self.warehouse.dialect)
+                            self.warehouse.dialect, not_allowed)
 
     def run(self, sync: Sync, client: DestinationClient, as_of: str | dt.datetime, *,
             options: SyncOptions | None = None, run_id: str | None = None) -> SyncRunRecord:
@@ -107,11 +112,15 @@ class SyncEngine:
                                sync.destination, at.isoformat(), sync.mode, options.dry_run)
         started, started_at = time.perf_counter(), sync_state.utc_now()
         self.ensure_tables()
+        if not options.dry_run:
+            mark_crashed(self.warehouse, sync.id, record.run_id)
+        # written now, so a run killed before its end is visible (status "running", then "crashed")
+        self._write_run(record, started_at, finished=False)
         try:
             self._require_snapshot(sync, at)
             queries = self._plan_sql(sync, destination, at, options.max_attempts)
             if options.held_by:
-                queries = self._held_sql(sync, destination, queries)
+                queries = held_queries(queries)
             if not options.dry_run:
                 client.check()
                 # A mapping to a field the destination lacks fails here, before anything is sent.
@@ -119,8 +128,8 @@ class SyncEngine:
                 record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=True)
             else:
                 record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=False)
-            if not options.held_by:  # a held sync removes only opt-outs, which no guard may hold back
-                self._check_safety(sync, record.plan, options)
+            # membership removals only: a held plan has none, and consent removals are never held back
+            self._check_safety(sync, record.plan, options)
             if not options.dry_run:
                 self._execute(sync, destination, client, queries, options, record)
                 if options.log_retention_days is not None:
@@ -129,7 +138,7 @@ class SyncEngine:
                 "partial" if any(record.failed.values()) else "held" if options.held_by else "succeeded")
             if options.held_by:
                 record.error = (f"membership changes held by {options.held_by}; "
-                                f"{record.succeeded['remove']} opt-out removals sent")
+                                f"{record.succeeded['consent_remove']} consent removals sent")
         except BaseException as exc:
             record.status = "blocked" if isinstance(exc, SyncBlockedError) else "failed"
             record.error = f"{type(exc).__name__}: {exc}"
@@ -140,11 +149,6 @@ class SyncEngine:
             record.records_per_s = round(done / record.duration_s, 1) if record.duration_s else 0.0
             self._write_run(record, started_at)
         return record
-
-    def _held_sql(self, sync: Sync, destination: Destination, queries: dict[str, str]) -> dict[str, str]:
-        """The plan of a held sync: no membership change, only the removals of members who withdrew consent."""
-        withdrawn = withdrawn_keys_sql(self.project.model.consent, destination.channel, self.warehouse.schema)
-        return held_queries(queries, withdrawn_remove_sql(sync), withdrawn, self.warehouse.dialect)
 
     # the phases of a run
     def _require_snapshot(self, sync: Sync, at: dt.datetime) -> None:
@@ -168,15 +172,18 @@ class SyncEngine:
     def _execute(self, sync: Sync, destination: Destination, client: DestinationClient, queries: dict[str, str],
                  options: SyncOptions, record: SyncRunRecord) -> None:
         assert record.plan is not None
-        total = record.plan.add + record.plan.change + (record.plan.remove or 0)
+        plan = record.plan
+        total = plan.add + plan.change + (plan.remove or 0) + plan.consent_remove + plan.reidentify
         progress = Progress(sync.id, total, options.progress_every_s)
-        reject_unsendable(self.warehouse, sync.id, queries["missing_identity"], record.run_id)
+        # before anything is sent: a shared identity stays in the destination for its other holders
+        release_shared(self.warehouse, sync.id, queries["release"], record.run_id)
+        reject_unsendable(self.warehouse, sync.id, queries["missing_identity"], record.run_id, options.max_attempts)
         # rejected earlier and retried now: few, so kept in memory to clear them when accepted
         self._previously_rejected = previously_rejected(self.warehouse, sync.id)
         batch_size = min(options.batch_size or client.max_batch_size, client.max_batch_size)
-        for operation, send in senders(sync, client):
+        for operation, send in senders(sync, client, unsubscribe=destination.channel == EMAIL_CHANNEL):
             batches = record_batches(self.warehouse, queries[operation], destination, batch_size,
-                                     with_ids=operation == "remove", field_value=self._field_value)
+                                     with_ids=operation in REMOVALS, field_value=self._field_value)
 
             def commit(future: concurrent.futures.Future, operation: str = operation) -> None:
                 self._commit(sync, operation, future, record, progress)
@@ -197,8 +204,8 @@ class SyncEngine:
                      self._previously_rejected)
         progress.advance(len(records))
 
-    def _write_run(self, record: SyncRunRecord, started_at: dt.datetime) -> None:
-        write_run(self.warehouse, record, started_at)
+    def _write_run(self, record: SyncRunRecord, started_at: dt.datetime, *, finished: bool = True) -> None:
+        write_run(self.warehouse, record, started_at, finished=finished)
 
     # reading state
     def destination_count(self, sync: Sync) -> int:

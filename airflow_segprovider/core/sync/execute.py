@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: the consent channel whose withdrawal also unsubscribes the contact in the ESP
+EMAIL_CHANNEL = "email"
+#: operations sent with the vendor ids the state holds (as :data:`~airflow_segprovider.core.sync.plan.REMOVALS`)
+_REMOVALS = ("remove", "consent_remove", "reidentify")
+
 #: ``(records, row hashes, destination ids)``: one batch as read from the warehouse.
 Batch = tuple[list[Record], dict[str, str], dict[str, str]]
 
@@ -70,13 +75,37 @@ class Progress:
                  self.done / elapsed if elapsed else 0)
 
 
-def senders(sync: Sync, client: DestinationClient) -> tuple[tuple[str, Callable[..., BatchResult]], ...]:
-    """Each operation with the connector call that sends it, in the order a run sends them."""
+def senders(sync: Sync, client: DestinationClient, *, unsubscribe: bool = False,
+            ) -> tuple[tuple[str, Callable[..., BatchResult]], ...]:
+    """Each operation with the connector call that sends it, in the order a run sends them.
+
+    Removals go first (membership, then consent, then old identities), adds and changes after. A subclass
+    whose own ``remove`` query also lists withdrawn members (the distributed model's reconcile) has
+    them removed, and audited, as it always did; its consent removals then find nothing left.
+
+    :param unsubscribe: a consent removal also unsubscribes the contact (the destination's channel is
+        e-mail): the one status change a sync makes, carrying the person's own withdrawal.
+    """
     def remove(records: Sequence[Record], ids: dict[str, str] | None = None) -> BatchResult:
         return client.remove_members(records, ids)
 
+    def consent_remove(records: Sequence[Record], ids: dict[str, str] | None = None) -> BatchResult:
+        removed = client.remove_members(records, ids)
+        # a client without the optional unsubscribe (a test double, an older connector) only removes
+        send_unsubscribe = getattr(client, "unsubscribe", None) if unsubscribe else None
+        if send_unsubscribe is None:
+            return removed
+        done = set(removed.acknowledged)
+        answered = send_unsubscribe([r for r in records if r.key in done])
+        # not unsubscribed: not acknowledged, so the state keeps the contact and the next run retries both
+        refused = {r.key for r in answered.rejected}
+        return BatchResult(acknowledged=[k for k in removed.acknowledged if k not in refused],
+                           rejected=removed.rejected + answered.rejected, destination_ids=removed.destination_ids)
+
     send_add = client.upsert if sync.mode == "upsert" else client.add_members
-    return (("remove", remove), ("add", send_add), ("change", client.upsert))
+    # a changed identity: the old one is removed before "add" sends the new one
+    return (("remove", remove), ("consent_remove", consent_remove), ("reidentify", remove), ("add", send_add),
+            ("change", client.upsert))
 
 
 def record_batches(warehouse: Warehouse, sql: str, destination: Destination, batch_size: int, with_ids: bool,
@@ -153,7 +182,7 @@ def send_isolating(send: Callable[..., BatchResult], records: list[Record], ids:
     is raised as it is: splitting cannot help.
     """
     try:
-        return send(records, ids) if operation == "remove" else send(records)
+        return send(records, ids) if operation in _REMOVALS else send(records)
     except (DestinationAuthError, DestinationConfigError, UnsupportedOperationError):
         raise  # about the destination, not the records: splitting cannot help
     except TerminalDestinationError as exc:

@@ -8,7 +8,21 @@ destination confirmed (``segprovider_sync_state``). The difference is the plan:
 * **add**: desired, not in the destination;
 * **change**: in both, attributes hash differs (mirror and upsert modes);
 * **remove**: in the destination because *we* added it, no longer desired (every mode in
-  :data:`REMOVING_MODES`: mirror and upsert; ``add_only`` never removes anyone).
+  :data:`REMOVING_MODES`: mirror and upsert; ``add_only`` removes no one who merely left the segment);
+* **consent_remove**: in the destination (whoever put it there) and no longer *allowed* on the
+  destination's channel: the latest consent answer withdraws it (see
+  :func:`~airflow_segprovider.core.sync.consent.not_allowed_keys_sql`, the one place a suppression or
+  an erasure would join). Consent ranks above every mode, guard and gate: these removals are planned in
+  every mode, ``add_only`` included, are never counted by the safety guards (which judge membership
+  removals only), and are the one operation a held sync still sends;
+* **reidentify**: in the destination, still desired, but the identity the state recorded as sent differs
+  from the customer's identity now (an e-mail changed, or was blanked): the old identity is removed, and
+  the customer, out of the state, is sent again as an **add** with the new one (an invalid new address is
+  then a rejected record: the old address is gone either way, it is no longer the customer's).
+
+Identities are shared, not owned: a removal or a re-identification sends the old identity only when no
+contact that stays holds it; otherwise the leaving row is **released** from the state without a call
+(:func:`shared_identity_queries`). Consent removals are never narrowed that way.
 
 Each operation is one query listing its keys (with what is needed to send them); the
 plan counts them in the warehouse, never loading the members into memory.
@@ -34,7 +48,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("add", "change", "remove")
+OPERATIONS = ("add", "change", "remove", "consent_remove", "reidentify")
+#: the operations that take contacts out of the destination (sent with the vendor ids the state knows)
+REMOVALS = ("remove", "consent_remove", "reidentify")
 #: the sync modes whose plan removes members who left the segment (``add_only`` adds, nothing else);
 #: the safety guards (:func:`~airflow_segprovider.core.sync.safety.check_safety`) hold back each of them
 REMOVING_MODES = ("mirror", "upsert")
@@ -94,6 +110,12 @@ class SyncPlan:
     destination_size: int | None
     baseline: int = 0
     samples: dict[str, list[str]] = field(default_factory=dict)
+    #: contacts removed because their consent was withdrawn: apart from ``remove``, which the guards judge
+    consent_remove: int = 0
+    #: old identities removed because the member's identity changed (the new one is sent as an add)
+    reidentify: int = 0
+    #: leaving customers whose identity another staying contact holds: out of the state, no call
+    released: int = 0
 
 
 def desired_sql(project: Project, sync: Sync, destination: Destination, as_of: dt.datetime,
@@ -128,14 +150,19 @@ def desired_sql(project: Project, sync: Sync, destination: Destination, as_of: d
 
 
 def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempts: int,
-                 dialect: str) -> dict[str, str]:
+                 dialect: str, not_allowed: str | None = None) -> dict[str, str]:
     """Queries listing the keys of each operation (with what is needed to send them).
 
     :param desired: the desired-state query (:func:`desired_sql`, or a subclass's own).
     :param dialect: the warehouse's dialect the queries are rendered in.
+    :param not_allowed: keys no longer allowed on the destination's channel
+        (:func:`~airflow_segprovider.core.sync.consent.not_allowed_keys_sql`); None: nobody is (no consent
+        model for the channel), so nothing is a consent removal.
     """
     sid = text_literal(sync.id)
-    exhausted = (f"SELECT customer_key FROM {REJECTED} WHERE sync_id = {sid} AND attempts >= {int(max_attempts)}")
+    # a missing identity never exhausts sending: once the customer has one, it is sent
+    exhausted = (f"SELECT customer_key FROM {REJECTED} WHERE sync_id = {sid} AND error_code <> 'missing_identity' "
+                 f"AND (attempts >= {int(max_attempts)} OR COALESCE(final, FALSE))")
     state = f"SELECT * FROM {STATE} WHERE sync_id = {sid} AND in_destination"
     fields = "".join(f', d."f__{name}"' for name in sorted(destination.field_mapping))
     sendable = (f"d.consent_ok AND d.identity IS NOT NULL AND d.identity <> '' "
@@ -145,12 +172,22 @@ def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempt
         "add": (f"SELECT d.customer_key, d.identity, d.row_hash{fields} FROM ({desired}) AS d "
                 f"LEFT JOIN ({state}) AS s ON s.customer_key = d.customer_key "
                 f"WHERE s.customer_key IS NULL AND {sendable}"),
+        # a new identity is not a change of the old contact: see "reidentify"
         "change": (f"SELECT d.customer_key, d.identity, d.row_hash{fields} FROM ({desired}) AS d "
                    f"JOIN ({state}) AS s ON s.customer_key = d.customer_key "
-                   f"WHERE (s.row_hash IS NULL OR s.row_hash <> d.row_hash) AND {sendable}"),
+                   f"WHERE (s.row_hash IS NULL OR s.row_hash <> d.row_hash) AND {sendable} "
+                   f"AND {_norm('s.identity')} = {_norm('d.identity')}"),
+        # a member who is no longer allowed is a consent removal, never a membership removal too
         "remove": (f"SELECT s.customer_key, s.identity, s.row_hash, s.destination_id FROM ({state}) AS s "
                    f"WHERE s.origin = 'segprovider' AND s.customer_key NOT IN "
-                   f"(SELECT customer_key FROM ({desired}) AS d WHERE d.consent_ok)"),
+                   f"(SELECT customer_key FROM ({desired}) AS d WHERE d.consent_ok)"
+                   + (f" AND s.customer_key NOT IN ({not_allowed})" if not_allowed else "")),
+        "consent_remove": consent_removals_sql(sync, not_allowed),
+        # the member's identity changed (a new address, or none): the old one leaves; "add" then sends the new
+        "reidentify": (f"SELECT s.customer_key, s.identity, s.row_hash, s.destination_id FROM ({state}) AS s "
+                       f"JOIN ({desired}) AS d ON d.customer_key = s.customer_key "
+                       f"WHERE d.consent_ok AND {_norm('s.identity')} <> {_norm('d.identity')}"
+                       + (f" AND s.customer_key NOT IN ({not_allowed})" if not_allowed else "")),
         "suppressed": f"SELECT d.customer_key FROM ({desired}) AS d WHERE NOT d.consent_ok",
         "missing_identity": (f"SELECT d.customer_key FROM ({desired}) AS d WHERE d.consent_ok "
                              f"AND (d.identity IS NULL OR d.identity = '')"),
@@ -160,32 +197,59 @@ def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempt
         queries["change"] = queries["add"] + " AND FALSE"
     if sync.mode not in REMOVING_MODES:
         queries["remove"] = queries["remove"] + " AND FALSE"
+        queries["reidentify"] = queries["reidentify"] + " AND FALSE"
+    # consent_remove is never turned off: not by add_only, not by a hold (see held_queries)
+    queries.update(shared_identity_queries(state, queries))
     return {name: render(sql, dialect) for name, sql in queries.items()}
 
 
-def held_queries(queries: dict[str, str], state_remove: str, withdrawn: str | None, dialect: str) -> dict[str, str]:
-    """``queries`` of a sync whose membership changes are held: only consent removals are left.
+def _norm(column: str) -> str:
+    """An identity as destinations match it: trimmed, lower-cased, never NULL (so ``NOT IN`` is safe)."""
+    return f"LOWER(TRIM(COALESCE({column}, '')))"
 
-    :param state_remove: the remove query's ``SELECT ... FROM ({state}) AS s`` part is rebuilt from
-        the sync state: members we added who withdrew consent (``withdrawn``: their keys).
-    :param withdrawn: keys whose latest answer for the destination's channel is a withdrawal; None when
-        the destination's channel has no consent model (nothing to remove then).
+
+def shared_identity_queries(state: str, queries: dict[str, str]) -> dict[str, str]:
+    """``remove`` and ``reidentify`` narrowed to identities no staying contact holds, and ``release``.
+
+    Destinations hold an identity (an address), not a customer: two customers sharing an address are
+    one contact there. An identity leaves the destination only when no contact that *stays* (a row
+    of the state that this run neither removes, re-identifies nor consent-removes) holds it; the rows
+    of a leaving customer whose identity another contact still holds are **released**: taken out of
+    the state without a call (``release``, applied before anything is sent). Consent removals are
+    not narrowed: a withdrawal removes the address whoever else shares it.
+    """
+    leaving = " UNION ".join(f"SELECT customer_key FROM ({queries[op]}) AS {op}_keys"
+                             for op in ("remove", "reidentify", "consent_remove"))
+    held = f"SELECT {_norm('h.identity')} FROM ({state}) AS h WHERE h.customer_key NOT IN ({leaving})"
+    narrowed = {op: f"SELECT * FROM ({queries[op]}) AS q WHERE {_norm('q.identity')} NOT IN ({held})"
+                for op in ("remove", "reidentify")}
+    narrowed["release"] = " UNION ".join(
+        f"SELECT q.customer_key, q.identity FROM ({queries[op]}) AS q WHERE {_norm('q.identity')} IN ({held})"
+        for op in ("remove", "reidentify"))
+    return narrowed
+
+
+def consent_removals_sql(sync: Sync, not_allowed: str | None) -> str:
+    """Contacts the destination holds for ``sync`` (ours or a baseline's) whose key is ``not_allowed``.
+
+    A baseline member (found in the list on a first run) is removed too: consent outranks ownership.
+    Without a ``not_allowed`` query the result is empty, with the same columns.
+    """
+    state = f"SELECT * FROM {STATE} WHERE sync_id = {text_literal(sync.id)} AND in_destination"
+    return (f"SELECT s.customer_key, s.identity, s.row_hash, s.destination_id FROM ({state}) AS s WHERE "
+            + (f"s.customer_key IN ({not_allowed})" if not_allowed else "FALSE"))
+
+
+def held_queries(queries: dict[str, str]) -> dict[str, str]:
+    """``queries`` of a sync whose membership changes are held (a failed gate): only consent removals are left.
+
+    Adds, changes, membership removals, re-identifications and releases are emptied; ``consent_remove`` is kept as planned, so a
+    held sync and a free one remove the same withdrawn contacts.
     """
     held = dict(queries)
-    for operation in ("add", "change"):
+    for operation in ("add", "change", "remove", "reidentify", "release"):
         held[operation] = f"SELECT * FROM ({queries[operation]}) AS q WHERE FALSE"
-    if withdrawn is None:
-        held["remove"] = f"SELECT * FROM ({queries['remove']}) AS q WHERE FALSE"
-    else:
-        held["remove"] = render(f"{state_remove} AND s.customer_key IN ({withdrawn})", dialect)
     return held
-
-
-def withdrawn_remove_sql(sync: Sync) -> str:
-    """Members we added to ``sync``'s destination: the base of a held sync's consent removals."""
-    state = f"SELECT * FROM {STATE} WHERE sync_id = {text_literal(sync.id)} AND in_destination"
-    return (f"SELECT s.customer_key, s.identity, s.row_hash, s.destination_id FROM ({state}) AS s "
-            "WHERE s.origin = 'segprovider'")
 
 
 def count_rows(warehouse: Warehouse, sql: str) -> int:
@@ -211,6 +275,8 @@ def plan_sync(warehouse: Warehouse, sync: Sync, client: DestinationClient, queri
     plan = SyncPlan(
         add=count(queries["add"]), change=count(queries["change"]),
         remove=count(queries["remove"]), suppressed=count(queries["suppressed"]),
+        consent_remove=count(queries["consent_remove"]), reidentify=count(queries["reidentify"]),
+        released=count(queries["release"]),
         missing_identity=count(queries["missing_identity"]), exhausted=count(queries["exhausted"]),
         destination_size=count(render(f"SELECT 1 FROM {STATE} WHERE sync_id = {sid} AND in_destination",
                                       warehouse.dialect)),

@@ -4,7 +4,8 @@ Each acknowledged batch is committed to the state table in its own transaction, 
 run killed halfway and run again sends only what was not acknowledged. Records a
 destination refuses go to ``segprovider_rejected_records`` and are retried on later
 runs up to ``max_attempts``; one accepted later is no longer a rejected record. Every
-run writes a record to ``segprovider_sync_runs``.
+run writes a record to ``segprovider_sync_runs`` when it starts (``running``) and again when it ends; a
+record still ``running`` when the next run of the sync starts is marked ``crashed`` (:func:`mark_crashed`).
 
 The state is overwritten run after run; the **sync log** (``segprovider_sync_log``) keeps, per
 record, what each run sent and what the destination answered, appended in the same transaction
@@ -25,8 +26,18 @@ import pyarrow as pa
 
 from airflow_segprovider.core.destination import RejectedRecord
 from airflow_segprovider.core.sql.dialects import in_list, render, text_literal, ts_literal
-from airflow_segprovider.core.state.sync import LOG, REJECT, REJECTED, RUNS, STATE, log_rows, state_rows, utc_now
-from airflow_segprovider.core.sync.plan import OPERATIONS, SyncPlan
+from airflow_segprovider.core.state.sync import (
+    LOG,
+    REJECT,
+    REJECTED,
+    RELEASE,
+    RUNS,
+    STATE,
+    log_rows,
+    state_rows,
+    utc_now,
+)
+from airflow_segprovider.core.sync.plan import OPERATIONS, REMOVALS, SyncPlan
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.destination import BatchResult, Record
@@ -97,7 +108,7 @@ def commit_batch(warehouse: Warehouse, lock: threading.Lock, sync_id: str, opera
                 known = destination_ids(warehouse, sync_id, keys)
                 ids = [vendor_id or known.get(key) for key, vendor_id in zip(keys, ids)]
             state = state_rows(sync_id, keys, [identities[key] for key in keys], [hashes.get(key) for key in keys],
-                               ids, operation != "remove", "segprovider", record.run_id, now)
+                               ids, operation not in REMOVALS, "segprovider", record.run_id, now)
             warehouse.upsert(STATE, ["sync_id", "customer_key"], state)
             # the log's keys, hashes and time are the state's own columns: what the state says, the log says
             log = log_rows(sync_id, record.run_id, operation, state.column("customer_key"), state.column("row_hash"),
@@ -133,14 +144,45 @@ def record_rejections(warehouse: Warehouse, sync_id: str, operation: str, reject
         "first_seen": pa.array([previous.get(r.key, (0, now))[1] for r in rejected], pa.timestamp("us")),
         "last_seen": pa.array([now] * len(rejected), pa.timestamp("us")),
         "run_id": [run_id] * len(rejected),
+        "final": pa.array([not getattr(r, "retryable", True) for r in rejected], pa.bool_()),
     })
     with warehouse.transaction():
         warehouse.upsert(REJECTED, ["sync_id", "customer_key", "operation"], rows)
 
 
-def reject_unsendable(warehouse: Warehouse, sync_id: str, missing_identity_sql: str, run_id: str) -> None:
-    """Members without an identity can never be sent: they are rejected records, not silently dropped."""
+def release_shared(warehouse: Warehouse, sync_id: str, release_sql: str, run_id: str) -> int:
+    """Take leaving rows whose identity a staying contact still holds out of the state, without a call.
+
+    The destination keeps the shared identity (it is another member's too); the log says ``release``.
+
+    :param release_sql: the plan's ``release`` query (rendered): ``(customer_key, identity)``, few rows.
+    :returns: how many rows were released.
+    """
+    keys = sorted({row[0] for row in warehouse.query(release_sql)})
+    if not keys:
+        return 0
+    now = utc_now()
+    with warehouse.transaction():
+        warehouse.execute(render(
+            f"UPDATE {STATE} SET in_destination = FALSE, synced_at = {ts_literal(now)}, run_id = {text_literal(run_id)} "
+            f"WHERE sync_id = {text_literal(sync_id)} AND customer_key IN {in_list(keys)}", warehouse.dialect))
+        warehouse.load(LOG, log_rows(sync_id, run_id, RELEASE, keys, [None] * len(keys), [], now))
+    return len(keys)
+
+
+def reject_unsendable(warehouse: Warehouse, sync_id: str, missing_identity_sql: str, run_id: str,
+                      max_attempts: int | None = None) -> None:
+    """Members without an identity can never be sent: they are rejected records, not silently dropped.
+
+    :param max_attempts: like any refusal, one is counted (and logged) until it was refused this often; it
+        stays listed, and is sent as soon as the customer has an identity (it never exhausts sending).
+    """
     keys = [row[0] for row in warehouse.query(missing_identity_sql)]
+    if keys and max_attempts is not None:
+        counted = {row[0] for row in warehouse.query(render(
+            f"SELECT customer_key FROM {REJECTED} WHERE sync_id = {text_literal(sync_id)} AND operation = 'add' "
+            f"AND attempts >= {int(max_attempts)}", warehouse.dialect))}
+        keys = [key for key in keys if key not in counted]
     if keys:
         message = "the customer has no value for the destination's identity attribute"
         with warehouse.transaction():
@@ -150,8 +192,12 @@ def reject_unsendable(warehouse: Warehouse, sync_id: str, missing_identity_sql: 
                                          [(k, None, "missing_identity", message) for k in keys], utc_now()))
 
 
-def write_run(warehouse: Warehouse, record: SyncRunRecord, started_at: dt.datetime) -> None:
-    """Upsert the run's row into ``segprovider_sync_runs``."""
+def write_run(warehouse: Warehouse, record: SyncRunRecord, started_at: dt.datetime, *, finished: bool = True) -> None:
+    """Upsert the run's row into ``segprovider_sync_runs``.
+
+    :param finished: False for the row written when the run starts (status ``running``, no ``finished_at``),
+        so that a run killed before its end is still visible.
+    """
     plan = record.plan
     row = pa.table({
         "run_id": [record.run_id], "sync_id": [record.sync_id], "segment": [record.segment],
@@ -161,15 +207,41 @@ def write_run(warehouse: Warehouse, record: SyncRunRecord, started_at: dt.dateti
         "planned_add": pa.array([plan.add if plan else None], pa.int64()),
         "planned_change": pa.array([plan.change if plan else None], pa.int64()),
         "planned_remove": pa.array([plan.remove if plan else None], pa.int64()),
+        "planned_consent_remove": pa.array([plan.consent_remove if plan else None], pa.int64()),
+        "planned_reidentify": pa.array([plan.reidentify if plan else None], pa.int64()),
+        "released": pa.array([plan.released if plan else None], pa.int64()),
         **{f"{kind}_{op}": pa.array([getattr(record, kind)[op]], pa.int64())
            for kind in ("succeeded", "failed") for op in OPERATIONS},
         "suppressed": pa.array([plan.suppressed if plan else None], pa.int64()),
         "started_at": pa.array([started_at], pa.timestamp("us")),
-        "finished_at": pa.array([utc_now()], pa.timestamp("us")),
+        "finished_at": pa.array([utc_now() if finished else None], pa.timestamp("us")),
         "duration_s": [record.duration_s], "records_per_s": [record.records_per_s], "error": [record.error],
     })
     with warehouse.transaction():
         warehouse.upsert(RUNS, ["run_id", "sync_id"], row)
+
+
+#: ``error`` of a run marked ``crashed``
+CRASHED_ERROR = ("the run stopped without recording its end (killed, or its worker lost); what it had "
+                 "acknowledged is in the sync state, and the next run resumed from there")
+
+
+def mark_crashed(warehouse: Warehouse, sync_id: str, run_id: str) -> int:
+    """Mark ``sync_id``'s earlier runs still recorded as ``running`` as ``crashed``; how many there were.
+
+    A run writes its record as ``running`` when it starts and overwrites it when it ends, whatever
+    happened; one still ``running`` when the next run of the sync starts was killed (SIGKILL, a lost
+    worker). Runs of one sync never overlap (one writer per DuckDB file; one task per sync in a DAG run).
+    """
+    where = (f"sync_id = {text_literal(sync_id)} AND status = 'running' AND run_id <> {text_literal(run_id)}")
+    crashed = int(warehouse.query(render(f"SELECT COUNT(*) FROM {RUNS} WHERE {where}", warehouse.dialect))[0][0])
+    if crashed:
+        with warehouse.transaction():
+            warehouse.execute(render(
+                f"UPDATE {RUNS} SET status = 'crashed', error = {text_literal(CRASHED_ERROR)} WHERE {where}",
+                warehouse.dialect))
+    return crashed
+
 
 
 def held_keys_sql(sync_id: str) -> str:
@@ -198,7 +270,7 @@ def read_sync_log(warehouse: Warehouse, *, sync_id: str | None = None, customer_
     """Sync-log rows, newest first, each with its run's destination, ``as_of`` and status.
 
     The run comes from ``segprovider_sync_runs``, joined on ``(run_id, sync_id)``: the run record's
-    ``run_id`` is the link between the two (a run still in progress has no run row yet).
+    ``run_id`` is the link between the two (a run in progress has a row with status ``running``).
 
     :param since: rows logged at or after this time (UTC); ``until``: strictly before.
     :returns: ``[]`` when the warehouse has no sync log yet.

@@ -140,7 +140,10 @@ def test_a_batch_whose_log_cannot_be_written_leaves_no_state_either(
 
     state = warehouse.query(f"SELECT COUNT(*) FROM segprovider_sync_state WHERE sync_id = '{sync.id}'")[0][0]
     logged = warehouse.query(f"SELECT COUNT(*) FROM {LOG} WHERE sync_id = '{sync.id}' AND action <> 'reject'")[0][0]
-    assert state == logged == loads[0] > 0  # the first batch, in both; the second, in neither
+    # the first batch, in both; the second, in neither; a batch acknowledged while the second failed is
+    # still committed (send_all keeps what the destination acknowledged), in both: timing decides whether there is one
+    committed = sum(rows for attempt, rows in enumerate(loads) if attempt != 1)
+    assert state == logged == committed > 0 and committed < sum(loads)
 
 
 def test_rows_older_than_the_retention_are_deleted_at_the_end_of_a_run(
