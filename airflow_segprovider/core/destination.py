@@ -45,11 +45,15 @@ class RejectedRecord:
     :param key: our customer key of the refused record.
     :param code: a short, stable reason code (the vendor's error code where it gives one).
     :param message: the vendor's explanation, or ours when we refused before sending.
+    :param retryable: False when no later attempt can succeed (the contact's own state forbids it, e.g.
+        Mailchimp's compliance states): the engine then stops sending the record at once instead of
+        after ``max_attempts`` runs.
     """
 
     key: str
     code: str
     message: str
+    retryable: bool = True
 
 
 class DestinationError(SegproviderError):
@@ -226,18 +230,29 @@ class ReportedCount:
     """A destination's own notion of its size: an exact count, or the range a vendor reports instead.
 
     Meta, for one, reports an audience's size only as ``approximate_count_lower_bound`` and
-    ``..._upper_bound`` (two significant figures), so 2,199 members read as 2,100 to 2,200. Every
+    ``..._upper_bound`` (two significant figures), so 2,199 members read as 2,100 to 2,200. And it
+    counts only the people it *matched* to an account, often well under the number uploaded, so
+    ``N`` people sent are consistent with any count from ``min_match_rate × N`` to ``N``. Every
     comparison of an expected count with a destination's goes through :meth:`drift_from`, so a
-    count inside the reported range is never taken for drift.
+    count consistent with the expected one is never taken for drift.
 
     :param value: the count as the vendor shows it (for a range, its lower bound).
     :param lower: the fewest members consistent with the report.
     :param upper: the most members consistent with the report.
+    :param min_match_rate: the lowest share of the people sent the destination may report (1.0: it
+        reports everyone it was sent; an ad platform reports the matched share).
+    :param pending: the destination says some changes are not applied yet (Meta applies an upload
+        within up to 24 hours), so a count off what was sent is "not yet applied", not drift.
+    :param match_rate: the share of the people sent that the destination reports matching, where it
+        says (Meta's upload sessions), or None.
     """
 
     value: int
     lower: int
     upper: int
+    min_match_rate: float = 1.0
+    pending: bool = False
+    match_rate: float | None = None
 
     @classmethod
     def exact(cls, value: int) -> ReportedCount:
@@ -248,12 +263,35 @@ class ReportedCount:
     def approximate(self) -> bool:
         return self.lower != self.upper
 
+    @property
+    def matched(self) -> bool:
+        """Whether the count is of the people matched, below the number sent (an ad platform's)."""
+        return self.min_match_rate < 1.0
+
+    def expected_range(self, expected: int) -> tuple[int, int]:
+        """The counts consistent with ``expected`` people sent: ``[⌊min_match_rate × expected⌋, expected]``."""
+        return int(self.min_match_rate * expected), expected
+
     def drift_from(self, expected: int) -> float:
-        """How far ``expected`` lies outside the reported range, relative to ``expected``; 0 inside it."""
-        if self.lower <= expected <= self.upper:
+        """How far the reported range lies from the range ``expected`` allows, relative to ``expected``;
+        0 when they overlap."""
+        low, high = self.expected_range(expected)
+        if self.upper < low:
+            gap = low - self.upper
+        elif self.lower > high:
+            gap = self.lower - high
+        else:
             return 0.0
-        gap = self.lower - expected if expected < self.lower else expected - self.upper
         return gap / max(expected, 1)
+
+    def observed_match_rate(self, expected: int) -> float | None:
+        """The share matched: the destination's own figure, else the reported count over ``expected``
+        (None for a destination that reports everyone it was sent)."""
+        if self.match_rate is not None:
+            return self.match_rate
+        if not self.matched:
+            return None
+        return min(1.0, self.value / expected) if expected else None
 
     def __str__(self) -> str:
         return f"{self.value}" if not self.approximate else f"{self.lower} to {self.upper} (approximate)"
@@ -293,6 +331,14 @@ class DestinationClient(Protocol):
         self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None
     ) -> BatchResult:
         """Remove the records from the target; ``destination_ids`` (key to vendor id) avoids look-ups."""
+
+    def unsubscribe(self, records: Sequence[Record]) -> BatchResult:
+        """Unsubscribe the records' contacts from e-mail: sent with a consent removal on an e-mail destination.
+
+        The one status change a sync makes, carrying the person's own withdrawal. Optional: the engine
+        only removes when a client lacks it; :class:`~airflow_segprovider.destinations.base.HttpDestination`
+        acknowledges every record without a call (vendors whose subscription status is not the list's).
+        """
 
     def iter_members(self, page_size: int = 500) -> Iterator[Member]:
         """Read the target's members back, page by page."""

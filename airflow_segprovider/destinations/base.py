@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from airflow_segprovider.core.destination import DestinationConfigError, Record, RejectedRecord, ReportedCount
+from airflow_segprovider.core.destination import (
+    BatchResult,
+    DestinationConfigError,
+    Record,
+    RejectedRecord,
+    ReportedCount,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -118,6 +124,15 @@ class HttpDestination:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def unsubscribe(self, records: Sequence[Record]) -> BatchResult:
+        """Unsubscribe the records' contacts from e-mail (a consent removal on an e-mail destination).
+
+        Default: nothing to change, every record acknowledged: the connector's removal is all the vendor
+        offers the sync (HubSpot keeps subscription status in its own communication-preferences API, not
+        set by a sync yet). An ESP whose audience carries the status (Mailchimp) overrides this.
+        """
+        return BatchResult(acknowledged=[record.key for record in records])
 
     def reported_count(self) -> ReportedCount:
         """The target's size as the vendor reports it: exact here; a connector with ranges overrides it."""

@@ -1,7 +1,13 @@
-"""Pacing shared by every sender thread of one destination: a token bucket plus a destination-wide pause."""
+"""Pacing shared by every sender thread of one destination: a token bucket plus a destination-wide pause.
+
+Some vendors limit a credential rather than a client: Mailchimp allows 10 simultaneous connections
+per API key, across every client of that key. :func:`credential_slots` gives every client of one
+credential in the process the same semaphore, so two syncs to the same account never exceed it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -9,7 +15,28 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["TokenBucket"]
+__all__ = ["TokenBucket", "credential_slots"]
+
+_CREDENTIAL_SLOTS: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+_CREDENTIAL_SLOTS_LOCK = threading.Lock()
+
+
+def credential_slots(vendor: str, credential: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore of ``limit`` slots shared by every client of ``credential`` at ``vendor``.
+
+    The first caller for a credential sets its limit (the vendor's, the same for every caller). The
+    credential is kept only as a SHA-256 digest, so the registry holds no secret.
+
+    :param vendor: the vendor whose limit this is, e.g. ``mailchimp``.
+    :param credential: the API key or token the vendor counts connections by.
+    :param limit: simultaneous requests the vendor allows per credential.
+    """
+    key = (vendor, hashlib.sha256(credential.encode("utf-8")).hexdigest())
+    with _CREDENTIAL_SLOTS_LOCK:
+        slots = _CREDENTIAL_SLOTS.get(key)
+        if slots is None:
+            slots = _CREDENTIAL_SLOTS[key] = threading.BoundedSemaphore(max(limit, 1))
+        return slots
 
 
 class TokenBucket:

@@ -14,6 +14,7 @@ from airflow_segprovider.core.destination import (
     Member,
     Record,
     RejectedRecord,
+    ReportedCount,
     TerminalDestinationError,
 )
 from airflow_segprovider.destinations.base import (
@@ -26,6 +27,7 @@ from airflow_segprovider.destinations.base import (
 )
 from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.http import BasicAuth, DestinationHttpClient, HttpSettings
+from airflow_segprovider.destinations.http.pacing import credential_slots
 from airflow_segprovider.destinations.mailchimp.config import (
     KIND,
     MAX_CONNECTIONS,
@@ -36,6 +38,8 @@ from airflow_segprovider.destinations.mailchimp.config import (
     MailchimpConfig,
 )
 from airflow_segprovider.destinations.mailchimp.policy import MailchimpResponsePolicy
+from airflow_segprovider.destinations.mailchimp.refusals import CONTACT_EXISTS, rejection
+from airflow_segprovider.destinations.mailchimp.updates import update_members
 from airflow_segprovider.destinations.mailchimp.values import (
     merge_value,
     normalize_email,
@@ -46,12 +50,20 @@ from airflow_segprovider.destinations.mailchimp.values import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
+    from airflow_segprovider.destinations.http import HttpResponse
+
 __all__ = ["MailchimpClient"]
 
 # The connector's name, as before it became a package: log configuration keyed on it keeps working.
 logger = logging.getLogger("airflow_segprovider.destinations.mailchimp")
 
 _DATA_CENTER = re.compile(r"^[a-z]+[0-9]+$")
+
+# Segment reads leave out unsubscribed, cleaned and transactional members unless asked. The segment
+# or tag is the sync's own, so every member it holds counts, whatever its status: without the flags
+# a `member_status: transactional` segment reads as empty and a member who unsubscribes vanishes
+# from reads and counts, and reconciliation would add them back every run.
+_EVERY_STATUS = {"include_unsubscribed": "true", "include_cleaned": "true", "include_transactional": "true"}
 
 
 class MailchimpClient(HttpDestination):
@@ -60,15 +72,19 @@ class MailchimpClient(HttpDestination):
     :param name: the destination's name.
     :param config: validated configuration.
     :param http: the HTTP client (basic auth, base URL, at most 10 connections).
+    :param key_slots: the API key's connection slots, shared by every client of the key in the process
+        (:func:`~airflow_segprovider.destinations.http.pacing.credential_slots`); a private set of 10 when None.
     """
 
     kind = KIND
     max_batch_size = MAX_MEMBERS_PER_CALL
     can_read_members = True
 
-    def __init__(self, name: str, config: MailchimpConfig, http: DestinationHttpClient) -> None:
+    def __init__(self, name: str, config: MailchimpConfig, http: DestinationHttpClient, *,
+                 key_slots: threading.BoundedSemaphore | None = None) -> None:
         super().__init__(name, http)
         self.config = config
+        self._key_slots = key_slots or threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._list_path = f"/lists/{quote(config.list_id, safe='')}"
         self._segment_lock = threading.Lock()
         self._resolved_segment_id: str | None = config.segment_id
@@ -125,12 +141,18 @@ class MailchimpClient(HttpDestination):
             policy=MailchimpResponsePolicy(),
             auth_hint=f"check the API key in {connection_phrase(name, connection_id)}",
         )
-        return cls(name, mailchimp_config, http)
+        # Mailchimp counts connections per API key, not per client: every client of the key shares 10.
+        return cls(name, mailchimp_config, http, key_slots=credential_slots(KIND, api_key, MAX_CONNECTIONS))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> HttpResponse:
+        """One request holding one of the API key's connection slots (retry waits included, so never above 10)."""
+        with self._key_slots:
+            return self.http.request(method, path, **kwargs)
 
     def check(self) -> None:
         """Verify the API key, the audience, and (when given by id) that the segment is static."""
-        self.http.request("GET", "/ping", operation="authenticate")
-        self.http.request(
+        self._request("GET", "/ping", operation="authenticate")
+        self._request(
             "GET",
             self._list_path,
             params={"fields": "id,name"},
@@ -163,10 +185,24 @@ class MailchimpClient(HttpDestination):
             )
 
     def upsert(self, records: Sequence[Record]) -> BatchResult:
-        """Create or update contacts (status and merge fields) with batch subscribe, 500 per call."""
+        """Create or update contacts' merge fields; never change the status of a contact Mailchimp holds.
+
+        New contacts are created by batch subscribe (500 per call) *without* ``update_existing``, with
+        ``member_status``, the status their consent allows. Contacts the audience already holds come back
+        as ``ERROR_CONTACT_EXISTS`` and get their merge fields with ``PUT .../members/{hash}`` carrying
+        ``status_if_new`` and no ``status``: batch subscribe has no ``status_if_new``, and with
+        ``update_existing`` it applies ``status`` to existing members, turning a ``pending`` contact into
+        ``subscribed`` (skipping double opt-in) and re-subscribing one who unsubscribed through the API.
+        """
         result = BatchResult()
         for chunk in chunked(records, MAX_MEMBERS_PER_CALL):
-            result.merge(self._batch_subscribe(chunk))
+            created = self._batch_subscribe(chunk, update_existing=False)
+            existing = {r.key for r in created.rejected if r.code == CONTACT_EXISTS}
+            created.rejected = [r for r in created.rejected if r.key not in existing]
+            result.merge(created)
+            result.merge(update_members(self._request, self._list_path, self.config.list_id, self.config.member_status,
+                                        [record for record in chunk if record.key in existing],
+                                        workers=self.http.settings.max_concurrency))
         return result
 
     def add_members(self, records: Sequence[Record]) -> BatchResult:
@@ -191,6 +227,38 @@ class MailchimpClient(HttpDestination):
             result.merge(self._change_segment(chunk, "members_to_remove", create=False))
         return result
 
+    def unsubscribe(self, records: Sequence[Record]) -> BatchResult:
+        """Set the contacts' audience status to ``unsubscribed``: batch subscribe, 500 per call.
+
+        Sent with a consent removal only (the person withdrew e-mail consent), so a contact the sync
+        subscribed does not stay subscribed. An address Mailchimp refuses is a rejected record; the
+        engine keeps it in its state and retries the removal and the unsubscribe on the next run.
+        """
+        result = BatchResult()
+        for chunk in chunked(records, MAX_MEMBERS_PER_CALL):
+            sendable, blank = split_blank_identities(chunk)
+            result.rejected.extend(blank)
+            groups = group_by_identity(sendable, normalize_email)
+            if not groups:
+                continue
+            answer = self._request(
+                "POST",
+                self._list_path,
+                json_body={"members": [{"email_address": same[0].identity.strip(), "status": "unsubscribed"}
+                                       for same in groups.values()], "update_existing": True},
+                operation=f"unsubscribe {len(groups)} members of audience '{self.config.list_id}'",
+                hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
+            ).json_object()
+            failed = {normalize_email(str(error.get("email_address", ""))): str(error.get("error") or "refused")
+                      for error in answer.get("errors") or []}
+            for email, same in groups.items():
+                for record in same:
+                    if email in failed:
+                        result.rejected.append(RejectedRecord(record.key, "unsubscribe_error", failed[email]))
+                    else:
+                        result.acknowledged.append(record.key)
+        return result
+
     def iter_members(self, page_size: int = 500) -> Iterator[Member]:
         """Members of the segment or tag, with ``count``/``offset`` paging (at most 1000 a page)."""
         segment_id = self._segment_id(create=False)
@@ -200,13 +268,14 @@ class MailchimpClient(HttpDestination):
         path = f"{self._list_path}/segments/{quote(segment_id, safe='')}/members"
         offset = 0
         while True:
-            page = self.http.request(
+            page = self._request(
                 "GET",
                 path,
                 params={
                     "count": count,
                     "offset": offset,
                     "fields": "members.id,members.email_address,members.last_changed,total_items",
+                    **_EVERY_STATUS,
                 },
                 operation=f"read members of segment '{segment_id}'",
             ).json_object()
@@ -224,23 +293,31 @@ class MailchimpClient(HttpDestination):
                 return
 
     def member_count(self) -> int:
-        """The segment's (or tag's) ``member_count``; 0 when the tag does not exist yet."""
+        """The segment's (or tag's) ``member_count`` over every status; 0 when the tag does not exist yet."""
         segment_id = self._segment_id(create=False)
         if segment_id is None:
             return 0
-        count = self._read_segment(segment_id, fields="member_count").get("member_count")
+        count = self._read_segment(segment_id, fields="member_count", every_status=True).get("member_count")
         if not isinstance(count, int):
             raise MalformedResponseError(
                 "segment has no integer member_count", destination=self.name, path=f"{self._list_path}/segments"
             )
         return count
 
+    def reported_count(self) -> ReportedCount:
+        """Exact: every member the segment or tag holds, subscribed, pending, transactional, unsubscribed or cleaned.
+
+        This is what the sync wrote and what its state holds. Mailchimp's own count (its UI, a read
+        without ``include_*``) is subscribed and pending only, and lower once members unsubscribe or bounce.
+        """
+        return ReportedCount.exact(self.member_count())
+
     def merge_fields(self) -> list[dict[str, Any]]:
         """The audience's merge fields (``tag``, ``type``, ``options``), read with ``count``/``offset`` paging."""
         merge_fields: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.http.request(
+            page = self._request(
                 "GET",
                 f"{self._list_path}/merge-fields",
                 params={"count": MAX_PAGE_SIZE, "offset": offset,
@@ -258,11 +335,11 @@ class MailchimpClient(HttpDestination):
         """The audience's merge tags, upper-cased."""
         return {str(field.get("tag", "")).upper() for field in self.merge_fields()}
 
-    def _read_segment(self, segment_id: str, *, fields: str) -> dict[str, Any]:
-        return self.http.request(
+    def _read_segment(self, segment_id: str, *, fields: str, every_status: bool = False) -> dict[str, Any]:
+        return self._request(
             "GET",
             f"{self._list_path}/segments/{quote(segment_id, safe='')}",
-            params={"fields": fields},
+            params={"fields": fields, **(_EVERY_STATUS if every_status else {})},
             operation=f"read segment '{segment_id}'",
             hints={404: f"no segment '{segment_id}' in audience '{self.config.list_id}': check config.segment_id"},
         ).json_object()
@@ -275,7 +352,7 @@ class MailchimpClient(HttpDestination):
                 name = (self.config.tag if self.config.membership == "tags" else self.config.segment_name) or ""
                 self._resolved_segment_id = self._find_segment(name)
                 if self._resolved_segment_id is None and create:
-                    created = self.http.request(
+                    created = self._request(
                         "POST",
                         f"{self._list_path}/segments",
                         json_body={"name": name, "static_segment": []},
@@ -287,7 +364,7 @@ class MailchimpClient(HttpDestination):
     def _find_segment(self, name: str) -> str | None:
         if self.config.membership == "tags":
             # tag-search matches by prefix, so insist on the exact name.
-            found = self.http.request(
+            found = self._request(
                 "GET", f"{self._list_path}/tag-search", params={"name": name}, operation=f"find tag '{name}'"
             ).json_object()
             for tag in found.get("tags") or []:
@@ -296,7 +373,7 @@ class MailchimpClient(HttpDestination):
             return None
         offset = 0
         while True:
-            page = self.http.request(
+            page = self._request(
                 "GET",
                 f"{self._list_path}/segments",
                 params={
@@ -315,7 +392,7 @@ class MailchimpClient(HttpDestination):
             if not segments or offset >= int(page.get("total_items") or 0):
                 return None
 
-    def _batch_subscribe(self, chunk: Sequence[Record]) -> BatchResult:
+    def _batch_subscribe(self, chunk: Sequence[Record], *, update_existing: bool = True) -> BatchResult:
         sendable, rejected = split_blank_identities(chunk)
         groups = group_by_identity(sendable, normalize_email)
         if not groups:
@@ -329,10 +406,10 @@ class MailchimpClient(HttpDestination):
             }
             for same in groups.values()
         ]
-        answer = self.http.request(
+        answer = self._request(
             "POST",
             self._list_path,
-            json_body={"members": members, "update_existing": True},
+            json_body={"members": members, "update_existing": update_existing},
             operation=f"batch subscribe {len(members)} members to audience '{self.config.list_id}'",
             hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
         ).json_object()
@@ -344,7 +421,7 @@ class MailchimpClient(HttpDestination):
             if error.get("field"):
                 message += f" ({error['field']}: {error.get('field_message', '')})"
             for record in groups.get(email, []):
-                failed[record.key] = RejectedRecord(record.key, code, message)
+                failed[record.key] = rejection(record.key, code, message)
         result = BatchResult(rejected=rejected + list(failed.values()))
         for email, same in groups.items():
             for record in same:
@@ -362,7 +439,7 @@ class MailchimpClient(HttpDestination):
         if segment_id is None:
             # Removing from a tag that was never created: nobody is in it, so the wish already holds.
             return BatchResult(acknowledged=[r.key for r in sendable], rejected=rejected)
-        answer = self.http.request(
+        answer = self._request(
             "POST",
             f"{self._list_path}/segments/{quote(segment_id, safe='')}",
             json_body={action: [same[0].identity.strip() for same in groups.values()]},
