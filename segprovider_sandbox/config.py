@@ -28,6 +28,13 @@ DEFAULT_WEBHOOK_SECRET = "sandbox-webhook-secret"
 HUBSPOT_DEFAULT_RATE_LIMIT = RateLimit(max_requests=190, window_seconds=10.0)
 #: Mailchimp's documented cap on simultaneous connections per API key.
 MAILCHIMP_MAX_CONNECTIONS = 10
+#: Share of uploaded people Meta matches to an account. Real customer-file match rates are commonly
+#: 40-75%; 0.7 keeps the sandbox honest (a count is never the upload's size) without being pessimistic.
+META_MATCH_RATE = 0.7
+#: Seconds before an upload changes Meta's reported size. Meta documents "up to 24 hours"; the sandbox
+#: defaults to 0 so a demo that runs two days back to back in minutes reads the counts its syncs made,
+#: and tests of the "not yet applied" path set a delay of their own.
+META_APPLY_DELAY_SECONDS = 0.0
 
 
 def _default_faults() -> dict[str, VendorFaults]:
@@ -87,12 +94,18 @@ class SandboxConfig:
         by default only HubSpot's documented 190 requests / 10 s window is on.
     :param seed: seed of the fault injection's random sequences.
     :param mailchimp_max_connections: simultaneous requests per Mailchimp API key before 429.
+    :param meta_match_rate: share (0 to 1) of valid hashes Meta matches to an account; which ones is decided
+        by the hash itself, so the same person matches or not in every run and every audience.
+    :param meta_apply_delay_seconds: seconds before an upload shows in an audience's reported size and its
+        session reads ``completed``.
     """
 
     credentials: Credentials = field(default_factory=Credentials)
     faults: Mapping[str, VendorFaults] = field(default_factory=_default_faults)
     seed: int = 0
     mailchimp_max_connections: int = MAILCHIMP_MAX_CONNECTIONS
+    meta_match_rate: float = META_MATCH_RATE
+    meta_apply_delay_seconds: float = META_APPLY_DELAY_SECONDS
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.faults) - set(VENDORS))
@@ -100,6 +113,10 @@ class SandboxConfig:
             raise ValueError(f"faults for unknown vendor(s) {unknown}; vendors are {list(VENDORS)}")
         if self.mailchimp_max_connections < 1:
             raise ValueError(f"mailchimp_max_connections must be at least 1, got {self.mailchimp_max_connections}")
+        if not 0.0 <= self.meta_match_rate <= 1.0:
+            raise ValueError(f"meta_match_rate must be a fraction between 0 and 1, got {self.meta_match_rate}")
+        if self.meta_apply_delay_seconds < 0:
+            raise ValueError(f"meta_apply_delay_seconds must not be negative, got {self.meta_apply_delay_seconds}")
         # Vendors left out inject nothing rather than disappearing from the runtime config.
         object.__setattr__(self, "faults", {vendor: self.faults.get(vendor, VendorFaults()) for vendor in VENDORS})
 
@@ -107,7 +124,8 @@ class SandboxConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> SandboxConfig:
         """Build from JSON; a vendor's fault keys override that vendor's defaults.
 
-        :param data: keys among ``credentials``, ``faults``, ``seed``, ``mailchimp_max_connections``.
+        :param data: keys among ``credentials``, ``faults``, ``seed``, ``mailchimp_max_connections``,
+            ``meta_match_rate``, ``meta_apply_delay_seconds``.
         """
         _reject_unknown(data, cls, "sandbox config")
         defaults = _default_faults()
@@ -121,6 +139,8 @@ class SandboxConfig:
             faults=faults,
             seed=int(data.get("seed", 0)),
             mailchimp_max_connections=int(data.get("mailchimp_max_connections", MAILCHIMP_MAX_CONNECTIONS)),
+            meta_match_rate=float(data.get("meta_match_rate", META_MATCH_RATE)),
+            meta_apply_delay_seconds=float(data.get("meta_apply_delay_seconds", META_APPLY_DELAY_SECONDS)),
         )
 
     @classmethod
@@ -147,6 +167,8 @@ class SandboxConfig:
             "faults": {vendor: settings.to_dict() for vendor, settings in self.faults.items()},
             "seed": self.seed,
             "mailchimp_max_connections": self.mailchimp_max_connections,
+            "meta_match_rate": self.meta_match_rate,
+            "meta_apply_delay_seconds": self.meta_apply_delay_seconds,
         }
 
 

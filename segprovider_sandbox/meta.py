@@ -18,11 +18,20 @@ https://developers.facebook.com/docs/graph-api/guides/error-handling):
 * ``POST /act_{ad_account_id}/customaudiences`` (``name``, ``subtype=CUSTOM``,
   ``customer_file_source``) creates an audience and answers ``{"id"}``.
 
+* The size counts the people Meta *matched* to an account, often well under the number
+  uploaded, and an upload may take up to 24 hours to change it. ``GET /{audience_id}/sessions``
+  (https://developers.facebook.com/docs/marketing-api/reference/custom-audience-session) lists
+  upload sessions with ``num_received``, ``num_invalid_entries``, ``num_matched`` and ``stage``.
+
 Sandbox choices: an entry is invalid unless it is 64 lower-case hex characters (a
 SHA-256 digest), and ``invalid_entry_samples`` maps up to 10 such values to the reason;
-only email keys (``EMAIL``/``EMAIL_SHA256``) are stored; the size range is the true
-count rounded down and up to two significant figures (deterministic, and exact below
-100); a missing token is code 104, a bad one code 190, both HTTP 400 like the Graph
+only email keys (``EMAIL``/``EMAIL_SHA256``) are stored; a valid hash matches when its
+first 32 bits, as a fraction, fall below the configured match rate (default 0.7:
+deterministic per person, the same in every audience and run); each call is one session,
+``stage`` ``processing`` until the configured application delay (default 0 s) has passed and
+``completed`` after, and the size leaves out the matched people of sessions still processing;
+the size range is the matched count rounded down and up to two significant figures
+(deterministic, and exact below 100); a missing token is code 104, a bad one code 190, both HTTP 400 like the Graph
 API; the rate-limit answer is HTTP 429 with Meta's ad-account throttling error (code
 80003) and ``Retry-After``.
 
@@ -46,6 +55,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from segprovider_sandbox.store.meta import applied_matched_count, hash_matches
 from segprovider_sandbox.wire import Routes, SandboxResponse, VendorError
 
 if TYPE_CHECKING:
@@ -117,14 +127,20 @@ class MetaApi:
 
     :param state: the store.
     :param credentials: the accepted access tokens.
+    :param window_usage: the rate-limit window now, for ``X-Business-Use-Case-Usage``.
+    :param match_rate: share of valid hashes matched to an account.
+    :param apply_delay_seconds: seconds before an upload changes the reported size.
     """
 
     vendor = "meta"
     max_concurrent_requests: int | None = None
 
     def __init__(self, state: SandboxState, credentials: Credentials,
-                 window_usage: Callable[[], WindowUsage | None] = lambda: None) -> None:
+                 window_usage: Callable[[], WindowUsage | None] = lambda: None, *, match_rate: float = 1.0,
+                 apply_delay_seconds: float = 0.0) -> None:
         self._state = state
+        self._match_rate = match_rate
+        self._apply_delay = apply_delay_seconds
         self._tokens = frozenset(credentials.meta_access_tokens)
         self._window_usage = window_usage
         # finish() sees only the response: the path it answers is kept per server thread from authenticate().
@@ -134,6 +150,7 @@ class MetaApi:
         users = _VERSION + r"/(?P<audience_id>\d+)/users/?"
         routes.add("POST", users, self._add_users)
         routes.add("DELETE", users, self._remove_users)
+        routes.add("GET", _VERSION + r"/(?P<audience_id>\d+)/sessions/?", self._get_sessions)
         routes.add("GET", _VERSION + r"/(?P<audience_id>\d+)/?", self._get_audience)
         routes.add("POST", _VERSION + r"/act_(?P<ad_account_id>\d+)/customaudiences/?", self._create_audience)
         self._routes = routes
@@ -279,17 +296,25 @@ class MetaApi:
         values, session = self._email_hashes(request)
         valid = [value for value in values if isinstance(value, str) and _SHA256_HEX.fullmatch(value)]
         invalid = [value for value in values if not (isinstance(value, str) and _SHA256_HEX.fullmatch(value))]
+        matched = [value for value in valid if hash_matches(value, self._match_rate)]
+        matched_set = set(matched)
+        unmatched = [value for value in valid if value not in matched_set]
+        session_id = str(session.get("session_id") or secrets.randbits(63))
+        now = time.time()
+        statement = ("INSERT OR IGNORE INTO meta_audience_members (audience_id, hash) VALUES (?, ?)" if add
+                     else "DELETE FROM meta_audience_members WHERE audience_id = ? AND hash = ?")
         with self._state.write() as cursor:
             self._require_audience(cursor, audience_id, request.method)
-            rows = [(int(audience_id), value) for value in valid]
-            if add:
-                cursor.executemany(
-                    "INSERT OR IGNORE INTO meta_audience_members (audience_id, hash) VALUES (?, ?)", rows
-                )
-            else:
-                cursor.executemany("DELETE FROM meta_audience_members WHERE audience_id = ? AND hash = ?", rows)
+            before = cursor.connection.total_changes
+            cursor.executemany(statement, [(int(audience_id), value) for value in matched])
+            matched_change = (cursor.connection.total_changes - before) * (1 if add else -1)
+            cursor.executemany(statement, [(int(audience_id), value) for value in unmatched])
+            cursor.execute("UPDATE meta_audiences SET updated_at = ? WHERE audience_id = ?", (now, int(audience_id)))
             cursor.execute(
-                "UPDATE meta_audiences SET updated_at = ? WHERE audience_id = ?", (time.time(), int(audience_id))
+                "INSERT INTO meta_audience_sessions (audience_id, session_id, started_at, applied_at, num_received,"
+                " num_invalid, num_matched, matched_change) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (int(audience_id), session_id, now, now + self._apply_delay, len(values), len(invalid),
+                 len(matched_set), matched_change),
             )
         samples = {
             json.dumps(value) if not isinstance(value, str) else value: "not a lower-case hex SHA-256 hash"
@@ -299,7 +324,7 @@ class MetaApi:
             200,
             {
                 "audience_id": audience_id,
-                "session_id": str(session.get("session_id") or secrets.randbits(63)),
+                "session_id": session_id,
                 "num_received": len(values),
                 "num_invalid_entries": len(invalid),
                 "invalid_entry_samples": samples,
@@ -319,9 +344,7 @@ class MetaApi:
             raise _invalid_parameter(f"Tried accessing nonexisting field ({unknown[0]}) on node type (CustomAudience)")
         with self._state.read() as cursor:
             row = self._require_audience(cursor, params["audience_id"], request.method)
-            (count,) = cursor.execute(
-                "SELECT count(*) FROM meta_audience_members WHERE audience_id = ?", (row[0],)
-            ).fetchone()
+            count = applied_matched_count(cursor, row[0], self._match_rate, time.time())
         audience_id, ad_account_id, name, description, subtype, source, created_at, updated_at = row
         lower, upper = approximate_bounds(count)
         values = {
@@ -339,6 +362,35 @@ class MetaApi:
             "time_updated": int(updated_at),
         }
         return SandboxResponse.json(200, {"id": str(audience_id)} | {name: values[name] for name in requested})
+
+    def _get_sessions(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        """Upload sessions, newest first; ``limit`` (default 25) of them, no further pages."""
+        try:
+            limit = max(1, min(500, int(_params(request).get("limit") or 25)))
+        except ValueError as exc:
+            raise _invalid_parameter("limit must be an integer.") from exc
+        now = time.time()
+        with self._state.read() as cursor:
+            self._require_audience(cursor, params["audience_id"], request.method)
+            rows = cursor.execute(
+                "SELECT session_id, started_at, applied_at, num_received, num_invalid, num_matched"
+                " FROM meta_audience_sessions WHERE audience_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
+                (int(params["audience_id"]), limit),
+            ).fetchall()
+        data = [
+            {
+                "session_id": session_id,
+                "start_time": str(int(started_at)),
+                "end_time": str(int(applied_at)) if applied_at <= now else "0",
+                "num_received": str(received),
+                "num_invalid_entries": str(invalid),
+                "num_matched": str(matched),
+                "stage": "completed" if applied_at <= now else "processing",
+                "progress": "100" if applied_at <= now else "0",
+            }
+            for session_id, started_at, applied_at, received, invalid, matched in rows
+        ]
+        return SandboxResponse.json(200, {"data": data})
 
     def _create_audience(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         values = _params(request)

@@ -71,7 +71,8 @@ class SandboxApp:
         self.apis: tuple[VendorApi, ...] = (
             MailchimpApi(state, credentials, config.mailchimp_max_connections),
             HubSpotApi(state, credentials, lambda: self.faults.window_usage("hubspot")),
-            MetaApi(state, credentials, lambda: self.faults.window_usage("meta")),
+            MetaApi(state, credentials, lambda: self.faults.window_usage("meta"),
+                    match_rate=config.meta_match_rate, apply_delay_seconds=config.meta_apply_delay_seconds),
             WebhookApi(state, credentials),
         )
 

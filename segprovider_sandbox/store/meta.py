@@ -1,17 +1,57 @@
-"""Meta's data in the store: customer-file custom audiences and their hashed members."""
+"""Meta's data in the store: customer-file custom audiences, their hashed members and upload sessions.
+
+Every valid hash uploaded is kept (Meta keeps what it received); whether it *matched* an account is
+decided by :func:`hash_matches` from the hash alone, so it is the same in every run and audience.
+An upload's effect on the reported size waits until its session's ``applied_at``.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from segprovider_sandbox.store.connection import SqliteStore
+
+if TYPE_CHECKING:
+    import sqlite3
+
+_MATCH_SPACE = 16**8
+
+
+def hash_matches(value: str, match_rate: float) -> bool:
+    """Whether Meta matches the person behind a SHA-256 hex hash: its first 32 bits, read as a fraction,
+    fall below ``match_rate``. SHA-256 output is uniform, so the share matched is the rate.
+
+    :param value: a lower-case hex SHA-256 hash.
+    :param match_rate: the share of hashes that match, 0 to 1.
+    """
+    return int(value[:8], 16) < match_rate * _MATCH_SPACE
+
+
+def applied_matched_count(cursor: sqlite3.Cursor, audience_id: int, match_rate: float, now: float) -> int:
+    """The matched members of an audience as Meta reports them at ``now``: sessions not yet applied are
+    taken back out.
+
+    :param cursor: a cursor on the store.
+    :param audience_id: the audience.
+    :param match_rate: the sandbox's match rate.
+    :param now: the time of the reading.
+    """
+    rows = cursor.execute("SELECT hash FROM meta_audience_members WHERE audience_id = ?", (audience_id,))
+    matched = sum(1 for (value,) in rows if hash_matches(value, match_rate))
+    (pending,) = cursor.execute(
+        "SELECT COALESCE(SUM(matched_change), 0) FROM meta_audience_sessions WHERE audience_id = ? AND applied_at > ?",
+        (audience_id, now),
+    ).fetchone()
+    return max(0, matched - int(pending))
 
 
 class MetaState(SqliteStore):
     """Reads and seeds Meta's custom audiences."""
 
     def meta_audience_hashes(self, audience_id: int | str) -> set[str]:
-        """The SHA-256 hashes in a custom audience (Meta itself never shows them).
+        """The SHA-256 hashes uploaded to a custom audience and not removed, matched or not (Meta itself
+        never shows them).
 
         :param audience_id: the audience.
         """

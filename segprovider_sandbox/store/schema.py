@@ -105,6 +105,16 @@ CREATE TABLE IF NOT EXISTS meta_audience_members (
     hash TEXT NOT NULL,
     PRIMARY KEY (audience_id, hash)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta_audience_sessions (
+    audience_id INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    applied_at REAL NOT NULL,
+    num_received INTEGER NOT NULL,
+    num_invalid INTEGER NOT NULL,
+    num_matched INTEGER NOT NULL,
+    matched_change INTEGER NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS webhook_batches (
     id INTEGER PRIMARY KEY,

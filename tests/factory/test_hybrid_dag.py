@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import pytest
@@ -73,13 +74,19 @@ def test_a_changed_lifetime_value_reaches_the_spokes_typed_and_moves_the_spokes_
     after_segment = saved_segment(world, "high_value")
     assert after_segment["member_count"] == high_value["member_count"] + 1
     assert email in saved_members(world, high_value["id"])
-    # nothing else was sent: one attribute update per spoke, carrying this one customer
+    # nothing else was sent: one attribute update per spoke, carrying this one customer. Mailchimp's is a batch
+    # that adds only new contacts (update_existing false: a batch update would apply a status) and, for this
+    # existing contact, a PUT of its merge fields with status_if_new only: a push never changes a status
     writes = world.writes(before)
-    assert len(writes) == 2, [(w.method, w.path) for w in writes]
-    mc = next(w for w in writes if w.vendor == "mailchimp")
+    assert len(writes) == 3, [(w.method, w.path) for w in writes]
+    mc = next(w for w in writes if w.vendor == "mailchimp" and w.method == "POST")
+    put = next(w for w in writes if w.vendor == "mailchimp" and w.method == "PUT")
     hs = next(w for w in writes if w.vendor == "hubspot")
     assert mc.path == f"/3.0/lists/{LIST_ID}"
     assert [m["email_address"].lower() for m in json.loads(mc.body)["members"]] == [email]
+    assert json.loads(mc.body)["update_existing"] is False
+    assert put.path == f"/3.0/lists/{LIST_ID}/members/{hashlib.md5(email.lower().encode()).hexdigest()}"
+    assert "status" not in json.loads(put.body) and "merge_fields" in json.loads(put.body)
     assert hs.path.endswith("/contacts/batch/upsert")
     assert [i["id"].lower() for i in json.loads(hs.body)["inputs"]] == [email]
     # freshness: only the changed attribute's changed_at moved, to the load it arrived with

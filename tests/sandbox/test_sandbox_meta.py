@@ -82,12 +82,18 @@ def test_more_than_10000_rows_is_rejected_whole(sandbox, http, fixtures):
     assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) == set()
 
 
-def test_size_is_only_an_approximate_range(sandbox, http, fixtures):
-    audience = fixtures.meta_audience_id
-    send(http, sandbox, audience, [sha256(f"s{i}@example.org") for i in range(1234)])
-    assert bounds(http, sandbox, audience) == (1200, 1300)
-    send(http, sandbox, audience, [sha256(f"s{i}@example.org") for i in range(1234)])  # re-adding changes nothing
-    assert bounds(http, sandbox, audience) == (1200, 1300)
+def test_size_is_only_an_approximate_range(tmp_path, http, fixtures):
+    from segprovider_sandbox import serve
+    from segprovider_sandbox.config import SandboxConfig
+
+    # every hash matches here (the default is Meta's partial match): this test is about the rounding
+    with serve(db_path=tmp_path / "all_match.db", config=SandboxConfig(meta_match_rate=1.0)) as sandbox:
+        sandbox.state.seed_demo_fixtures()
+        audience = fixtures.meta_audience_id
+        send(http, sandbox, audience, [sha256(f"s{i}@example.org") for i in range(1234)])
+        assert bounds(http, sandbox, audience) == (1200, 1300)
+        send(http, sandbox, audience, [sha256(f"s{i}@example.org") for i in range(1234)])  # re-adding changes nothing
+        assert bounds(http, sandbox, audience) == (1200, 1300)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,8 @@ class DriftFinding:
 
     :param kind: ``spoke_segment`` (hub vs the spoke's own count), ``synced_segment`` (a central segment's
         snapshot vs the destination's member count), ``stale_attribute`` or ``type_mismatch``.
-    :param status: ``ok``, ``drift`` (past tolerance), ``stale``, ``mismatch`` or ``unknown``.
+    :param status: ``ok``, ``drift`` (past tolerance), ``pending`` (off, but the destination is still applying
+        changes), ``stale``, ``mismatch`` or ``unknown``.
     """
 
     kind: str
@@ -58,7 +59,11 @@ def compare_counts(kind: str, name: str, destination: str, expected: int, report
     """A finding from the count a destination reports and the one expected.
 
     :param reported: an exact count, or the destination's :class:`ReportedCount` (a range where the
-        vendor reports one: a count inside it is no drift); None when it could not be read.
+        vendor reports one, of matched people for an ad platform: a count the expected one allows is no
+        drift); None when it could not be read.
+    :returns: status ``ok``, ``drift``, ``unknown``, or ``pending`` when the count is off but the
+        destination says changes are still being applied. For an ad platform the detail states the
+        observed match rate, whatever the status.
     """
     if reported is None:
         return DriftFinding(kind, name, destination, expected, None, None, tolerance, "unknown",
@@ -66,11 +71,29 @@ def compare_counts(kind: str, name: str, destination: str, expected: int, report
     count = reported if isinstance(reported, ReportedCount) else ReportedCount.exact(reported)
     drift = count.drift_from(expected)
     status = "drift" if drift > tolerance else "ok"
-    if status == "drift" and not detail:
+    if status == "drift" and count.pending:
+        status = "pending"
+        detail = (f"{destination} reports {count} where {expected} were sent, but it is still applying uploads "
+                  "(Meta takes up to 24 hours): not yet applied; the next check decides")
+    elif status == "drift" and not detail:
         detail = (f"{destination} reports {count} where the hub expects {expected} "
                   f"({drift:.1%} > tolerance {tolerance:.1%}): values were changed in the tool behind the hub's "
                   "back, contacts were added there, or a push is pending")
+    if count.matched:
+        detail = _with_match_rate(detail, count, expected)
     return DriftFinding(kind, name, destination, expected, count.value, round(drift, 6), tolerance, status, detail)
+
+
+def _with_match_rate(detail: str, count: ReportedCount, expected: int) -> str:
+    """``detail`` with the observed match rate of an ad platform's count, and the range it is held to."""
+    rate = count.observed_match_rate(expected)
+    low, high = count.expected_range(expected)
+    observed = "unknown" if rate is None else f"{rate:.0%}"
+    note = (f"observed match rate {observed} of {expected} sent (matched counts from {low} to {high} are "
+            f"consistent: min_match_rate {count.min_match_rate:.0%})")
+    if rate == 0 and expected:
+        note += ": the upload matched nobody; check the identity column and its normalization"
+    return f"{detail}; {note}" if detail else note
 
 
 def record_drift(warehouse: Warehouse, run_id: str, findings: Sequence[DriftFinding]) -> None:
@@ -139,7 +162,7 @@ def sync_count_finding(project: Project, sync: Sync, expected: int, reported: in
         kind, model, tolerance = "reconciled_segment", "distributed", policy.max_change_fraction
     detail = ""
     count = ReportedCount.exact(reported) if isinstance(reported, int) else reported
-    if count is not None and count.drift_from(expected) > tolerance:
+    if count is not None and count.drift_from(expected) > tolerance and not count.pending:
         if policy is None:
             detail = (f"{sync.destination} reports {count} members of {sync.segment} where the last "
                       f"{model} sync left {expected}: the list was edited in the tool, or a sync is pending")

@@ -30,6 +30,12 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
     of an existing list, and everything an ``add_only`` sync ever added); for a sync whose latest run
     at ``as_of`` was held by a failed segment gate, what the sync state says it holds (the held run sent
     only opt-out removals). ``snapshot_members`` is the segment's (or arm's) size, for reference.
+
+    A Meta audience reports the people it *matched*, not everyone sent, so for a Meta sync any count from
+    ``min_match_rate × expected`` to ``expected`` differs by 0 (the destination's ``min_match_rate``, see
+    :func:`match_rate_floor`); an upload that matched nobody still differs by at least that floor. The
+    same bounds as the drift monitor's, rather than refusing the gate for Meta: the gate then still
+    catches an audience that matched nobody or kept people it should have lost.
     """
     if phase not in PHASES:
         raise GateConfigError(f"unknown phase {phase!r} for cross_system_counts; phases: {', '.join(PHASES)}")
@@ -63,13 +69,40 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
         parts.append(
             f"SELECT {sid} AS sync_id, {text_literal(sync.destination)} AS destination, "
             f"{text_literal(phase)} AS phase, r.reported_count AS reported_count, r.reported_at AS reported_at, "
-            f"{expected} AS expected_count, {snapshot} AS snapshot_members "
+            f"{expected} AS expected_count, {snapshot} AS snapshot_members, "
+            f"{match_rate_floor(project, sync)!r} AS min_match_rate "
             f"FROM (SELECT 1 AS one) AS one LEFT JOIN ({reported}) AS r ON r.rn = 1")
     rows = " UNION ALL ".join(parts) if parts else no_rows(
         {"sync_id": "VARCHAR", "destination": "VARCHAR", "phase": "VARCHAR", "reported_count": "BIGINT",
-         "reported_at": "TIMESTAMP", "expected_count": "BIGINT", "snapshot_members": "BIGINT"})
+         "reported_at": "TIMESTAMP", "expected_count": "BIGINT", "snapshot_members": "BIGINT",
+         "min_match_rate": "DOUBLE"})
+    # The distance from the reported count to [FLOOR(min_match_rate * expected), expected]; with a rate of 1
+    # that is ABS(reported - expected).
+    low = "FLOOR(c.expected_count * c.min_match_rate)"
+    difference = (f"CASE WHEN c.reported_count IS NULL THEN NULL WHEN c.reported_count < {low} "
+                  f"THEN {low} - c.reported_count WHEN c.reported_count > c.expected_count "
+                  "THEN c.reported_count - c.expected_count ELSE 0 END")
     return render(
         "SELECT sync_id, destination, phase, reported_count, reported_at, expected_count, snapshot_members, "
-        "ABS(reported_count - expected_count) AS absolute_difference, "
-        "CAST(ABS(reported_count - expected_count) AS DOUBLE) / GREATEST(expected_count, 1) AS relative_difference "
+        f"CAST({difference} AS BIGINT) AS absolute_difference, "
+        f"CAST({difference} AS DOUBLE) / GREATEST(expected_count, 1) AS relative_difference "
         f"FROM ({rows}) AS c", dialect)
+
+
+def match_rate_floor(project: Project, sync: Sync) -> float:
+    """The lowest share of the people sent that ``sync``'s destination may report: 1.0, except for Meta,
+    whose audiences count the people matched (``min_match_rate`` of the sync's target or the destination's
+    config; the connector's default otherwise).
+
+    :raises GateConfigError: ``min_match_rate`` is not a number from 0 to 1.
+    """
+    destination = project.destinations[sync.destination]
+    if destination.kind != "meta":
+        return 1.0
+    from airflow_segprovider.destinations.meta import DEFAULT_MIN_MATCH_RATE
+
+    value = {**destination.config, **sync.target}.get("min_match_rate", DEFAULT_MIN_MATCH_RATE)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise GateConfigError(f"sync {sync.id}: destination '{destination.name}' min_match_rate must be a number "
+                              f"from 0 to 1 (the lowest share of uploaded people Meta matches), got {value!r}")
+    return float(value)
