@@ -26,6 +26,7 @@ from airflow_segprovider.example import EXAMPLE_PROJECT
 from segprovider_sandbox import RunningSandbox, serve
 from support.airflow_services import (
     VENV_BIN,
+    WAREHOUSE_POOL,
     AirflowApi,
     Service,
     airflow_environment,
@@ -55,8 +56,7 @@ WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.executio
                    "airflow_segprovider.core.sync.engine, airflow_segprovider.ingest")
 
 
-#: The pool every task that opens the warehouse uses (one slot: DuckDB takes one writer).
-POOL = "segprovider_duckdb"
+POOL = WAREHOUSE_POOL
 #: Modules with a failed test: the services' teardown then shows the end of their logs.
 FAILED_MODULES: set[str] = set()
 

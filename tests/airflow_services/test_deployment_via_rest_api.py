@@ -279,7 +279,7 @@ def test_a_broken_segment_holds_only_its_syncs_and_a_signed_alert_arrives_with_t
 def test_a_missing_warehouse_pool_fails_the_run_at_once_and_says_how_to_create_it(
     running_airflow: RunningAirflow,
 ) -> None:
-    from conftest import POOL
+    from support.airflow_services import WAREHOUSE_POOL as POOL
 
     airflow = running_airflow
     wait_for(f"the dag-processor to parse {DAG_ID}", lambda: _dag_if_parsed(airflow), timeout=120,

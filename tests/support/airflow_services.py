@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 # The interpreter running the tests and its ``airflow`` script: the project's virtualenv.
 VENV_BIN = Path(sys.executable).parent
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
+#: The pool every task that opens the warehouse uses (one slot: DuckDB takes one writer).
+WAREHOUSE_POOL = "segprovider_duckdb"
 FINISHED_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
