@@ -69,11 +69,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from support.airflow_services import (  # noqa: E402
+    CENTRALIZED_DAG_SOURCE,
     FINISHED_RUN_STATES,
     VENV_BIN,
+    WARM_UP_IMPORTS,
     AirflowApi,
     Service,
     airflow_environment,
+    create_connections,
     free_port,
     latest_midnight,
     start_service,
@@ -95,15 +98,6 @@ GOAL_MAX_GATE_TASK_S = 20.0
 GOAL_GATE_WORK_S = 5.0
 FLOOR_ROUNDS = 3
 
-#: The deployment's DAG file (as ``tests/airflow_services/conftest.py`` writes it): the repository's
-#: ``dags/segments_centralized.py`` built from the copy of the example project beside it.
-DAG_SOURCE = (
-    "from pathlib import Path\n"
-    "from airflow_segprovider.example.landing import default_data_dir\n"
-    "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
-    "dag = build_centralized_dag(Path(__file__).resolve().parent / 'segments_project', dag_id='segments_centralized',\n"
-    "                            files_root=str(default_data_dir()))\n"
-)
 #: This benchmark's two tiny DAGs, in the same DAG folder: the floor of a task, and GX's import in a task.
 BENCH_DAGS_SOURCE = f'''
 import datetime as dt
@@ -140,17 +134,6 @@ def bench_gx_import():
 bench_empty()
 bench_gx_import()
 '''
-#: What every task imports, imported once before the services start so the bytecode cache is warm: the
-#: list of ``tests/airflow_services/conftest.py`` and what the first tasks still compiled without it (DuckDB
-#: and its Airflow provider, sqlparse, sqlglot's DuckDB dialect: about 6 s in the first ingest task).
-WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.execution_time.task_runner, "
-                   "airflow_segprovider.factory.centralized, airflow_segprovider.gates.runner, "
-                   "airflow_segprovider.core.sync.engine, airflow_segprovider.ingest, "
-                   "duckdb, sqlparse, sqlglot.dialects.duckdb, pyarrow.pandas_compat, "
-                   "airflow.providers.duckdb.hooks.duckdb, airflow.providers.common.sql.hooks.sql, "
-                   "airflow_segprovider.hooks.warehouse, airflow_segprovider.operators")
-
-
 def parse_time(timestamp: str | None) -> dt.datetime | None:
     if not timestamp:
         return None
@@ -196,7 +179,7 @@ def bytecode_compiled() -> bool:
 def build_dags_folder(work: Path) -> Path:
     dags = work / "dags"
     dags.mkdir()
-    (dags / f"{DAG_ID}.py").write_text(DAG_SOURCE)
+    (dags / f"{DAG_ID}.py").write_text(CENTRALIZED_DAG_SOURCE)
     (dags / "segprovider_bench.py").write_text(BENCH_DAGS_SOURCE)
     shutil.copytree(EXAMPLE_PROJECT, dags / "segments_project", ignore=shutil.ignore_patterns("landing", "__pycache__"))
     return dags
@@ -228,15 +211,6 @@ def migrate_and_warm_up(env: dict[str, str]) -> None:
         if warm_up.poll() is None:
             warm_up.kill()
             warm_up.wait()
-
-
-def create_connections(api: AirflowApi, connections: dict[str, dict]) -> None:
-    """``POST /api/v2/connections`` for each, as a person does in Admin > Connections."""
-    for conn_id, fields in connections.items():
-        body = {"connection_id": conn_id, **{k: v for k, v in fields.items() if k != "extra"}}
-        if "extra" in fields:
-            body["extra"] = json.dumps(fields["extra"])
-        api.request("POST", "/connections", json=body)
 
 
 def wait_parsed(api: AirflowApi, dag_id: str, services: list[Service]) -> None:

@@ -25,11 +25,15 @@ import pytest
 from airflow_segprovider.example import EXAMPLE_PROJECT
 from segprovider_sandbox import RunningSandbox, serve
 from support.airflow_services import (
+    CENTRALIZED_DAG_SOURCE,
     VENV_BIN,
     WAREHOUSE_POOL,
+    WARM_UP_IMPORTS,
     AirflowApi,
     Service,
     airflow_environment,
+    create_connections,
+    destination_connections,
     free_port,
     latest_midnight,
     start_service,
@@ -39,21 +43,9 @@ from support.airflow_services import (
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
-#: The DAG file the scheduler parses: the repository's ``dags/segments_centralized.py`` built from this
-#: test's copy of the example project (the repository's file builds from the packaged one).
-DAG_SOURCE = (
-    "from pathlib import Path\n"
-    "from airflow_segprovider.example.landing import default_data_dir\n"
-    "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
-    "dag = build_centralized_dag(Path(__file__).resolve().parent / 'segments_project', dag_id='segments_centralized',\n"
-    "                            files_root=str(default_data_dir()))\n"
-)
 PROJECT = EXAMPLE_PROJECT
 CUSTOMERS = 2_000
 ADMIN = "admin"
-WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.execution_time.task_runner, "
-                   "airflow_segprovider.factory.centralized, airflow_segprovider.gates.runner, "
-                   "airflow_segprovider.core.sync.engine, airflow_segprovider.ingest")
 
 
 POOL = WAREHOUSE_POOL
@@ -103,7 +95,7 @@ def segments_dags(work_dir: Path) -> Path:
     """A DAG folder with only ``segments_centralized`` and its project."""
     dags = work_dir / "dags"
     dags.mkdir()
-    (dags / "segments_centralized.py").write_text(DAG_SOURCE)
+    (dags / "segments_centralized.py").write_text(CENTRALIZED_DAG_SOURCE)
     shutil.copytree(PROJECT, dags / PROJECT.name, ignore=shutil.ignore_patterns("landing", "__pycache__"))
     return dags
 
@@ -122,29 +114,9 @@ def data_dir(work_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def sandbox(work_dir: Path) -> Iterator[RunningSandbox]:
     """The destination sandbox on loopback, in this process, seeded as ``segprovider sandbox --seed`` seeds it."""
-    running = serve(db_path=work_dir / "sandbox.db")
-    try:
+    with serve(db_path=work_dir / "sandbox.db") as running:
         running.state.seed_example_project()
         yield running
-    finally:
-        running.stop()
-
-
-def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, dict]:
-    """The connections the DAG uses (as the demo defines them), by connection id."""
-    from airflow_segprovider.cli.demo import sandbox_connections
-    from support.sandbox import SANDBOX_CREDENTIALS
-
-    return sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts", SANDBOX_CREDENTIALS)
-
-
-def create_connections(api: AirflowApi, connections: dict[str, dict]) -> None:
-    """``POST /api/v2/connections`` for each, as a person does in Admin > Connections."""
-    for conn_id, fields in connections.items():
-        body = {"connection_id": conn_id, **{k: v for k, v in fields.items() if k != "extra"}}
-        if "extra" in fields:
-            body["extra"] = json.dumps(fields["extra"])
-        api.request("POST", "/connections", json=body)
 
 
 @pytest.fixture(scope="module")

@@ -183,3 +183,13 @@ def server() -> Iterator[ScriptedServer]:
         yield scripted
     finally:
         scripted.stop()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Any) -> Iterator[Any]:
+    """The destination sandbox on loopback with the demo fixtures (``sandbox.fixtures``: their ids)."""
+    from segprovider_sandbox import serve
+
+    with serve(db_path=tmp_path / "sandbox.db") as running:
+        running.fixtures = running.state.seed_demo_fixtures()
+        yield running

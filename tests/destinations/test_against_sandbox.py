@@ -30,12 +30,6 @@ pytestmark = pytest.mark.integration
 FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 8}
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    with serve(db_path=tmp_path / "sandbox.db") as running:
-        running.fixtures = running.state.seed_demo_fixtures()
-        yield running
-
 
 def customers(n: int, start: int = 0) -> list[Record]:
     return [

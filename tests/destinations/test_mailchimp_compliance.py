@@ -21,16 +21,10 @@ from airflow_segprovider.destinations.mailchimp import (
     MailchimpClient,
     subscriber_hash,
 )
-from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY, serve
+from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY
 
 FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 4}
 
-
-@pytest.fixture
-def sandbox(tmp_path):
-    with serve(db_path=tmp_path / "sandbox.db") as running:
-        running.fixtures = running.state.seed_demo_fixtures()
-        yield running
 
 
 def connector(base_url: str, **config) -> MailchimpClient:

@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import secrets
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +24,11 @@ import requests
 from airflow_segprovider.example import EXAMPLE_PROJECT
 from segprovider_sandbox import RunningSandbox, serve
 from support.airflow_services import VENV_BIN, Service, airflow_environment, free_port, start_service, wait_for
+from support.insights_world import DAG_ID, PLAIN_DAG_ID, InsightsWorld
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-DAG_ID = "segments_centralized"
-PLAIN_DAG_ID = "plain_reports"
 DAG_SOURCE = ("from airflow_segprovider.example import EXAMPLE_PROJECT\n"
               "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
               f"dag = build_centralized_dag(EXAMPLE_PROJECT, dag_id={DAG_ID!r})\n")
@@ -42,23 +40,6 @@ CUSTOMERS = 2_000
 #: The days evaluated and synced, up to the example data's anchor (its newest events).
 DAYS = [dt.datetime(2026, 11, 20) + dt.timedelta(days=n) for n in range(5)]
 USERS = {"admin": "admin", "viewer": "viewer", "nobody": ""}
-
-
-@dataclass
-class InsightsWorld:
-    """The running api-server, its users' passwords and the seeded warehouse."""
-
-    base_url: str
-    passwords: dict[str, str]
-    warehouse: Path
-    docs_dir: Path
-    services: list[Service]
-
-    def token(self, user: str) -> str:
-        reply = requests.post(f"{self.base_url}/auth/token",
-                              json={"username": user, "password": self.passwords[user]}, timeout=10)
-        reply.raise_for_status()
-        return reply.json()["access_token"]
 
 
 def seed_warehouse(path: Path, docs_dir: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,12 +98,9 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sandbox(work_dir: Path) -> Iterator[RunningSandbox]:
-    running = serve(db_path=work_dir / "sandbox.db")
-    try:
+    with serve(db_path=work_dir / "sandbox.db") as running:
         running.state.seed_example_project()
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import DAG_ID, PLAIN_DAG_ID, InsightsWorld
 
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
 from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
+from support.insights_world import DAG_ID, PLAIN_DAG_ID, InsightsWorld
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # .ci/run installs Chromium when it is missing and sets SEGPROVIDER_REQUIRE_BROWSER: there a missing browser fails

@@ -10,10 +10,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 import requests
-from conftest import DAG_ID, PLAIN_DAG_ID, InsightsWorld
 
 from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
+from support.insights_world import DAG_ID, PLAIN_DAG_ID, InsightsWorld
 
 VIEWS = ("segments", "overlap", "syncs", "gates", "drift", "customer")
 DAG_PATHS = [f"/segprovider/api/dags/{DAG_ID}/{view}" for view in VIEWS] + \

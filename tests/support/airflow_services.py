@@ -29,6 +29,24 @@ VENV_BIN = Path(sys.executable).parent
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 #: The pool every task that opens the warehouse uses (one slot: DuckDB takes one writer).
 WAREHOUSE_POOL = "segprovider_duckdb"
+#: The deployment's DAG file: the repository's ``dags/segments_centralized.py`` built from the copy of the
+#: example project beside it (the repository's file builds from the packaged one, which a test must not edit),
+#: reading its landing files from ``$SEGPROVIDER_DATA_DIR`` as the repository's does.
+CENTRALIZED_DAG_SOURCE = (
+    "from pathlib import Path\n"
+    "from airflow_segprovider.example.landing import default_data_dir\n"
+    "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
+    "dag = build_centralized_dag(Path(__file__).resolve().parent / 'segments_project', dag_id='segments_centralized',\n"
+    "                            files_root=str(default_data_dir()))\n"
+)
+#: What every task imports, imported once before the services start so the bytecode cache is warm (DuckDB
+#: and its Airflow provider, sqlparse and sqlglot's DuckDB dialect cost the first ingest task about 6 s otherwise).
+WARM_UP_IMPORTS = ("import great_expectations, airflow.sdk, airflow.sdk.execution_time.task_runner, "
+                   "airflow_segprovider.factory.centralized, airflow_segprovider.gates.runner, "
+                   "airflow_segprovider.core.sync.engine, airflow_segprovider.ingest, "
+                   "duckdb, sqlparse, sqlglot.dialects.duckdb, pyarrow.pandas_compat, "
+                   "airflow.providers.duckdb.hooks.duckdb, airflow.providers.common.sql.hooks.sql, "
+                   "airflow_segprovider.hooks.warehouse, airflow_segprovider.operators")
 FINISHED_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
@@ -243,3 +261,20 @@ def _log_line(raw: str) -> str:
     if record.get("error_detail"):
         text += f"\n    {json.dumps(record['error_detail'])[:3000]}"
     return text
+
+
+def destination_connections(warehouse: Path, sandbox_url: str) -> dict[str, dict]:
+    """The connections ``segments_centralized`` uses (as the demo defines them), pointed at a sandbox, by id."""
+    from airflow_segprovider.cli.demo import sandbox_connections
+    from support.sandbox import SANDBOX_CREDENTIALS
+
+    return sandbox_connections(warehouse, sandbox_url, f"{sandbox_url}/webhook/alerts", SANDBOX_CREDENTIALS)
+
+
+def create_connections(api: AirflowApi, connections: Mapping[str, dict]) -> None:
+    """``POST /api/v2/connections`` for each, as a person does in Admin > Connections."""
+    for conn_id, fields in connections.items():
+        body = {"connection_id": conn_id, **{k: v for k, v in fields.items() if k != "extra"}}
+        if "extra" in fields:
+            body["extra"] = json.dumps(fields["extra"])
+        api.request("POST", "/connections", json=body)

@@ -12,12 +12,12 @@ import dataclasses
 import pytest
 
 from airflow_segprovider.core.state.sync import ADDED_COLUMNS, RUNS, ensure_tables
-from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions, SyncPlan
+from airflow_segprovider.core.sync import SyncBlockedError, SyncOptions, SyncPlan
 from airflow_segprovider.core.sync.safety import check_safety
-from airflow_segprovider.destinations.connection import build_client
 from airflow_segprovider.destinations.meta import normalize_and_hash
 from support.membership import remove_members
 from support.sync_constants import DAY_2
+from support.sync_runs import run, sync_of
 from support.warehouse_matrix import open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -26,17 +26,6 @@ pytestmark = pytest.mark.integration
 WITHDRAWN_AT = "TIMESTAMP '2026-12-01 09:00:00'"
 
 
-def sync_of(project, segment, destination, mode=None):
-    sync = next(s for s in project.syncs if s.segment == segment and s.destination == destination)
-    return dataclasses.replace(sync, mode=mode) if mode else sync
-
-
-def run(project, warehouse, connections, sync, as_of, **options):
-    client = build_client(project, sync, connections[sync.destination])
-    try:
-        return SyncEngine(project, warehouse).run(sync, client, as_of, options=SyncOptions(**options))
-    finally:
-        client.close()
 
 
 def state_keys(warehouse, sync) -> list[str]:

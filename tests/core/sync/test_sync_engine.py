@@ -6,20 +6,18 @@ import dataclasses
 import json
 
 import pytest
-from support.sync_constants import DAY_1, DAY_2
 
 from airflow_segprovider.core.destination import DestinationAuthError, DestinationConfigError
 from airflow_segprovider.core.state.membership import MembershipStore
-from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions
+from airflow_segprovider.core.sync import SyncBlockedError
 from airflow_segprovider.destinations.connection import build_client
 from airflow_segprovider.destinations.meta import normalize_and_hash
 from support.membership import remove_members
+from support.sync_constants import DAY_1, DAY_2
+from support.sync_runs import run, sync_of
 
 pytestmark = pytest.mark.integration
 
-
-def sync_of(project, segment, destination):
-    return next(s for s in project.syncs if s.segment == segment and s.destination == destination)
 
 
 def allowed(warehouse, channel: str, require_opt_in: bool) -> dict[str, bool]:
@@ -49,13 +47,6 @@ def intended_emails(project, warehouse, segment, destination, as_of, arm=None) -
             out[key] = emails[key].lower()
     return out
 
-
-def run(project, warehouse, connections, sync, as_of, **options):
-    client = build_client(project, sync, connections[sync.destination])
-    try:
-        return SyncEngine(project, warehouse).run(sync, client, as_of, options=SyncOptions(**options))
-    finally:
-        client.close()
 
 
 def write_requests(sandbox, vendor):

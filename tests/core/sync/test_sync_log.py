@@ -15,13 +15,12 @@ import pytest
 from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state.sync import LOG
-from airflow_segprovider.core.sync import SyncEngine, SyncOptions
 from airflow_segprovider.core.sync import record as sync_record
 from airflow_segprovider.core.sync.record import read_sync_log
-from airflow_segprovider.destinations.connection import build_client
 from airflow_segprovider.example.generate import generate
 from segprovider_sandbox import DEFAULT_MAILCHIMP_API_KEY
 from support.sync_constants import DAY_1, DAY_2, FAST_RETRIES
+from support.sync_runs import run, sync_of
 from support.warehouse_matrix import copy_tables, open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -29,16 +28,6 @@ pytestmark = pytest.mark.integration
 THE_3RD = dt.datetime(2026, 12, 3, 9, 30)
 
 
-def sync_of(project, segment, destination):
-    return next(s for s in project.syncs if s.segment == segment and s.destination == destination)
-
-
-def run(project, warehouse, connections, sync, as_of, **options):
-    client = build_client(project, sync, connections[sync.destination])
-    try:
-        return SyncEngine(project, warehouse).run(sync, client, as_of, options=SyncOptions(**options))
-    finally:
-        client.close()
 
 
 def at(monkeypatch, moment: dt.datetime) -> None:

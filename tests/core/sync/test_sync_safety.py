@@ -18,30 +18,19 @@ from airflow_segprovider.core.destination import (
     TerminalDestinationError,
     TransientDestinationError,
 )
-from airflow_segprovider.core.sync import SyncBlockedError, SyncEngine, SyncOptions, SyncPlan
+from airflow_segprovider.core.sync import SyncBlockedError, SyncOptions, SyncPlan
 from airflow_segprovider.core.sync.execute import send_isolating
 from airflow_segprovider.core.sync.plan import REMOVING_MODES
 from airflow_segprovider.core.sync.safety import check_safety
-from airflow_segprovider.destinations.connection import build_client
 from support.membership import remove_members
 from support.sync_constants import DAY_1, DAY_2
+from support.sync_runs import run, sync_of
 
 pytestmark = pytest.mark.integration
 
 HUBSPOT_WRITES = ("POST", "PUT", "DELETE")
 
 
-def sync_of(project, segment, destination, mode=None):
-    sync = next(s for s in project.syncs if s.segment == segment and s.destination == destination)
-    return dataclasses.replace(sync, mode=mode) if mode else sync
-
-
-def run(project, warehouse, connections, sync, as_of, **options):
-    client = build_client(project, sync, connections[sync.destination])
-    try:
-        return SyncEngine(project, warehouse).run(sync, client, as_of, options=SyncOptions(**options))
-    finally:
-        client.close()
 
 
 def writes(sandbox, vendor):
