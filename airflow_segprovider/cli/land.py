@@ -14,34 +14,10 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.cli.common import EXIT_OK
+from airflow_segprovider.cli.common import EXIT_OK, as_of_type, int_at_least
 
 if TYPE_CHECKING:
     from airflow_segprovider.cli.common import AddCommand
-
-
-def anchor_arg(text: str) -> dt.datetime:
-    """``--anchor``: an ISO 8601 date or time (UTC unless it has an offset), between 1970 and 2200."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r} (e.g. 2026-12-02 or "
-                                         "2026-12-02T06:00:00+00:00)") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    if not dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) <= value <= dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc):
-        raise argparse.ArgumentTypeError(f"{text!r} is outside 1970-01-01 .. 2200-01-01")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def cmd_land(args: argparse.Namespace) -> int:
@@ -65,6 +41,8 @@ def register(command: AddCommand) -> None:
                 "where the example DAGs read them.")
     p.add_argument("--data-dir", help="folder to write landing/<table>/<table>.parquet into (default: "
                    "$SEGPROVIDER_DATA_DIR, else $AIRFLOW_HOME/segprovider_data)")
-    p.add_argument("--anchor", type=anchor_arg, help="newest timestamp in the data, ISO 8601 (default: now, UTC)")
-    p.add_argument("--customers", type=positive_int, default=50_000, help="customers to generate (50,000)")
-    p.add_argument("--seed", type=int, default=42, help="random seed: the same seed and anchor give the same rows")
+    p.add_argument("--anchor", type=as_of_type, help="newest timestamp in the data, ISO 8601 (default: now, UTC)")
+    p.add_argument("--customers", type=int_at_least(1, 100_000_000), default=50_000,
+                   help="customers to generate (50,000)")
+    p.add_argument("--seed", type=int_at_least(0), default=42,
+                   help="random seed: the same seed and anchor give the same rows")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from typing import TYPE_CHECKING
 
@@ -38,26 +37,12 @@ def env_client(project: Project, sync):
     return build_client(project, sync, connection_from_env(destination.connection_id, destination=destination.name))
 
 
-def newer_snapshot(warehouse: Warehouse, segments: list[str], as_of: dt.datetime) -> dt.datetime | None:
-    """The newest snapshot ``as_of`` of ``segments`` when it is later than ``as_of``, else None.
-
-    The rule of the DAG's sync tasks (``historical_reason`` in :mod:`airflow_segprovider.operators.base`):
-    only the latest run syncs; history is recomputed, never pushed.
-    """
-    from airflow_segprovider.core.sql.dialects import in_list
-    from airflow_segprovider.core.state.membership import SNAPSHOTS
-
-    if not segments or warehouse.columns(SNAPSHOTS) is None:
-        return None
-    newest = warehouse.query(f"SELECT MAX(as_of) FROM {SNAPSHOTS} WHERE segment IN {in_list(segments)}")[0][0]
-    return newest if newest is not None and newest > as_of else None
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     import json
     import logging
 
     from airflow_segprovider.core.sync import SyncEngine, SyncOptions, select_syncs
+    from airflow_segprovider.core.sync.safety import newer_snapshot
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")

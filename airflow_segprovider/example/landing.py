@@ -70,7 +70,7 @@ def land_example_data(data_dir: str | Path, *, anchor: dt.datetime | None = None
     What an upstream export would deliver for a real deployment of the example project: one Parquet file
     per table, replacing an earlier landing (ingest then replaces the rows that file loaded before).
 
-    :param anchor: the newest timestamp in the data (UTC); default: now, so the freshness gate passes today.
+    :param anchor: the newest timestamp in the data (naive: UTC); default: now, so the freshness gate passes today.
     :returns: the generated counts and table -> the file written.
     """
     import tempfile
@@ -80,7 +80,9 @@ def land_example_data(data_dir: str | Path, *, anchor: dt.datetime | None = None
 
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
-    at = (anchor or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    at = anchor or dt.datetime.now(dt.timezone.utc)
+    if at.tzinfo is not None:  # a naive anchor is already UTC (as --anchor parses it)
+        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
     with tempfile.TemporaryDirectory(prefix="segprovider-land-") as scratch:
         upstream = DuckDBWarehouse(Path(scratch) / "upstream.duckdb")
         try:

@@ -111,17 +111,14 @@ def historical_reason(context: Context, warehouse: Warehouse, segments: Sequence
     A backfill recomputes history but never pushes it; neither does any run whose ``as_of``
     is older than the newest snapshot of the segments it would sync.
     """
-    from airflow_segprovider.core.sql.dialects import in_list
-    from airflow_segprovider.core.state.membership import SNAPSHOTS
+    from airflow_segprovider.core.sync.safety import newer_snapshot
 
     dag_run = context.get("dag_run")
     run_type = str(getattr(dag_run, "run_type", "") or "")
     if run_type.lower().endswith("backfill"):
         return f"this is a backfill run ({getattr(dag_run, 'run_id', '?')}): backfills never push to destinations"
-    if not segments:
-        return None
-    newest = warehouse.query(f"SELECT MAX(as_of) FROM {SNAPSHOTS} WHERE segment IN {in_list(list(segments))}")[0][0]
-    if newest is not None and newest > as_of:
+    newest = newer_snapshot(warehouse, segments, as_of)
+    if newest is not None:
         return (f"a newer snapshot exists (as_of {newest.isoformat()} > {as_of.isoformat()}): only the latest run "
                 "syncs, history is never pushed")
     return None

@@ -14,11 +14,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.errors import TerminalError
-from airflow_segprovider.core.sql.dialects import quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.sql.dialects import in_list, quoted_table, render, text_literal, ts_literal
 from airflow_segprovider.core.state.membership import SNAPSHOTS
 from airflow_segprovider.core.state.sync import STATE, state_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow_segprovider.core.destination import DestinationClient
     from airflow_segprovider.core.project.spec import Project, Sync
     from airflow_segprovider.core.sync.plan import SyncOptions, SyncPlan
@@ -98,3 +100,15 @@ def check_safety(sync: Sync, plan: SyncPlan, options: SyncOptions) -> None:
             f"sync {sync.id}: would remove {plan.remove} of {size} members ({plan.remove / size:.0%}) from "
             f"{sync.destination}, more than max_remove_fraction {sync.max_remove_fraction:.0%}; check the "
             "segment, then rerun with allow_mass_removal (CLI --allow-mass-removal) if it is intended")
+
+
+def newer_snapshot(warehouse: Warehouse, segments: Sequence[str], as_of: dt.datetime) -> dt.datetime | None:
+    """The newest snapshot ``as_of`` of ``segments`` when it is later than ``as_of``, else None.
+
+    Only the latest snapshot is ever synced: history is recomputed, never pushed. The DAG's sync tasks
+    (``historical_reason`` in :mod:`airflow_segprovider.operators.base`) and ``segprovider sync`` both ask this.
+    """
+    if not segments or warehouse.columns(SNAPSHOTS) is None:
+        return None
+    newest = warehouse.query(f"SELECT MAX(as_of) FROM {SNAPSHOTS} WHERE segment IN {in_list(list(segments))}")[0][0]
+    return newest if newest is not None and newest > as_of else None
