@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     project = load(args.project)
     unknown = [name for name in args.segment or () if name not in project.reconcile]
-    if unknown and project.reconcile:
+    if unknown:  # also when the project reconciles nothing: a mistyped --segment never passes silently
         raise TerminalError(f"--segment: no reconcile policy for {', '.join(map(repr, unknown))}; reconciled "
-                            f"segments: {', '.join(project.reconcile)}")
+                            f"segments: {', '.join(project.reconcile) or '(none: the project has no reconcile:)'}")
     warehouse = open_warehouse(project, args.db, args.wait_for_lock)
 
     reconciler = Reconciler(project, warehouse, lambda sync: env_client(project, sync))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from airflow_segprovider.cli.common import EXIT_USAGE
 from airflow_segprovider.core.errors import TerminalError
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         if serving:
             print(f"segprovider sandbox {args.operation}: {', '.join(serving)}: serving options, not for an "
                   "operation (serve with `segprovider sandbox` alone)", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         # -X utf8: member lists print addresses as stored, whatever the terminal's locale
         return subprocess.call([sys.executable, "-X", "utf8", "-m", ADMIN_MODULE, *admin_arguments(args)])
     argv: Sequence[str] = sandbox_arguments(host=args.host, port=args.port, db=args.db, config=args.config,

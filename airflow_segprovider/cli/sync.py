@@ -23,7 +23,6 @@ from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 if TYPE_CHECKING:
     from airflow_segprovider.cli.common import AddCommand
     from airflow_segprovider.core.project.spec import Project
-    from airflow_segprovider.core.warehouses.base import Warehouse
 
 #: ``--concurrency``: batches in flight; vendors throttle long before this.
 MAX_CONCURRENCY = 64

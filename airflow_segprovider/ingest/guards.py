@@ -30,16 +30,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_UNITS = (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60))
-
-
 def duration_text(value: dt.timedelta) -> str:
     """``value`` as the project language writes it (``1d``, ``12h``, ``90m``)."""
-    seconds = int(value.total_seconds())
-    for unit, size in _UNITS[1:]:  # days rather than weeks: '14d' reads better than '2w' in a message
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    from airflow_segprovider.core.project.durations import format_duration
+
+    return format_duration(value)
 
 
 def future_limit(now: dt.datetime, source: Source) -> dt.datetime:

@@ -38,6 +38,8 @@ def stage_counts(operator: SegmentsBaseOperator, context: Context, phase: str,
                  destinations: Sequence[str] | None) -> list[dict[str, Any]]:
     """Ask each destination for the member count of each centralized sync, and stage it for the count gates.
 
+    :param destinations: only the syncs these select (destinations, sync ids or segments); default all.
+
     Skipped (``AirflowSkipException``) in backfills and runs older than the newest snapshot.
     The warehouse is opened twice, briefly, and never while a destination is asked.
     """
@@ -49,7 +51,9 @@ def stage_counts(operator: SegmentsBaseOperator, context: Context, phase: str,
 
     project = operator.project
     # hand-edited (reconciled) lists are expected to differ from the warehouse: not the centralized model's
-    syncs = [s for s in centralized_syncs(project) if not destinations or s.destination in destinations]
+    # the selectors a gate's ``syncs`` takes: sync ids, segments or destinations
+    syncs = [s for s in centralized_syncs(project)
+             if not destinations or {s.id, s.segment, s.destination} & set(destinations)]
     with operator.warehouse() as warehouse:  # closed again before the destinations are asked
         reason = historical_reason(context, warehouse, [s.segment for s in syncs], operator.as_of_value())
     if reason:

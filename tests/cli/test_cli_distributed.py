@@ -56,3 +56,10 @@ def test_dry_run_then_reconcile_from_the_command_line(tmp_path, sandbox, monkeyp
     assert [(r["system"], r["drift"]) for r in result["drift"]] == [("mailchimp_newsletter", 0), ("hubspot_crm", 0)]
     held = systems.held()
     assert held["hubspot_crm"] == held["mailchimp_newsletter"] == set(emails[:2])
+
+
+def test_a_mistyped_segment_is_refused_even_when_the_project_reconciles_nothing(project_copy, tmp_path, capsys) -> None:
+    (project_copy / "reconcile.yml").unlink()  # a project with no reconcile: policy at all
+    code = main(["distributed", str(project_copy), "--segment", "sales_priorty", "--db", str(tmp_path / "w.duckdb")])
+    err = capsys.readouterr().err
+    assert code == 1 and "--segment" in err and "sales_priorty" in err and "Traceback" not in err

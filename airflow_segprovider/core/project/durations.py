@@ -44,3 +44,16 @@ def parse_duration(text: object) -> timedelta:
         raise ValueError(f"{shown} is longer than the longest window: at most {MAX_DURATION_TEXT}, "
                          "i.e. 5214w, 876000h or 52560000m")
     return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """``value`` as the project language writes it: the largest of days, hours or minutes that divides it.
+
+    Days rather than weeks (``14d`` reads better than ``2w`` in a message); what no minute divides is
+    rounded up to the minute, the language's smallest unit.
+    """
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{-(-seconds // 60)}m"

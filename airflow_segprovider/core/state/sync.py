@@ -82,6 +82,10 @@ DDL = (
 #: columns added after a table was first released, ``(table, column, type)``: tables created by an earlier
 #: version get them on the next :func:`ensure_tables` (``ADD COLUMN IF NOT EXISTS``, in every dialect we
 #: render for: DuckDB, PostgreSQL, Snowflake, BigQuery); old rows read NULL there.
+#: How a held run's record begins (status ``held``, or ``partial`` when an opt-out removal was refused):
+#: the post-sync count check then expects what the state holds, not the snapshot.
+HELD_ERROR_PREFIX = "membership changes held by"
+
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     (RUNS, "planned_consent_remove", "BIGINT"),
     (RUNS, "succeeded_consent_remove", "BIGINT"),

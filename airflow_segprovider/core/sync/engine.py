@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.core.state import sync as sync_state
+from airflow_segprovider.core.state.sync import HELD_ERROR_PREFIX
 from airflow_segprovider.core.sync.consent import not_allowed_keys_sql
 from airflow_segprovider.core.sync.execute import EMAIL_CHANNEL, Progress, json_ready, record_batches, send_all, senders
 from airflow_segprovider.core.sync.plan import (
@@ -137,7 +138,7 @@ class SyncEngine:
             record.status = "dry_run" if options.dry_run else (
                 "partial" if any(record.failed.values()) else "held" if options.held_by else "succeeded")
             if options.held_by:
-                record.error = (f"membership changes held by {options.held_by}; "
+                record.error = (f"{HELD_ERROR_PREFIX} {options.held_by}; "
                                 f"{record.succeeded['consent_remove']} consent removals sent")
         except BaseException as exc:
             record.status = "blocked" if isinstance(exc, SyncBlockedError) else "failed"

@@ -26,6 +26,7 @@ from airflow_segprovider.core.destination import (
     TerminalDestinationError,
     UnsupportedOperationError,
 )
+from airflow_segprovider.core.sync.plan import REMOVALS  # operations sent with the vendor ids the state holds
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.destination import DestinationClient
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 
 #: the consent channel whose withdrawal also unsubscribes the contact in the ESP
 EMAIL_CHANNEL = "email"
-#: operations sent with the vendor ids the state holds (as :data:`~airflow_segprovider.core.sync.plan.REMOVALS`)
-_REMOVALS = ("remove", "consent_remove", "reidentify")
 
 #: ``(records, row hashes, destination ids)``: one batch as read from the warehouse.
 Batch = tuple[list[Record], dict[str, str], dict[str, str]]
@@ -182,7 +181,7 @@ def send_isolating(send: Callable[..., BatchResult], records: list[Record], ids:
     is raised as it is: splitting cannot help.
     """
     try:
-        return send(records, ids) if operation in _REMOVALS else send(records)
+        return send(records, ids) if operation in REMOVALS else send(records)
     except (DestinationAuthError, DestinationConfigError, UnsupportedOperationError):
         raise  # about the destination, not the records: splitting cannot help
     except TerminalDestinationError as exc:

@@ -249,12 +249,13 @@ class MailchimpClient(HttpDestination):
                 operation=f"unsubscribe {len(groups)} members of audience '{self.config.list_id}'",
                 hints={404: f"no audience with list_id '{self.config.list_id}': check config.list_id"},
             ).json_object()
-            failed = {normalize_email(str(error.get("email_address", ""))): str(error.get("error") or "refused")
-                      for error in answer.get("errors") or []}
+            failed = {normalize_email(str(error.get("email_address", ""))): error for error in answer.get("errors") or []}
             for email, same in groups.items():
                 for record in same:
-                    if email in failed:
-                        result.rejected.append(RejectedRecord(record.key, "unsubscribe_error", failed[email]))
+                    if email in failed:  # a forgotten contact's refusal is final, as in every other write
+                        error = failed[email]
+                        result.rejected.append(rejection(record.key, str(error.get("error_code") or "unsubscribe_error"),
+                                                         str(error.get("error") or "refused")))
                     else:
                         result.acknowledged.append(record.key)
         return result

@@ -10,7 +10,7 @@ from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
 from airflow_segprovider.core.sql.dialects import render, text_literal, ts_literal
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
-from airflow_segprovider.core.state.sync import REJECTED
+from airflow_segprovider.core.state.sync import HELD_ERROR_PREFIX, REJECTED
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 from airflow_segprovider.core.state.sync import STATE as SYNC_STATE
 from airflow_segprovider.gates.queries.common import PHASES, GateConfigError, no_rows
@@ -57,9 +57,11 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
                        f"AND d.identity <> '' AND d.customer_key NOT IN (SELECT customer_key FROM {rejected} "
                        f"WHERE sync_id = {sid} AND operation = 'add')")
             kept = held + ("" if sync.mode == "add_only" else " AND origin <> 'segprovider'")
-            latest_status = (f"(SELECT status FROM {runs} WHERE sync_id = {sid} AND as_of = {at} AND NOT dry_run "
-                             "ORDER BY started_at DESC LIMIT 1)")
-            expected = (f"CASE WHEN {latest_status} = 'held' THEN (SELECT COUNT(*) FROM ({held}) AS h) "
+            # a held run (held, or partial when an opt-out was refused) sent no membership change
+            latest_error = (f"(SELECT error FROM {runs} WHERE sync_id = {sid} AND as_of = {at} AND NOT dry_run "
+                            "ORDER BY started_at DESC LIMIT 1)")
+            held_run = f"{latest_error} LIKE {text_literal(HELD_ERROR_PREFIX + '%')}"
+            expected = (f"CASE WHEN {held_run} THEN (SELECT COUNT(*) FROM ({held}) AS h) "
                         f"ELSE (SELECT COUNT(*) FROM ({central} UNION {kept}) AS e) END")
         arm = f" AND arm = {text_literal(sync.arm)}" if sync.arm else ""
         snapshot = (f"(SELECT COUNT(*) FROM {memberships} WHERE segment = {text_literal(sync.segment)} "

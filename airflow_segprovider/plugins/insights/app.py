@@ -209,7 +209,11 @@ def create_app() -> FastAPI:
         return HTMLResponse(pages.overview_page(target, run_id))
 
     @app.get("/dags/{dag_id}/docs/{path:path}", dependencies=READ_DAG)
-    def data_docs(dag_id: str, path: str) -> FileResponse:
+    def data_docs(dag_id: str, path: str, session: SessionDep) -> FileResponse:
+        try:
+            _target(session, dag_id)  # a DAG that exists and is a segments DAG, as every other view requires
+        except NotSegmentsDagError as exc:
+            raise HTTPException(404, str(exc)) from None
         found = gate_files.docs_file(dag_id, path)
         if found is None:
             raise HTTPException(404, "no such Data Docs file")

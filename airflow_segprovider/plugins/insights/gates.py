@@ -76,9 +76,16 @@ def _folder_name(run_id: str) -> str:
 
 
 def docs_file(dag_id: str, relative: str) -> Path | None:
-    """A file of the DAG's Data Docs, or None when it is missing or outside the DAG's docs folder."""
-    folder = docs_root() / dag_id
+    """A file of the DAG's Data Docs, or None when it is missing or outside the DAG's docs folder.
+
+    Both the DAG's folder and the file must lie inside the docs root: a ``dag_id`` of ``..`` (which an auth
+    manager granting every DAG would let through) must not reach ``$AIRFLOW_HOME/airflow.cfg``.
+    """
+    if dag_id in ("", ".", "..") or "/" in dag_id:
+        return None
+    root = docs_root()
+    folder = root / dag_id
     path = folder / relative
-    if not _inside(path, folder) or not path.is_file():
+    if not _inside(folder, root) or not _inside(path, folder) or not path.is_file():
         return None
     return path

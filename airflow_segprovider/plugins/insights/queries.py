@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 
 #: Most rows of a per-record table (rejected records, a customer's sync log) one answer returns.
 ROW_LIMIT = 200
-#: The per-record sync log (from the destinations work); None on a version without it.
-SYNC_LOG: str | None = getattr(sync_state, "LOG", None)
+SYNC_LOG = sync_state.LOG
 
 
 def plain(value: Any) -> Any:
@@ -223,12 +222,12 @@ def reconcile_runs(warehouse: Warehouse) -> list[dict[str, Any]]:
 def customer_history(warehouse: Warehouse, customer: str) -> dict[str, Any]:
     """One customer's memberships over time, and (once the per-record sync log exists) what syncs sent."""
     memberships: list[dict[str, Any]] = []
-    if _exists(warehouse, SNAPSHOTS):
+    if _exists(warehouse, MEMBERSHIPS):
         memberships = _records(warehouse, f"SELECT segment, arm, as_of FROM {MEMBERSHIPS} "
                                           "WHERE customer_key = %(customer)s ORDER BY as_of, segment",
                                {"customer": customer})
     sent: list[dict[str, Any]] = []
-    if SYNC_LOG is not None and _exists(warehouse, SYNC_LOG):
+    if _exists(warehouse, SYNC_LOG):
         sent = _records(warehouse, "SELECT sync_id, run_id, action, status, error_code, message, logged_at "
                                    f"FROM {SYNC_LOG} WHERE customer_key = %(customer)s "
                                    f"ORDER BY logged_at DESC LIMIT {ROW_LIMIT}", {"customer": customer})
