@@ -39,6 +39,7 @@ from airflow_segprovider.core.evaluate.columns import (
     rule_column,
 )
 from airflow_segprovider.core.evaluate.conditions import ConditionSql, predicate_sql
+from airflow_segprovider.core.evaluate.customers import customer_relation
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, Segment, iter_conditions
 from airflow_segprovider.core.project.spec import Project
 from airflow_segprovider.core.sql import dialects
@@ -358,7 +359,7 @@ class SegmentCompiler:
         for channel in channels:
             projections.append(exp.alias_(col(consent_column(channel), "consent_latest"), consent_column(channel),
                                           quoted=True))
-        query = exp.select(*projections).from_(table_ref(customer.table, self.schema, alias="c"))
+        query = exp.select(*projections).from_(customer_relation(self.project, self.schema, state.as_of))
         for cte in [*agg_ctes, *(["consent_latest"] if channels else [])]:
             query = query.join(table_ref(cte), on=exp.EQ(this=col(KEY, cte), expression=col(customer.key, "c")),
                                join_type="LEFT")
