@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_segprovider.core.evaluate.customers import customer_source_table
 from airflow_segprovider.core.state.gates import create_gate_result_sql, drop_gate_result_sql, gate_result_table
 from airflow_segprovider.core.state.ingest import LOADS_TABLE
 from airflow_segprovider.gates.queries import GateConfigError, check_gate
@@ -107,12 +108,13 @@ def _gate_batches(gate: str, project: Project, warehouse: Warehouse, at: dt.date
             batches = [batch(gate, age_hours_sql(sql, at), parameters)]
     elif gate == "types":
         attributes = queries.type_attributes(project, _select(project, syncs))
-        existing = {c.lower(): c for c in (warehouse.columns(project.model.customer.table) or {})}
+        # the values the evaluation at `at` reads (point-in-time attributes: the history's)
+        existing = {c.lower(): c for c in (warehouse.columns(customer_source_table(project, at)) or {})}
         present = list(dict.fromkeys(existing[a.column.lower()] for a in attributes if a.column.lower() in existing))
         if present:
             sample = query_frame(warehouse, queries.types_sql(
                 project, present, sample_rows=sample_rows or queries.DEFAULT_SAMPLE_ROWS, dialect=dialect,
-                schema=schema))
+                schema=schema, as_of=at))
             sample.columns = [_declared(c, attributes) for c in sample.columns]
         else:
             import pandas as pd

@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.state.ingest import ensure_tables
-from airflow_segprovider.ingest import ledger
+from airflow_segprovider.ingest import history, ledger
 from airflow_segprovider.ingest.apply import Load
 from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
+from airflow_segprovider.ingest.forgotten import forgotten_keys
 from airflow_segprovider.ingest.layout import table_layout
 from airflow_segprovider.ingest.result import LoadResult
 from airflow_segprovider.ingest.units import Unit, file_units, rest_units, warehouse_unit
@@ -61,6 +62,12 @@ logger = logging.getLogger(__name__)
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _wrap(exc: BaseException, source: Source) -> IngestError | None:
@@ -105,7 +112,8 @@ def _engine_for(warehouse: Warehouse) -> DuckDBWarehouse:
 
 def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                   connection: Mapping[str, Any] | None = None, now: dt.datetime | None = None,
-                  files_root: str | Path | None = None, allow_shrink: bool = False) -> LoadResult:
+                  files_root: str | Path | None = None, allow_shrink: bool = False,
+                  valid_from: dt.datetime | None = None) -> LoadResult:
     """Load one source of ``project`` into its table, in one transaction of ``warehouse``.
 
     ``warehouse`` is any :class:`~airflow_segprovider.core.warehouses.base.Warehouse` (DuckDB, PostgreSQL,
@@ -119,6 +127,9 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
     :param files_root: folder relative file paths start from; default: the project folder.
     :param allow_shrink: load a ``replace`` source even when it would empty the table or shrink it by more
         than the source's ``max_shrink_fraction`` (see :mod:`.guards`).
+    :param valid_from: with ``model.customer.history: true``, when the customer attribute values this load
+        writes became valid (the DAG passes its run's ``as_of``); default: the load's start. Never before the
+        history's latest change (see :mod:`.history`).
     :raises TerminalIngestError: retrying cannot help (bad file, unknown source, refused credentials, a
         ``replace`` source refused as empty or shrunken).
     :raises TransientIngestError: retrying later may (API failures after retries, files not there yet).
@@ -136,6 +147,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
     engine = _engine_for(warehouse)
     load = Load(warehouse, engine, source, layout, load_id, project.model.customer.table, started_at)
     try:
+        load.forgotten = forgotten_keys(warehouse, source.name)  # forgotten customers are never loaded again
         if previous is not None and load.usable_watermark([previous]) is None:  # stored before the future guard
             previous = load.usable_watermark(ledger.stored_watermarks(warehouse, source.name))
         if source.kind == "rest_api" and connection is None and source.connection_id:
@@ -143,6 +155,9 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
 
             connection = connection_from_env(source.connection_id, destination=source.name)
         load.prepare_outside_transaction()
+        keeps_history = history.writes_history(project, layout.table)
+        if keeps_history and warehouse.dialect in history.DDL_OUTSIDE_TRANSACTION:
+            history.prepare(warehouse, project)
         with warehouse.transaction():
             if source.kind == "file":
                 units: Iterator[Unit] | list[Unit] = file_units(source, layout, Path(files_root or project.root))
@@ -159,10 +174,13 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
                     close()  # unregisters the page and closes the HTTP session now, not at garbage collection
             load.check_shrink(allow_shrink=allow_shrink)
             load.close()
+            if keeps_history:  # the versions commit with the rows they describe, or not at all
+                history.record_versions(warehouse, project, load_id, _naive_utc(valid_from) or started_at,
+                                        started_at)
             watermark = load.final_watermark(previous)
             result = LoadResult(source.name, layout.table, load_id, source.mode, "succeeded", started_at,
                                 now or _utcnow(), load.rows_read, load.rows_loaded, load.rows_quarantined,
-                                load.units, watermark, previous)
+                                load.units, watermark, previous, rows_forgotten=load.rows_forgotten)
             ledger.record_load(warehouse, {**asdict(result), "table_name": layout.table})
     except Exception as exc:
         error = _wrap(exc, source)
@@ -188,7 +206,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
 def ingest_all(project: Project, warehouse: Warehouse,
                connections: Mapping[str, Mapping[str, Any]] | None = None, *, sources: Sequence[str] | None = None,
                now: dt.datetime | None = None, files_root: str | Path | None = None,
-               allow_shrink: bool = False) -> list[LoadResult]:
+               allow_shrink: bool = False, valid_from: dt.datetime | None = None) -> list[LoadResult]:
     """Load every source (or ``sources``) in declaration order, each in its own transaction.
 
     A failing source does not stop the others: its result has ``status == 'failed'`` and its ``error``.
@@ -196,6 +214,7 @@ def ingest_all(project: Project, warehouse: Warehouse,
     :param connections: connection mappings by connection id; sources whose connection is not
         in it read ``AIRFLOW_CONN_<ID>``.
     :param allow_shrink: as for :func:`ingest_source`, for every source loaded.
+    :param valid_from: as for :func:`ingest_source`.
     """
     results = []
     for name in sources or list(project.sources):
@@ -203,7 +222,8 @@ def ingest_all(project: Project, warehouse: Warehouse,
         connection = (connections or {}).get(source.connection_id) if source and source.connection_id else None
         try:
             results.append(ingest_source(project, warehouse, name, connection=connection, now=now,
-                                         files_root=files_root, allow_shrink=allow_shrink))
+                                         files_root=files_root, allow_shrink=allow_shrink,
+                                         valid_from=valid_from))
         except IngestError as exc:
             if exc.result is None:
                 raise

@@ -50,8 +50,11 @@ class SegmentsIngestOperator(SegmentsBaseOperator):
 
             connection = connection_dict(conn_id)
         with self.warehouse() as warehouse:
+            # with attribute history, the values loaded are valid from the run's as_of, which evaluates them
+            valid_from = self.as_of_value() if self.project.model.customer.history is not None else None
             result = ingest_source(self.project, warehouse, self.source, connection=connection,
-                                   files_root=self.files_root or None, allow_shrink=as_flag(self.allow_shrink))
+                                   files_root=self.files_root or None, allow_shrink=as_flag(self.allow_shrink),
+                                   valid_from=valid_from)
         summary = result.to_dict()
         self.log.info("source %s: %s", self.source, summary)
         return summary

@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from airflow_segprovider.core.distributed.context import ReconcileContext, utc_now
 from airflow_segprovider.core.distributed.errors import ReconcileError
-from airflow_segprovider.core.sql.dialects import quoted_table, text_literal
+from airflow_segprovider.core.evaluate.customers import customer_relation_sql
+from airflow_segprovider.core.sql.dialects import text_literal
 from airflow_segprovider.core.state.distributed import COUNTS, PULLS, RUNS
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def pull_lists(ctx: ReconcileContext, run_id: str, as_of: dt.datetime,
             finally:
                 client.close()
             keyed = _match(ctx, destination, [(m.identity, m.destination_id, _utc(m.last_changed))
-                                         for m in members]) if readable else []
+                                         for m in members], as_of) if readable else []
             matched_identities = {identity.strip().lower() for _, identity, _, _ in keyed}
             unmatched = len({m.identity.strip().lower() for m in members} - matched_identities)
             with ctx.warehouse.transaction():
@@ -105,9 +106,10 @@ def _start_run(ctx: ReconcileContext, run_id: str, policy: ReconcilePolicy, as_o
             "finished_at": pa.array([None], pa.timestamp("us"))}))
 
 
-def _match(ctx: ReconcileContext, destination: Destination, members: list[tuple[str, str | None, dt.datetime | None]]
-           ) -> list[tuple[str, str, str | None, dt.datetime | None]]:
-    """``(customer key, identity, destination id, changed at)`` of the members the customer table knows."""
+def _match(ctx: ReconcileContext, destination: Destination, members: list[tuple[str, str | None, dt.datetime | None]],
+           as_of: dt.datetime) -> list[tuple[str, str, str | None, dt.datetime | None]]:
+    """``(customer key, identity, destination id, changed at)`` of the members the customer table knows
+    (by the identities valid at ``as_of``, as the reconcile's syncs send them)."""
     customer = ctx.project.model.customer
     identity_col = customer.attributes[destination.identity].column
     by_identity = {identity.strip().lower(): (identity, vendor_id, changed)
@@ -119,7 +121,7 @@ def _match(ctx: ReconcileContext, destination: Destination, members: list[tuple[
         values = ", ".join(text_literal(i) for i in names[start:start + 5000])
         for key, identity in ctx.warehouse.query(ctx.sql(
                 f"SELECT CAST(\"{customer.key}\" AS VARCHAR), LOWER(TRIM(CAST(\"{identity_col}\" AS VARCHAR))) "
-                f"FROM {quoted_table(customer.table, ctx.warehouse.schema)} "
+                f"FROM {customer_relation_sql(ctx.project, ctx.warehouse.schema, as_of)} "
                 f"WHERE LOWER(TRIM(CAST(\"{identity_col}\" AS VARCHAR))) IN ({values})")):
             original, vendor_id, changed = by_identity[identity]
             out.append((key, original, vendor_id, changed))

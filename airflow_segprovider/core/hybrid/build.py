@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from airflow_segprovider.core.evaluate.compiler import EXACT_NUMBER
+from airflow_segprovider.core.evaluate.customers import customer_relation_sql
 from airflow_segprovider.core.hybrid.hub import quoted_name, require_hub, utc_now
 from airflow_segprovider.core.hybrid.sources import attribute_sources, source_loads
 from airflow_segprovider.core.sql.dialects import quote_identifier as q
@@ -113,7 +114,9 @@ class HubBuilder:
                 f"ON {alias}.k = {key}")
             columns.append(f"{'COALESCE(' + alias + '.v, 0)' if aggregate in ('count', 'sum') else alias + '.v'} "
                            f"AS {q(attribute.name)}")
-        return (f"SELECT {', '.join(columns)} FROM {self._table(customer.table)} AS c "
+        # the attribute values valid at the build's as_of (point-in-time attributes)
+        return (f"SELECT {', '.join(columns)} "
+                f"FROM {customer_relation_sql(self.project, self.warehouse.schema, as_of, alias='c')} "
                 + " ".join(joins))
 
     def build(self, as_of: dt.datetime) -> HubBuildResult:

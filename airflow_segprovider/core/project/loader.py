@@ -260,6 +260,14 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: IssueList, unusabl
     }
     check_cycles(segments, segment_items, issues)
     sources = parse_sources(source_items, model, issues)
+    history = model.customer.history
+    if history is not None and history.managed and not any(s.table == model.customer.table
+                                                           for s in sources.values()):
+        issues.add("SEG087", f"model.customer.history: true, but no source loads the customer table "
+                   f"{model.customer.table!r}: ingest writes the history when it loads that table",
+                   model_item.loc("customer", "history"),
+                   "declare a source of the customer table under 'sources:', or declare the history table "
+                   "another tool keeps: 'history: {table: ..., valid_from: ..., valid_to: ...}'")
     # a file left out (already reported) may declare the syncs a reconcile entry is checked against
     incomplete = unusable.unreadable or bool({"segments", "destinations", "syncs"} & unusable.sections)
     reconcile = reconcile_policies(_collect("reconcile", docs), segment_items, [s for s, _ in syncs], destinations,
@@ -282,4 +290,5 @@ def _assemble(root: Path, docs: list[SourceDocument], issues: IssueList, unusabl
         warehouse=WarehouseSettings(**settings), description=project_item.data.get("description", ""),
         sources=sources, reconcile=reconcile, hub=hub, spoke_segments=spoke_segments,
         on_gate_failure=project_item.data.get("on_gate_failure", "hold_segment"),
+        on_count_drift=project_item.data.get("on_count_drift", "fail"),
     )

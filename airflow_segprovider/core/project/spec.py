@@ -31,10 +31,29 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class AttributeHistory:
+    """Where the customer attributes' past values are kept (``model.customer.history``).
+
+    :param table: the history table: one row per customer and version, with the customer table's key and
+        attribute columns under their own names.
+    :param valid_from: column of the time a version became valid (inclusive).
+    :param valid_to: column of the time it stopped being valid (exclusive; NULL while it is current).
+    :param managed: True when ingest writes the table (``history: true``); False for a declared table
+        another tool keeps (a dbt snapshot), which ingest never writes.
+    """
+
+    table: str
+    valid_from: str
+    valid_to: str
+    managed: bool
+
+
+@dataclass(frozen=True)
 class CustomerEntity:
     table: str
     key: str
     attributes: dict[str, Attribute]
+    history: AttributeHistory | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +251,10 @@ class Project:
     #: what a failed segment gate (size, change) holds: ``hold_segment`` (that segment's membership changes;
     #: every other sync goes on) or ``block_all`` (every sync of the run)
     on_gate_failure: str = "hold_segment"
+    #: what drift found by the count gate before a sync does: ``fail`` (the gate fails, the destination's sync
+    #: waits for a person) or ``repair`` (the sync reads the destination and restores members removed by hand,
+    #: where the destination can list its members; elsewhere the gate fails as with ``fail``)
+    on_count_drift: str = "fail"
 
     def evaluation_order(self) -> list[str]:
         """Segment names so that each comes after every segment it depends on."""

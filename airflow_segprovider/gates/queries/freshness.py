@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from airflow_segprovider.core.evaluate.customers import customer_relation_sql
 from airflow_segprovider.core.sql.dialects import quote_identifier as quote
 from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
 from airflow_segprovider.core.sql.dialects import render, text_literal, ts_literal
@@ -52,7 +53,9 @@ def freshness_sql(project: Project, as_of: dt.datetime, *, dialect: str = "duckd
     at = ts_literal(as_of)
     parts = []
     for table, columns in timestamp_columns(project).items():
-        ref = table_ref(table, schema)
+        # the customer table's timestamps as they were at as_of (point-in-time attributes)
+        ref = (customer_relation_sql(project, schema, as_of) if table == project.model.customer.table
+               else table_ref(table, schema))
         newest = " UNION ALL ".join(
             f"SELECT MAX({quote(c)}) AS v FROM {ref} WHERE {quote(c)} <= {at}" for c in columns)
         parts.append(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from airflow_segprovider.core.evaluate.customers import customer_relation_sql
 from airflow_segprovider.core.project.rules import AttributeCondition, iter_conditions
 from airflow_segprovider.core.sql.dialects import quote_identifier as quote
-from airflow_segprovider.core.sql.dialects import quoted_table as table_ref
 from airflow_segprovider.core.sql.dialects import render
 from airflow_segprovider.gates.queries.common import GateConfigError
 
@@ -35,8 +36,9 @@ def type_attributes(project: Project, syncs: Sequence[Sync] | None = None) -> li
 
 
 def types_sql(project: Project, columns: Sequence[str], *, sample_rows: int = DEFAULT_SAMPLE_ROWS,
-              dialect: str = "duckdb", schema: str | None = None) -> str:
-    """A sample of at most ``sample_rows`` customer rows, ``columns`` only.
+              dialect: str = "duckdb", schema: str | None = None, as_of: dt.datetime | None = None) -> str:
+    """A sample of at most ``sample_rows`` customer rows, ``columns`` only, with the values valid at ``as_of``
+    (None: the current values).
 
     DuckDB and Snowflake draw a uniform sample; elsewhere the first rows are taken.
     """
@@ -46,7 +48,7 @@ def types_sql(project: Project, columns: Sequence[str], *, sample_rows: int = DE
     rows = int(sample_rows)
     if rows <= 0:
         raise GateConfigError(f"sample_rows must be positive, got {sample_rows!r}")
-    ref = table_ref(project.model.customer.table, schema)
+    ref = customer_relation_sql(project, schema, as_of)
     select = f"SELECT {', '.join(quote(c) for c in columns)} FROM {ref}"
     if dialect == "duckdb":
         return f"{select} USING SAMPLE reservoir({rows} ROWS) REPEATABLE ({SAMPLE_SEED})"

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from airflow_segprovider.core.project.spec import (
     Attribute,
+    AttributeHistory,
     ChannelPolicy,
     ConsentModel,
     CustomerEntity,
@@ -26,7 +27,8 @@ def parse_model(item: ProjectItem, issues: IssueList) -> DataModel:
         name: Attribute(name, spec["type"], spec.get("column", name), spec.get("description", ""))
         for name, spec in customer_raw["attributes"].items()
     }
-    customer = CustomerEntity(customer_raw["table"], customer_raw["key"], attributes)
+    customer = CustomerEntity(customer_raw["table"], customer_raw["key"], attributes,
+                              _history(item, customer_raw, issues))
     events: dict[str, EventSource] = {}
     origin: dict[str, Location] = {}
 
@@ -56,3 +58,37 @@ def parse_model(item: ProjectItem, issues: IssueList) -> DataModel:
         consent = ConsentModel(c["table"], c["customer_key"], c["channel_column"], c["opted_in_column"],
                                c["updated_at_column"], channels)
     return DataModel(customer, events, consent)
+
+
+#: A declared history table's validity columns when not named: those of a dbt snapshot.
+DBT_VALID_FROM = "dbt_valid_from"
+DBT_VALID_TO = "dbt_valid_to"
+
+
+def _history(item: ProjectItem, customer_raw: dict, issues: IssueList) -> AttributeHistory | None:
+    """``model.customer.history``: ``true`` (ingest keeps the history), a declared table, or none (SEG087)."""
+    from airflow_segprovider.core.state.attributes import HISTORY_TABLE, VALID_FROM, VALID_TO
+
+    raw = customer_raw.get("history", False)
+    if raw is False:
+        return None
+    if raw is True:
+        return AttributeHistory(HISTORY_TABLE, VALID_FROM, VALID_TO, managed=True)
+    history = AttributeHistory(raw["table"], raw.get("valid_from", DBT_VALID_FROM), raw.get("valid_to", DBT_VALID_TO),
+                               managed=False)
+    location = item.loc("customer", "history")
+    if history.table in (customer_raw["table"], HISTORY_TABLE):
+        issues.add("SEG087", f"model.customer.history.table {history.table!r} is "
+                   + ("the customer table itself" if history.table == customer_raw["table"]
+                      else "the table ingest keeps for 'history: true'"),
+                   item.loc("customer", "history", "table"),
+                   "name the table that holds one row per customer and version (a dbt snapshot), "
+                   "or write 'history: true' to let ingest keep it")
+    elif history.valid_from == history.valid_to:
+        issues.add("SEG087", f"model.customer.history: valid_from and valid_to are both {history.valid_from!r}",
+                   location, "name the column where a version starts and the one where it ends")
+    elif {history.valid_from, history.valid_to} & {customer_raw["key"], *(a.get("column", n) for n, a in
+                                                                          customer_raw["attributes"].items())}:
+        issues.add("SEG087", "model.customer.history: a validity column is also the key or an attribute column",
+                   location, "the validity columns must be their own columns of the history table")
+    return history
