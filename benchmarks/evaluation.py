@@ -77,6 +77,19 @@ def _generate(db: str, customers: int, events_per_customer: float) -> None:
     warehouse.close()
 
 
+def ensure_data(db: str, customers: int, events_per_customer: float) -> None:
+    """Generate the benchmark's data into ``db`` unless it exists, in a child process (its memory is not ours)."""
+    if Path(db).exists():
+        return
+    started = time.perf_counter()
+    child = multiprocessing.get_context("spawn").Process(target=_generate, args=(db, customers, events_per_customer))
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise SystemExit("data generation failed")
+    print(f"generated {customers:,} customers in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+
+
 def per_segment(project, warehouse: DuckDBWarehouse, as_of: dt.datetime) -> float:
     """One query per segment: each evaluates its own rule (and dependencies) and writes its members."""
     warehouse.execute("CREATE OR REPLACE TABLE bench_members (segment VARCHAR, customer_key VARCHAR, "
@@ -162,15 +175,7 @@ def main() -> None:
         parser.error("--repeat must be at least 1")
 
     db = args.db or str(Path(tempfile.mkdtemp(prefix="segprovider-bench-")) / "bench.duckdb")
-    if not Path(db).exists():
-        started = time.perf_counter()
-        child = multiprocessing.get_context("spawn").Process(
-            target=_generate, args=(db, args.customers, args.events_per_customer))
-        child.start()
-        child.join()
-        if child.exitcode:
-            raise SystemExit("data generation failed")
-        print(f"generated {args.customers:,} customers in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    ensure_data(db, args.customers, args.events_per_customer)
 
     project = load_project(ROOT / "eval_project")
     warehouse = DuckDBWarehouse(db)

@@ -65,13 +65,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     project = load(args.project)
     require_segments(project, args.segment or [], "--segment")
-    result = evaluate(project, open_warehouse(project, args.db, args.wait_for_lock), as_of_arg(args.as_of), run_id=args.run_id,
-                      segments=args.segment or None)
+    result = evaluate(project, open_warehouse(project, args.db, args.wait_for_lock), as_of_arg(args.as_of),
+                      run_id=args.run_id, segments=args.segment or None, full=args.full)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
     print(f"evaluated {len(result.diffs)} segments at {result.as_of:%Y-%m-%d %H:%M:%S} "
           f"(run {result.run_id}) in {result.seconds:.2f}s")
+    print(f"  {result.mode} evaluation: {result.reason}")
     width = max(len(d.segment) for d in result.diffs)
     print(f"  {'segment':<{width}}  {'members':>10}  {'added':>8}  {'removed':>8}  previous")
     for d in result.diffs:
@@ -81,13 +82,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from airflow_segprovider.core.evaluate.engine import check_sources
     from airflow_segprovider.core.evaluate.explain import explain
 
     project = load(args.project)
     warehouse = open_warehouse(project, args.db, args.wait_for_lock)
-    if args.segment in project.segments:  # (explain's own check can miss a missing table: DuckDB would name it raw)
-        check_sources(project, warehouse, [args.segment, *sorted(project.dependencies(args.segment))])
     print(explain(project, warehouse, args.segment, args.customer, as_of_arg(args.as_of)).text())
     return EXIT_OK
 
@@ -113,6 +111,9 @@ def register(command: AddCommand) -> None:
     p.add_argument("--run-id", help="run id recorded with the snapshot")
     p.add_argument("--segment", action="append", help="only this segment (repeatable) and its dependencies")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--full", action="store_true",
+                   help="evaluate every customer, even when an incremental run (only what changed since the "
+                        "latest snapshot) could")
     add_db_arguments(p)
     p = command("explain", cmd_explain, "Explain why a customer is (not) in a segment, node by node.")
     p.add_argument("project")

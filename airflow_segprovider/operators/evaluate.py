@@ -31,6 +31,7 @@ class SegmentsEvaluateOperator(SegmentsBaseOperator):
         with self.warehouse() as warehouse:
             result = evaluate(self.project, warehouse, self.as_of_value(), run_id=context["run_id"],
                               segments=list(self.segments) if self.segments else None)
+        self.log.info("%s evaluation at %s: %s", result.mode, result.as_of, result.reason)
         for diff in result.diffs:
             self.log.info("segment %s at %s: %d members (+%d / -%d)", diff.segment, result.as_of, diff.members,
                           diff.added, diff.removed)

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from airflow_segprovider.core.errors import EvaluationError, TerminalEvaluationError, TransientEvaluationError
+from airflow_segprovider.core.evaluate import incremental
 from airflow_segprovider.core.evaluate.columns import member_column
 from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation, SegmentCompiler
+from airflow_segprovider.core.evaluate.insights import ensure_insights_tables, refresh_insights
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, iter_conditions
 from airflow_segprovider.core.project.spec import Project
-from airflow_segprovider.core.sql.dialects import render, to_sql, ts_literal
-from airflow_segprovider.core.state.membership import SNAPSHOTS, MembershipStore, SegmentDiff, bit_layout
+from airflow_segprovider.core.sql.dialects import render, text_literal, to_sql, ts_literal
+from airflow_segprovider.core.state.membership import SNAPSHOTS, WORDS, MembershipStore, SegmentDiff, bit_layout
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -79,6 +81,12 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: ``table.column`` -> rows whose number is out of range (read as missing); only columns that have some
     out_of_range: dict[str, int] = field(default_factory=dict)
+    #: ``full`` or ``incremental``, and why (:mod:`~airflow_segprovider.core.evaluate.incremental`)
+    mode: str = "full"
+    reason: str = ""
+    #: customers evaluated: all of them on a full run that keeps the incremental state, the touched ones
+    #: on an incremental run (None: a full run that keeps no state)
+    touched: int | None = None
 
     def by_segment(self) -> dict[str, SegmentDiff]:
         return {d.segment: d for d in self.diffs}
@@ -86,6 +94,7 @@ class EvaluationResult:
     def to_dict(self) -> dict:
         out = {
             "as_of": self.as_of.isoformat(), "run_id": self.run_id, "seconds": round(self.seconds, 3),
+            "mode": self.mode, "reason": self.reason, "touched": self.touched,
             "segments": {d.segment: {"members": d.members, "added": d.added, "removed": d.removed,
                                      "unchanged": d.unchanged,
                                      "previous_as_of": d.previous_as_of.isoformat() if d.previous_as_of else None}
@@ -105,13 +114,18 @@ def required_columns(project: Project, segments: Sequence[str]) -> dict[tuple[st
         expected, users = needs.setdefault((table, column), (value_type, set()))
         users.add(segment)
 
+    history = model.customer.history  # with history, an evaluation reads the versions valid at its as_of
+    customers = history.table if history else model.customer.table
     for name in segments:
         segment = project.segments[name]
-        need(model.customer.table, model.customer.key, None, name)
+        need(customers, model.customer.key, None, name)
+        if history:
+            need(customers, history.valid_from, "timestamp", name)
+            need(customers, history.valid_to, "timestamp", name)
         for node in iter_conditions(segment.rule):
             if isinstance(node, AttributeCondition):
                 attribute = model.customer.attributes[node.attribute]
-                need(model.customer.table, attribute.column, attribute.type, name)
+                need(customers, attribute.column, attribute.type, name)
             elif isinstance(node, EventCondition):
                 source = model.events[node.event]
                 need(source.table, source.customer_key, None, name)
@@ -154,8 +168,10 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
     missing_tables = sorted(t for t, c in described.items() if c is None)
     for table in missing_tables:
         users = sorted({s for (t, _), (_, seg) in required_columns(project, segments).items() if t == table for s in seg})
-        problems.insert(0, f"table {table} does not exist in the warehouse (needed by segment(s) {', '.join(users)}); "
-                           "load it first (segprovider generate writes example data)")
+        # the table and the warehouse named, quoted: a mistyped --db is the usual cause
+        where = f" '{warehouse.path}'" if isinstance(getattr(warehouse, "path", None), str) else ""
+        problems.insert(0, f"table '{table}' does not exist in the warehouse{where} (needed by segment(s) "
+                           f"{', '.join(users)}); load it first (segprovider generate writes example data)")
     if problems:
         raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems))
 
@@ -187,15 +203,18 @@ def count_out_of_range(project: Project, warehouse: Warehouse, segments: Sequenc
     return found
 
 
-def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
+def check_customer_keys(project: Project, warehouse: Warehouse, as_of: dt.datetime | None = None) -> None:
     """Every customer needs a key, and one row per key: members are identified by it.
+
+    With attribute history, one version per key valid at ``as_of`` (overlapping versions are refused).
 
     :raises EvaluationError: naming the table, the column and sample offending keys.
     """
-    from airflow_segprovider.core.sql.dialects import quote_identifier, quoted_table
+    from airflow_segprovider.core.evaluate.customers import customer_relation_sql
+    from airflow_segprovider.core.sql.dialects import quote_identifier
 
     customer = project.model.customer
-    table = quoted_table(customer.table, warehouse.schema)
+    table = customer_relation_sql(project, warehouse.schema, as_of, alias="c")
     key = quote_identifier(customer.key)
     missing = warehouse.query(render(f"SELECT COUNT(*) FROM {table} WHERE {key} IS NULL", warehouse.dialect))[0][0]
     duplicates = warehouse.query(render(
@@ -206,7 +225,11 @@ def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
         problems.append(f"{missing} row(s) of {customer.table} have no {customer.key}")
     if duplicates:
         sample = ", ".join(f"{k!r} ({n} rows)" for k, n in duplicates)
-        problems.append(f"{customer.table}.{customer.key} is not unique: {sample}")
+        if customer.history and as_of:
+            problems.append(f"{customer.history.table}.{customer.key} has overlapping versions valid at "
+                            f"{as_of.isoformat(sep=' ')}: {sample}")
+        else:
+            problems.append(f"{customer.table}.{customer.key} is not unique: {sample}")
     if problems:
         raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems)
                                       + "; each customer must have exactly one "
@@ -214,10 +237,17 @@ def check_customer_keys(project: Project, warehouse: Warehouse) -> None:
 
 
 def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | dt.date, *,
-             run_id: str | None = None, segments: Sequence[str] | None = None) -> EvaluationResult:
+             run_id: str | None = None, segments: Sequence[str] | None = None,
+             full: bool = False) -> EvaluationResult:
     """Evaluate ``segments`` (default: all) at ``as_of``, write the snapshot and its diff.
 
+    Incremental when it can be (:mod:`~airflow_segprovider.core.evaluate.incremental`: only the
+    customers whose membership can have changed since the latest snapshot are evaluated, with the same
+    result), full otherwise; the result and the run record (``segprovider_evaluation_runs``) say which
+    and why.
+
     :param run_id: identifies the run in the membership store (e.g. the Airflow run id).
+    :param full: evaluate every customer even when an incremental run could.
     :raises EvaluationError: bad ``as_of``, missing or mistyped source column, or a query failure;
         nothing is written in that case.
     """
@@ -228,41 +258,82 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     compiled = compiler.compile(at, segments=segments)
     names = [n for n in compiled.project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
-    check_customer_keys(project, warehouse)
+    check_customer_keys(project, warehouse, at)
     out_of_range = count_out_of_range(project, warehouse, names)
     for column, count in out_of_range.items():
         log.warning("%s: %d row(s) hold a number out of range (10^15 or more in magnitude, infinite or NaN); "
                     "they read as missing in this evaluation", column, count)
     store = MembershipStore(warehouse)
     store.ensure_tables()
+    ensure_insights_tables(warehouse)
     timings: dict[str, float] = {}
     dialect = warehouse.dialect
+    slots = bit_layout([(name, [arm.name for arm in project.segments[name].split.arms]
+                         if project.segments[name].split else []) for name in names])
+    whole_project = set(names) == set(project.segments)
+    plan_print = incremental.fingerprint(compiler.compile(incremental.FINGERPRINT_AS_OF), slots, warehouse.schema)
+    incremental.ensure_tables(warehouse)
+    touched: int | None = None
+    customers: int | None = None
     try:
         with warehouse.transaction():
-            # One statement evaluates every segment and writes the packed snapshot: the per-customer
-            # flags are a CTE read once, never a table of their own (materialising them cost about
-            # as much as the packed write, benchmarks/evaluation.py).
-            slots = bit_layout([(name, [arm.name for arm in project.segments[name].split.arms]
-                                 if project.segments[name].split else []) for name in names])
-            packed = to_sql(compiled.packed_evaluation(slots), dialect)
-            t0 = time.perf_counter()
-            store.replace_snapshot(packed, slots, at, run_id)
-            timings["evaluate_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            diffs = store.write_diff(names, at, run_id, now)
+            t0 = time.perf_counter()
+            decision = incremental.decide(project, warehouse, compiled, slots, at, plan_print, full=full,
+                                          whole_project=whole_project)
+            timings["decide_s"] = time.perf_counter() - t0
+            diffs = None
+            if decision.mode == incremental.INCREMENTAL:
+                outcome = incremental.run(project, warehouse, compiled, store, slots, decision, at, run_id, now,
+                                          timings)
+                touched, customers = outcome.touched, outcome.customers
+                diffs = outcome.diffs
+                if diffs is None:
+                    decision = incremental.Decision(incremental.FULL, outcome.reason, loads=decision.loads)
+                else:
+                    timings["evaluate_s"] = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+            if diffs is None:
+                # a whole-project run at or after the latest snapshot keeps the state the next run starts from
+                latest = warehouse.query(render(f"SELECT MAX(as_of) FROM {SNAPSHOTS}", dialect))[0][0]
+                keep_state = whole_project and decision.trackable and (latest is None or at >= latest)
+                t0 = time.perf_counter()
+                if keep_state:
+                    base_rows = incremental.write_base(warehouse, compiled)
+                    evaluation = incremental.flags_from_state(compiled, touched_only=False)
+                else:
+                    # One statement evaluates every segment and writes the packed snapshot: the per-customer
+                    # flags are a CTE read once, never a table of their own (materialising them cost about
+                    # as much as the packed write, benchmarks/evaluation.py).
+                    evaluation = compiled
+                packed = to_sql(evaluation.packed_evaluation(slots), dialect)
+                write_id = store.replace_snapshot(packed, slots, at, run_id)
+                timings["evaluate_s"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                diffs = store.write_diff(names, at, run_id, now)
+                if keep_state:
+                    words = warehouse.query(render(
+                        f"SELECT COUNT(*) FROM {WORDS} WHERE write_id = {text_literal(write_id)}", dialect))[0][0]
+                    incremental.save_state(warehouse, at, write_id, plan_print, run_id, int(words), 0, 0,
+                                           decision.loads)
+                    touched = customers = base_rows
             # A backfill inserts a snapshot before later ones: their diffs must now be against it.
             for later_at, later_names in _group(store.next_as_of(names, at)).items():
                 later_run = warehouse.query(render(
                     f"SELECT MAX(run_id) FROM {SNAPSHOTS} WHERE as_of = {ts_literal(later_at)}", dialect)
                 )[0][0]
                 store.write_diff(later_names, later_at, later_run or run_id, now)
+            refresh_insights(project, warehouse, at, run_id, names)
             timings["diff_s"] = time.perf_counter() - t0
+            incremental.record_run(warehouse, run_id, at, decision.mode, decision.reason, touched,
+                                   customers, time.perf_counter() - started, now)
     except EvaluationError:
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
         raise TransientEvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
-    return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings, out_of_range)
+    log.info("evaluation at %s: %s (%s)", at.isoformat(), decision.mode, decision.reason)
+    return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings, out_of_range,
+                            decision.mode, decision.reason, touched)
 
 
 def _group(mapping: dict[str, dt.datetime]) -> dict[dt.datetime, list[str]]:

@@ -8,10 +8,11 @@ Tables and one view, created on first use in the project's schema:
     distributed model and anyone's own SQL read snapshots here.
 ``segprovider_membership_words``
     how the snapshots are stored: one row per member customer (per 63 segments) of
-    each write, its ``bits`` holding one bit per segment (per arm of a split segment).
+    each write, its ``bits`` holding one bit per segment (per arm of a split segment),
+    valid from its ``as_of`` until ``valid_to`` (NULL: still valid).
 ``segprovider_membership_bits``
     which bit of which word means which (segment, arm) in each write, with the
-    write's ``as_of`` and run id: the view's join key.
+    snapshot's ``as_of`` and run id: the view's join key.
 ``segprovider_snapshots``
     one row per (segment, ``as_of``): size, and the diff against the previous
     snapshot of the same segment (added, removed, unchanged).
@@ -25,14 +26,27 @@ a fraction of writing one row per membership (about 6M): in
 ``benchmarks/evaluation.py`` the row-per-member write took 0.8 to 2.2 s, most of
 the engine's time beyond computing the aggregates.
 
+A full evaluation writes a new *write* (a uuid ``write_id``): every member's row, valid
+from its ``as_of``. An incremental evaluation (:mod:`airflow_segprovider.core.evaluate.incremental`)
+continues the write of the snapshot it starts from as a delta: the rows of the customers whose
+bits changed are closed (``valid_to`` = the new ``as_of``) and their new rows inserted, so it
+writes only what changed; its bit rows name the same write at the new ``as_of``. The view reads,
+for each snapshot, the rows of its write valid at its ``as_of``: every reader still sees one full
+snapshot per ``as_of``. A write's rows grow with its deltas; the incremental path starts a new
+full write when they reach :data:`~airflow_segprovider.core.evaluate.incremental.limits.MAX_DELTA_SHARE`
+of its base, so reading a snapshot never costs more than about twice reading a full one.
+
 Re-running an ``as_of`` replaces its snapshot of the segments evaluated: their
 bit rows are deleted (the view stops reading those bits) and a write whose bits
-are all replaced is deleted whole. A snapshot written before an existing later
+are no longer read at any ``as_of`` is deleted whole (a write that later deltas
+continue stays while they are read). A snapshot written before an existing later
 one (a backfill) also refreshes that later snapshot's diff.
 
 A ``segprovider_memberships`` *table* (the row-per-member store of earlier
 versions) is copied into the packed store on first use, history included, and
-kept as ``segprovider_memberships_v0``.
+kept as ``segprovider_memberships_v0``. A words table of the packed store before
+deltas (no ``valid_to``) gains the column (NULL: its rows are valid in their own
+write's snapshot only, as before) and the view is replaced by this version's.
 """
 
 from __future__ import annotations
@@ -67,7 +81,7 @@ BITS_PER_WORD = 63
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS {WORDS} (
         write_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, word INTEGER NOT NULL,
-        customer_key VARCHAR NOT NULL, bits BIGINT NOT NULL)""",
+        customer_key VARCHAR NOT NULL, bits BIGINT NOT NULL, valid_to TIMESTAMP)""",
     f"""CREATE TABLE IF NOT EXISTS {BITS} (
         write_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL, segment VARCHAR NOT NULL,
         arm VARCHAR, word INTEGER NOT NULL, mask BIGINT NOT NULL)""",
@@ -81,16 +95,18 @@ _DDL = (
 )
 
 
-def _view_sql(schema: str | None, dialect: str) -> str:
+def _view_sql(schema: str | None, dialect: str, replace: bool = False) -> str:
     """The view; ``write_id`` also tells it apart from the earlier row-per-member table of that name."""
     # Tolerates a concurrent first evaluation: PostgreSQL has no CREATE VIEW IF NOT EXISTS (and this
     # runs only when the view is missing, so OR REPLACE never takes a view's ownership or grants).
-    create = "CREATE OR REPLACE VIEW" if dialect == "postgres" else "CREATE VIEW IF NOT EXISTS"
-    # ``as_of`` joined too: a reader's as_of filter then prunes the words table as well as the bits
+    create = "CREATE OR REPLACE VIEW" if dialect == "postgres" or replace else "CREATE VIEW IF NOT EXISTS"
+    # a row of a write is read by each snapshot of that write within its validity: a full write's rows
+    # by its own as_of, a row an incremental run left unchanged also by the later snapshots
     return (f"{create} {MEMBERSHIPS} AS "
             f"SELECT b.segment, w.customer_key, b.as_of, b.run_id, b.arm, b.write_id "
             f"FROM {quoted_table(BITS, schema)} AS b JOIN {quoted_table(WORDS, schema)} AS w "
-            f"ON w.write_id = b.write_id AND w.as_of = b.as_of AND w.word = b.word WHERE (w.bits & b.mask) <> 0")
+            f"ON w.write_id = b.write_id AND w.word = b.word AND w.as_of <= b.as_of "
+            f"AND (w.valid_to IS NULL OR w.valid_to > b.as_of) WHERE (w.bits & b.mask) <> 0")
 
 
 def _is_packed_view(columns: dict[str, str] | None) -> bool:
@@ -154,16 +170,21 @@ class MembershipStore:
         into the packed store first, history included (see :meth:`_migrate_row_table`).
         """
         existing = self._store_columns(MEMBERSHIPS)
+        words = self._store_columns(WORDS)
         for statement in _DDL:
             self.warehouse.execute(self._sql(statement))
-        if _is_packed_view(existing):
+        # a words table of the packed store before deltas: its rows are valid in their own snapshot only
+        before_deltas = words is not None and "valid_to" not in {column.lower() for column in words}
+        if before_deltas:
+            self.warehouse.execute(self._sql(f"ALTER TABLE {WORDS} ADD COLUMN valid_to TIMESTAMP"))
+        if _is_packed_view(existing) and not before_deltas:
             return
-        if existing is not None:
+        if existing is not None and not _is_packed_view(existing):
             self._migrate_row_table()
         # The view reads the tables the unqualified DDL above created (the session's schema), except
         # on BigQuery, whose views have no default dataset to resolve unqualified names in.
         schema = self.warehouse.schema if self.warehouse.dialect == "bigquery" else None
-        self.warehouse.execute(self._sql(_view_sql(schema, self.warehouse.dialect)))
+        self.warehouse.execute(self._sql(_view_sql(schema, self.warehouse.dialect, replace=before_deltas)))
 
     def _store_columns(self, name: str) -> dict[str, str] | None:
         """Columns of one of the store's own objects, which unqualified DDL created: in the session's
@@ -225,22 +246,44 @@ class MembershipStore:
         if dialect not in ("duckdb", "postgres"):
             self.warehouse.execute(rename)
 
-    def replace_snapshot(self, words_sql: str, slots: Sequence[Slot], as_of: dt.datetime, run_id: str) -> None:
+    def replace_snapshot(self, words_sql: str, slots: Sequence[Slot], as_of: dt.datetime, run_id: str) -> str:
         """Replace the ``as_of`` snapshot of the slots' segments with the rows of ``words_sql``.
 
         :param words_sql: a query in the warehouse's dialect returning ``(word, customer_key, bits)``,
             one row per customer and word with at least one bit set, the bits laid out as ``slots``.
         Call inside a transaction: the caller commits snapshot, diff and registry together.
+        :return: the new write's id.
         """
         at = ts_literal(as_of)
         segments = sorted({slot.segment for slot in slots})
         write_id = uuid.uuid4().hex
+        self._unread(as_of, segments)
+        self.write_bits(write_id, slots, as_of, run_id)
+        # words_sql is already in the warehouse's dialect: render around it, then put it in
+        insert = self._sql(
+            f"INSERT INTO {WORDS} (write_id, as_of, word, customer_key, bits) "
+            f"SELECT {text_literal(write_id)}, {at}, word, customer_key, bits FROM {_WORD_ROWS} AS w")
+        self.warehouse.execute(insert.replace(_WORD_ROWS, f"({words_sql})", 1))
+        self.analyze()
+        return write_id
+
+    def _unread(self, as_of: dt.datetime, segments: Sequence[str]) -> None:
+        """Stop reading ``segments`` at ``as_of``: their bit rows go, and so does a write no bit reads any more."""
+        at = ts_literal(as_of)
+        writes = [str(w) for (w,) in self.warehouse.query(self._sql(
+            f"SELECT DISTINCT write_id FROM {BITS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))]
         # the segments' bits at this as_of, whichever write holds them, stop being read...
         self.warehouse.execute(self._sql(f"DELETE FROM {BITS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
-        # ...and a write left with no bit read by anyone is deleted whole
-        self.warehouse.execute(self._sql(
-            f"DELETE FROM {WORDS} WHERE as_of = {at} AND write_id NOT IN "
-            f"(SELECT write_id FROM {BITS} WHERE as_of = {at})"))
+        # ...and a write left with no bit read by anyone, at any as_of, is deleted whole (a write that
+        # incremental runs continued is still read by their snapshots)
+        if writes:
+            self.warehouse.execute(self._sql(
+                f"DELETE FROM {WORDS} WHERE write_id IN {in_list(writes)} AND write_id NOT IN "
+                f"(SELECT write_id FROM {BITS} WHERE write_id IN {in_list(writes)})"))
+
+    def write_bits(self, write_id: str, slots: Sequence[Slot], as_of: dt.datetime, run_id: str) -> None:
+        """The bit rows that make ``write_id``'s rows valid at ``as_of`` the snapshot of the slots' segments."""
+        at = ts_literal(as_of)
         rows = " UNION ALL ".join(
             f"SELECT {text_literal(write_id)} AS write_id, {at} AS as_of, {text_literal(run_id)} AS run_id, "
             f"{text_literal(slot.segment)} AS segment, "
@@ -249,11 +292,9 @@ class MembershipStore:
         self.warehouse.execute(self._sql(
             f"INSERT INTO {BITS} (write_id, as_of, run_id, segment, arm, word, mask) "
             f"SELECT write_id, as_of, run_id, segment, arm, word, mask FROM ({rows}) AS s"))
-        # words_sql is already in the warehouse's dialect: render around it, then put it in
-        insert = self._sql(
-            f"INSERT INTO {WORDS} (write_id, as_of, word, customer_key, bits) "
-            f"SELECT {text_literal(write_id)}, {at}, word, customer_key, bits FROM {_WORD_ROWS} AS w")
-        self.warehouse.execute(insert.replace(_WORD_ROWS, f"({words_sql})", 1))
+
+    def analyze(self) -> None:
+        """Fresh planner statistics after a write (PostgreSQL only)."""
         if self.warehouse.dialect == "postgres":
             # PostgreSQL plans the diff's join from table statistics; without fresh ones it
             # assumes a few rows and runs nested loops (seconds instead of milliseconds)
@@ -320,8 +361,6 @@ class MembershipStore:
                 f"COUNT(CASE WHEN change = 'removed' THEN 1 END) AS removed FROM {CHANGES} WHERE as_of = {at} "
                 f"AND segment IN {in_list(segments)} GROUP BY segment) AS c ON c.segment = s.segment"))
         }
-        self.warehouse.execute(self._sql(
-            f"DELETE FROM {SNAPSHOTS} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
         diffs = []
         for segment in segments:
             members, added, removed = counts[segment]
@@ -329,11 +368,91 @@ class MembershipStore:
             if prev is None:
                 added = members
             diffs.append(SegmentDiff(segment, as_of, members, added, removed, members - added, prev))
-            self.warehouse.execute(self._sql(
-                f"INSERT INTO {SNAPSHOTS} (segment, as_of, run_id, members, added, removed, unchanged, "
-                f"previous_as_of, evaluated_at) VALUES ({text_literal(segment)}, {at}, {text_literal(run_id)}, "
-                f"{members}, {added}, {removed}, {members - added}, "
-                f"{'NULL' if prev is None else ts_literal(prev)}, {ts_literal(evaluated_at)})"))
+        self._record(diffs, run_id, evaluated_at)
+        return diffs
+
+    def _record(self, diffs: Sequence[SegmentDiff], run_id: str, evaluated_at: dt.datetime) -> None:
+        """The registry rows of one snapshot's segments, replacing any of the same ``as_of``."""
+        if not diffs:
+            return
+        at = ts_literal(diffs[0].as_of)
+        self.warehouse.execute(self._sql(
+            f"DELETE FROM {SNAPSHOTS} WHERE as_of = {at} AND segment IN {in_list([d.segment for d in diffs])}"))
+        rows = " UNION ALL ".join(
+            f"SELECT {text_literal(d.segment)} AS segment, {d.members} AS members, {d.added} AS added, "
+            f"{d.removed} AS removed, {d.unchanged} AS unchanged, "
+            f"{'CAST(NULL AS TIMESTAMP)' if d.previous_as_of is None else ts_literal(d.previous_as_of)} "
+            "AS previous_as_of" for d in diffs)
+        self.warehouse.execute(self._sql(
+            f"INSERT INTO {SNAPSHOTS} (segment, as_of, run_id, members, added, removed, unchanged, "
+            f"previous_as_of, evaluated_at) SELECT segment, {at}, {text_literal(run_id)}, members, added, removed, "
+            f"unchanged, previous_as_of, {ts_literal(evaluated_at)} FROM ({rows}) AS r"))
+
+    def write_delta(self, write_id: str, changed: str, slots: Sequence[Slot], as_of: dt.datetime,
+                    previous_as_of: dt.datetime, run_id: str, evaluated_at: dt.datetime) -> list[SegmentDiff]:
+        """Write the ``as_of`` snapshot as a delta on ``write_id``, whose rows valid at ``previous_as_of``
+        are the previous snapshot of every slot's segment (laid out as ``slots``), and its diff.
+
+        :param changed: a table of ``(customer_key, word, old_bits, new_bits)``: one row per customer and
+            word whose bits differ between the two snapshots (0: no row). Every other customer's rows
+            carry over unchanged.
+        Call inside a transaction, after the previous snapshot's registry rows exist.
+        """
+        at = ts_literal(as_of)
+        segments = list(dict.fromkeys(slot.segment for slot in slots))
+        self._unread(as_of, segments)
+        self.warehouse.execute(self._sql(
+            f"UPDATE {WORDS} SET valid_to = {at} WHERE write_id = {text_literal(write_id)} AND valid_to IS NULL "
+            f"AND EXISTS (SELECT 1 FROM {changed} AS c WHERE c.customer_key = {WORDS}.customer_key "
+            f"AND c.word = {WORDS}.word AND c.old_bits <> 0)"))
+        self.warehouse.execute(self._sql(
+            f"INSERT INTO {WORDS} (write_id, as_of, word, customer_key, bits) "
+            f"SELECT {text_literal(write_id)}, {at}, word, customer_key, new_bits FROM {changed} WHERE new_bits <> 0"))
+        self.write_bits(write_id, slots, as_of, run_id)
+        # the diff straight from the changed words: one row per customer, a word missing from it is
+        # unchanged (and a customer holds one arm of a segment: an unchanged word decides nothing)
+        words = sorted({slot.word for slot in slots})
+        pivot = ", ".join(f"CAST(SUM(CASE WHEN word = {w} THEN old_bits ELSE 0 END) AS BIGINT) AS o{w}, "
+                          f"CAST(SUM(CASE WHEN word = {w} THEN new_bits ELSE 0 END) AS BIGINT) AS n{w}"
+                          for w in words)
+        per_segment = []
+        for segment in segments:
+            mine = [slot for slot in slots if slot.segment == segment]
+
+            def held(side: str) -> str:
+                return "(" + " OR ".join(f"({side}{s.word} & {s.mask}) <> 0" for s in mine) + ")"
+
+            def arm(side: str) -> str:
+                if mine[0].arm is None:
+                    return "CAST(NULL AS VARCHAR)"
+                return ("CASE " + " ".join(f"WHEN ({side}{s.word} & {s.mask}) <> 0 THEN {text_literal(s.arm)}"
+                                           for s in mine) + " END")
+
+            per_segment.append(
+                f"SELECT {text_literal(segment)} AS segment, customer_key, "
+                f"CASE WHEN {held('n')} THEN 'added' ELSE 'removed' END AS change, "
+                f"CASE WHEN {held('n')} THEN {arm('n')} ELSE {arm('o')} END AS arm "
+                f"FROM p WHERE {held('n')} <> {held('o')}")
+        self.warehouse.execute(self._sql(
+            f"DELETE FROM {CHANGES} WHERE as_of = {at} AND segment IN {in_list(segments)}"))
+        self.warehouse.execute(self._sql(
+            f"INSERT INTO {CHANGES} (segment, customer_key, change, arm, as_of, previous_as_of, run_id) "
+            f"WITH p AS (SELECT customer_key, {pivot} FROM {changed} GROUP BY customer_key) "
+            f"SELECT segment, customer_key, change, arm, {at}, {ts_literal(previous_as_of)}, {text_literal(run_id)} "
+            f"FROM ({' UNION ALL '.join(per_segment)}) AS d"))
+        before = {segment: members for segment, members in self.warehouse.query(self._sql(
+            f"SELECT segment, members FROM {SNAPSHOTS} WHERE as_of = {ts_literal(previous_as_of)} "
+            f"AND segment IN {in_list(segments)}"))}
+        changes = {(segment, change): count for segment, change, count in self.warehouse.query(self._sql(
+            f"SELECT segment, change, COUNT(*) FROM {CHANGES} WHERE as_of = {at} AND segment IN {in_list(segments)} "
+            f"GROUP BY segment, change"))}
+        diffs = []
+        for segment in segments:
+            added, removed = changes.get((segment, "added"), 0), changes.get((segment, "removed"), 0)
+            members = int(before[segment]) + added - removed
+            diffs.append(SegmentDiff(segment, as_of, members, added, removed, members - added, previous_as_of))
+        self._record(diffs, run_id, evaluated_at)
+        self.analyze()
         return diffs
 
     def snapshots(self, segment: str | None = None) -> list[tuple]:
