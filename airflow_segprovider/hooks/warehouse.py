@@ -68,15 +68,18 @@ class SegproviderWarehouseHook(BaseHook):
     warehouse is first asked for, never at construction.
 
     :param warehouse_conn_id: the Airflow connection (``segprovider_warehouse`` by default).
+    :param read_only: open the warehouse for reading only: DuckDB opens its file read-only (so other
+        processes may read it too, and none may write it meanwhile), PostgreSQL sessions are set read-only.
     """
 
     conn_name_attr = "warehouse_conn_id"
     default_conn_name = "segprovider_warehouse"
     hook_name = "Segprovider warehouse"
 
-    def __init__(self, warehouse_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, warehouse_conn_id: str = default_conn_name, *, read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.warehouse_conn_id = warehouse_conn_id
+        self.read_only = read_only
 
     @cached_property
     def airflow_connection(self) -> Connection:
@@ -121,12 +124,20 @@ class SegproviderWarehouseHook(BaseHook):
                 close()
         return True, f"warehouse connection '{self.warehouse_conn_id}': {warehouse.dialect} warehouse answers"
 
-    def _open_duckdb(self, schema: str | None) -> Warehouse:
+    def duckdb_database(self) -> str:
+        """The database a ``duckdb`` connection opens, as ``DuckDBHook`` resolves it (the ``database`` extra,
+        a MotherDuck database, the host, else ``:memory:``)."""
+        return self._duckdb_hook().get_database()
+
+    def _duckdb_hook(self) -> Any:
         from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
 
+        return DuckDBHook(duckdb_conn_id=self.warehouse_conn_id, read_only=True if self.read_only else None)
+
+    def _open_duckdb(self, schema: str | None) -> Warehouse:
         from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
 
-        duckdb_hook = DuckDBHook(duckdb_conn_id=self.warehouse_conn_id)
+        duckdb_hook = self._duckdb_hook()
         connection = duckdb_hook.get_conn()
         try:
             return DuckDBWarehouse(_redact_database(duckdb_hook.get_database()), connection=connection,
@@ -142,7 +153,10 @@ class SegproviderWarehouseHook(BaseHook):
 
         connection = postgres_hook_class(postgres_conn_id=self.warehouse_conn_id).get_conn()
         try:
-            return PostgresWarehouse(connection, schema=schema or DEFAULT_SCHEMAS["postgres"])
+            warehouse = PostgresWarehouse(connection, schema=schema or DEFAULT_SCHEMAS["postgres"])
+            if self.read_only:
+                warehouse.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            return warehouse
         except Exception:
             connection.close()
             raise

@@ -26,7 +26,8 @@ class SegproviderPlugin(AirflowPlugin):
 
     name = "segprovider"
     listeners: ClassVar[list[Any]] = [pool_guard]
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [{"app": LazyInsightsApp(), "url_prefix": URL_PREFIX, "name": "segprovider insights"}]
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": LazyInsightsApp(), "url_prefix": URL_PREFIX, "name": "segprovider insights"}]
     external_views: ClassVar[list[dict[str, Any]]] = [
         {"name": "Segments", "href": f"{URL_PREFIX}/", "destination": "nav", "url_route": "segments",
          "category": "browse"},

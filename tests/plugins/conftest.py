@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 DAG_SOURCE = ("from airflow_segprovider.example import EXAMPLE_PROJECT\n"
               "from airflow_segprovider.factory.centralized import build_centralized_dag\n"
               f"dag = build_centralized_dag(EXAMPLE_PROJECT, dag_id={DAG_ID!r})\n")
-PLAIN_DAG_SOURCE = ("import datetime as dt\nfrom airflow.sdk import DAG\nfrom airflow.providers.standard.operators.empty "
-                    "import EmptyOperator\n"
-                    f"with DAG({PLAIN_DAG_ID!r}, schedule=None, start_date=dt.datetime(2026, 1, 1), tags=['reports']):\n"
+PLAIN_DAG_SOURCE = ("import datetime as dt\nfrom airflow.sdk import DAG\n"
+                    "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+                    f"with DAG({PLAIN_DAG_ID!r}, schedule=None, start_date=dt.datetime(2026, 1, 1), "
+                    "tags=['reports']):\n"
                     "    EmptyOperator(task_id='noop')\n")
 CUSTOMERS = 2_000
 #: The days evaluated and synced, up to the example data's anchor (its newest events).

@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
+from airflow_segprovider.core.state.insights import PRIORITY_REMOVALS
 from airflow_segprovider.core.state.membership import MEMBERSHIPS, SNAPSHOTS
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 from support.insights_world import DAG_ID, PLAIN_DAG_ID, InsightsWorld
@@ -100,6 +101,21 @@ def test_segments_charts_show_each_segments_size_over_time(insights: InsightsWor
     assert browser.errors == []
 
 
+def test_a_split_segments_chart_shows_each_arms_size_over_time(insights: InsightsWorld, browser: Browser) -> None:
+    browser.open(_url(insights, "segments"), "segments_split")
+
+    chart = browser.page.get_attribute('[data-name="spring_promo"]', "id")
+    expected: dict[str, list[int]] = {}
+    for arm, members in _sql(insights, f"SELECT arm, COUNT(*) FROM {MEMBERSHIPS} WHERE segment = 'spring_promo' "
+                                       "GROUP BY arm, as_of ORDER BY arm, as_of"):
+        expected.setdefault(f"arm {arm}", []).append(members)
+    drawn = {t["name"]: t["y"] for t in browser.chart(chart) if t["name"].startswith("arm ")}
+
+    assert set(expected) == {"arm holdout", "arm treatment"}
+    assert drawn == expected
+    assert browser.errors == []
+
+
 def test_overlap_heatmap_counts_shared_members(insights: InsightsWorld, browser: Browser) -> None:
     browser.open(_url(insights, "overlap"), "overlap")
 
@@ -109,6 +125,22 @@ def test_overlap_heatmap_counts_shared_members(insights: InsightsWorld, browser:
                           "JOIN m b USING (customer_key) GROUP BY 1, 2")
     shared = {(a, b): n for a, b, n in rows}
     assert trace["z"] == [[shared.get((a, b), 0) for b in trace["x"]] for a in trace["y"]]
+    assert browser.errors == []
+
+
+def test_overlap_shows_what_the_priority_group_removed_from_each_segment(
+        insights: InsightsWorld, browser: Browser) -> None:
+    browser.open(_url(insights, "overlap"), "overlap_removals")
+
+    # the warehouse's own record of the newest as_of (its correctness against an evaluation without the group:
+    # tests/core/evaluate/test_insights_summaries.py), and the shared members it implies
+    rows = _sql(insights, f"SELECT segment, taken_by, customers FROM {PRIORITY_REMOVALS} WHERE as_of = "
+                          f"(SELECT MAX(as_of) FROM {SNAPSHOTS})")
+    drawn = {(segment, t["name"].removeprefix("taken by ")): n
+             for t in browser.chart("chart-removals") for segment, n in zip(t["x"], t["y"]) if n is not None}
+
+    assert drawn == {(segment, taker): n for segment, taker, n in rows}
+    assert sum(drawn.values()) > 0
     assert browser.errors == []
 
 
@@ -160,6 +192,16 @@ def test_customer_lookup_explains_membership(insights: InsightsWorld, browser: B
     browser.page.screenshot(path=str(browser.shots / "customer.png"), full_page=True)
 
     assert f"customer {customer} IS in segment vip" in browser.page.inner_text("#explanation")
+    # each period the table shows starts at an as_of holding the customer whose segment's previous snapshot did not
+    dates: dict[str, list] = {}
+    for segment, as_of in _sql(insights, f"SELECT segment, as_of FROM {SNAPSHOTS} ORDER BY as_of"):
+        dates.setdefault(segment, []).append(as_of)
+    held = set(_sql(insights, f"SELECT segment, as_of FROM {MEMBERSHIPS} WHERE customer_key = '{customer}'"))
+    starts = sorted((segment, at.isoformat()) for segment, ats in dates.items() for n, at in enumerate(ats)
+                    if (segment, at) in held and (n == 0 or (segment, ats[n - 1]) not in held))
+    shown = browser.page.eval_on_selector_all("#memberships tr", "rows => rows.slice(1).map(r => "
+                                              "[r.cells[0].innerText, r.cells[2].innerText])")
+    assert sorted(map(tuple, shown)) == starts and starts
     assert browser.errors == []
 
 

@@ -1,4 +1,5 @@
-"""The overlap matrix read from the packed store equals the one joined from the membership view, and is cached per snapshot."""
+"""The overlap matrix read from the packed store equals the one joined from the membership view, and is cached
+per snapshot."""
 
 from __future__ import annotations
 

@@ -109,8 +109,14 @@ def test_a_real_customer_is_explained_with_their_history(insights: InsightsWorld
     data = reply.json()["data"]
     assert data["explanation"]["member"] is True
     assert data["explanation"]["lines"][0].startswith(f"customer {customer} IS in segment vip")
-    expected = _own_sql(insights, f"SELECT COUNT(*) FROM {MEMBERSHIPS} WHERE customer_key = ?", customer)[0][0]
-    assert len(data["history"]["memberships"]) == expected
+    # each period of the history ends at the first as_of of its segment that no longer holds the customer
+    held = {(segment, at.isoformat()) for segment, at in _own_sql(
+        insights, f"SELECT segment, as_of FROM {MEMBERSHIPS} WHERE customer_key = ?", customer)}
+    dates = _own_sql(insights, f"SELECT segment, as_of FROM {SNAPSHOTS}")
+    covered = {(segment, at.isoformat()) for p in data["history"]["memberships"] for segment, at in dates
+               if segment == p["segment"] and p["since"] <= at.isoformat()
+               and (p["until"] is None or at.isoformat() < p["until"])}
+    assert covered == held
 
 
 @pytest.mark.integration

@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from airflow_segprovider.core.evaluate.aggregates import AggregateKey, CompileState
 from airflow_segprovider.core.evaluate.columns import (
+    admitted_column,
     aggregate_cte,
     arm_column,
     attribute_column,
@@ -170,12 +171,16 @@ class SegmentCompiler:
         self.schema = schema
 
     def compile(self, as_of: dt.datetime, *, segments: Sequence[str] | None = None,
-                customers: Sequence[str] | None = None, explain: bool = False) -> CompiledEvaluation:
+                customers: Sequence[str | int] | None = None, explain: bool = False,
+                admitted: bool = False) -> CompiledEvaluation:
         """Compile the evaluation of ``segments`` (default: all) and everything they depend on.
 
         :param as_of: evaluation time, naive UTC; every relative window is computed from it.
-        :param customers: restrict to these customer keys (``explain``, previews).
+        :param customers: restrict to these customer keys (``explain``), each typed as the key columns are
+            (an ``int`` for an integer key): they are compared with the columns as stored.
         :param explain: also return every rule node's outcome and the observed values.
+        :param admitted: also return, for each segment below others in a priority group, whether its rule and
+            consent admit the customer before the group (``p__<segment>``, what the insights count).
         """
         if as_of.tzinfo is not None:
             as_of = as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
@@ -206,7 +211,7 @@ class SegmentCompiler:
             pending_arms = []
             for name in level_names:
                 segment = self.project.segments[name]
-                projections.extend(self._segment_columns(segment, state, explain, node_columns))
+                projections.extend(self._segment_columns(segment, state, explain, node_columns, admitted))
                 if segment.split:
                     pending_arms.append(segment)
             cte_name = f"level_{level}"
@@ -222,6 +227,8 @@ class SegmentCompiler:
             outputs.append(col(member_column(name)))
             if self.project.segments[name].split:
                 outputs.append(col(arm_column(name)))
+            if admitted and self.project.segments[name].higher_priority:
+                outputs.append(col(admitted_column(name)))
         if explain:
             outputs = [exp.Star()]
         query = exp.select(*outputs).from_(table_ref(previous))
@@ -251,14 +258,15 @@ class SegmentCompiler:
             out[level[name]].append(name)
         return out
 
-    def _customer_filter(self, column: exp.Expression, customers: Sequence[str] | None) -> exp.Expression | None:
+    def _customer_filter(self, column: exp.Expression, customers: Sequence[str | int] | None) -> exp.Expression | None:
         if customers is None:
             return None
-        return exp.In(this=exp.cast(column, exp.DataType.build("VARCHAR")),
-                      expressions=[exp.Literal.string(c) for c in customers])
+        # the column as stored, against keys typed as it is (explain passes an integer for an integer key):
+        # a cast of the column would keep the warehouse from pruning the tables by key
+        return exp.In(this=column, expressions=[literal(c) for c in customers])
 
     def _aggregate_cte(self, keys: list[tuple[AggregateKey, str]], state: CompileState,
-                       customers: Sequence[str] | None) -> exp.Select:
+                       customers: Sequence[str | int] | None) -> exp.Select:
         sources = [self.project.model.events[key.source] for key, _ in keys]
         first = sources[0]
         ts = dialects.wall_clock(self.dialect, col(first.timestamp), "timestamp")
@@ -308,7 +316,8 @@ class SegmentCompiler:
             return exact_number(column)
         return dialects.wall_clock(self.dialect, column, value_type)
 
-    def _consent_cte(self, channels: list[str], as_of: dt.datetime, customers: Sequence[str] | None) -> exp.Select:
+    def _consent_cte(self, channels: list[str], as_of: dt.datetime,
+                     customers: Sequence[str | int] | None) -> exp.Select:
         consent = self.project.model.consent
         assert consent is not None  # validation requires a consent model for channels
         updated_at = dialects.wall_clock(self.dialect, col(consent.updated_at_column), "timestamp")
@@ -367,7 +376,7 @@ class SegmentCompiler:
         return query.where(only) if only is not None else query
 
     def _segment_columns(self, segment: Segment, state: CompileState, explain: bool,
-                         node_columns: dict[tuple[str, int], str]) -> list[exp.Expression]:
+                         node_columns: dict[tuple[str, int], str], admitted: bool = False) -> list[exp.Expression]:
         name = segment.name
         rule = ConditionSql(self.project, self.dialect, state, name, node_columns if explain else None)
         raw = rule.build(segment.rule)
@@ -377,9 +386,12 @@ class SegmentCompiler:
             default = exp.Literal.number(0 if consent_policies[channel].require_opt_in else 1)
             parts.append(exp.EQ(this=exp.Coalesce(this=col(consent_column(channel)), expressions=[default]),
                                 expression=exp.Literal.number(1)))
+        admits = and_all([part.copy() for part in parts]) if admitted and segment.higher_priority else None
         for higher in segment.higher_priority:
             parts.append(exp.Not(this=col(member_column(higher))))
         columns: list[exp.Expression] = []
+        if admits is not None:
+            columns.append(exp.alias_(admits, admitted_column(name), quoted=True))
         if explain:
             columns.extend(rule.explained)
             columns.append(exp.alias_(raw.copy(), rule_column(name), quoted=True))

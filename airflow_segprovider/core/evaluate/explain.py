@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,14 +77,17 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
     if segment not in project.segments:
         raise TerminalEvaluationError(f"unknown segment {segment!r}; segments: {', '.join(project.segments)}")
     at = parse_as_of(as_of)
+    # every table the segment and what it depends on read, checked before anything runs (a missing one is
+    # named with the segments needing it, not as the warehouse's raw error)
+    check_sources(project, warehouse, _closure(project, segment))
     compiled = SegmentCompiler(project, warehouse.dialect, warehouse.schema).compile(
-        at, segments=[segment], customers=[customer], explain=True)
-    names = [n for n in project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
-    check_sources(project, warehouse, names)
+        at, segments=[segment], customers=[_typed_key(project, warehouse, customer)], explain=True)
     rows = warehouse.query_records(compiled.sql(pretty=False))
     if not rows:
         raise TerminalEvaluationError(f"customer {customer!r} not found in {project.model.customer.table}."
-                              f"{project.model.customer.key}")
+                              f"{project.model.customer.key}"
+                              + (f" at {at.isoformat(sep=' ')} (attribute history: no version valid then)"
+                                 if project.model.customer.history else ""))
     row = rows[0]
     seg = project.segments[segment]
     member = bool(row[member_column(segment)])
@@ -112,6 +116,40 @@ def explain(project: Project, warehouse: Warehouse, segment: str, customer: str,
         lines.append(f"split (salt {seg.split.salt!r}): bucket {row.get(bucket_column(segment))} of 10000"
                      + (f" -> arm {arm}" if member else ""))
     return Explanation(segment, customer, at, member, arm, lines)
+
+
+def _closure(project: Project, segment: str) -> list[str]:
+    """``segment`` and every segment it depends on, directly or not."""
+    found, stack = set(), [segment]
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(project.dependencies(name))
+    return [name for name in project.evaluation_order() if name in found]
+
+
+def _typed_key(project: Project, warehouse: Warehouse, customer: str) -> str | int:
+    """``customer`` typed as the customer table stores its key: an ``int`` for an integer key.
+
+    The key is then compared with each table's column as stored, so the warehouse prunes by it (a
+    cast of the column to text would read every row of every table).
+
+    :raises EvaluationError: an integer key and a ``customer`` that is not an integer.
+    """
+    model = project.model.customer
+    columns = {name.lower(): kind for name, kind in (warehouse.columns(model.table) or {}).items()}
+    kind = columns.get(model.key.lower(), "")
+    if not _INTEGER_TYPE.match(kind.upper()):
+        return customer
+    if not re.fullmatch(r"[+-]?[0-9]+", customer.strip()):
+        raise TerminalEvaluationError(f"customer {customer!r} not found in {model.table}.{model.key}: "
+                                      f"its keys are integers ({kind})")
+    return int(customer.strip())
+
+
+_INTEGER_TYPE = re.compile(r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|"
+                           r"INT2|INT4|INT8|INT64|NUMBER\(\d+,\s*0\)|NUMBER$)")
 
 
 def _tree(node: Condition, segment: str, row: dict[str, Any], compiled, counter: list[int], depth: int) -> list[str]:

@@ -9,6 +9,10 @@ or ``warehouse_conn_id``, so the API server learns them from its configuration:
 * ``[segprovider] insights_warehouse_conn_ids``: JSON, dag_id -> warehouse connection id; default
   ``segprovider_warehouse``, the operators' default.
 
+**Opening it.** Through the warehouse hook, read-only, from the DAG's connection: the file (or database) is
+the one the DAG's tasks open, whichever way the connection names it (a DuckDB connection's ``database``
+extra, its path, a MotherDuck database).
+
 **Reading DuckDB.** DuckDB lets one process write a file and no other process open it meanwhile; a reader
 holding the file would in turn stop a task from opening it. So each request opens the file **read-only**,
 runs its few queries and closes it at once (milliseconds), and while a task holds the file it retries for at
@@ -128,42 +132,45 @@ def load_target_project(target: DagTarget) -> Project | None:
     return _load_project(str(folder), mtime)
 
 
-def _duckdb_read_only(path: str) -> Any:
-    """A read-only DuckDB connection to ``path``, retried while a task holds the file, for at most LOCK_WAIT_S."""
+def _retry_while_locked(open_: Callable[[], Warehouse], database: str) -> Warehouse:
+    """``open_()``, retried while a task holds the DuckDB file, for at most LOCK_WAIT_S."""
     import duckdb
 
     started, pause = time.monotonic(), 0.05
     while True:
         try:
-            return duckdb.connect(path, read_only=True)
+            return open_()
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() - started >= LOCK_WAIT_S:
-                if "lock" in str(exc).lower():
-                    raise WarehouseBusyError(f"the warehouse {path} is being written by a task") from None
+            locked = "lock" in str(exc).lower()
+            if not locked:
                 raise
+            if time.monotonic() - started >= LOCK_WAIT_S:
+                raise WarehouseBusyError(f"the warehouse {database} is being written by a task") from None
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
 
 
 @contextlib.contextmanager
 def open_warehouse(target: DagTarget, schema: str | None) -> Iterator[Warehouse]:
-    """The target's warehouse, read-only, for one request; closed on exit."""
-    from airflow.models.connection import Connection
+    """The target's warehouse, read-only, for one request; closed on exit.
 
-    connection = Connection.get_connection_from_secrets(target.warehouse_conn_id)
-    if connection.conn_type == "duckdb":
-        from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    Opened by the warehouse hook (:class:`~airflow_segprovider.hooks.warehouse.SegproviderWarehouseHook`,
+    ``read_only=True``) from the DAG's connection, exactly as its tasks resolve it (a DuckDB connection's
+    ``database`` extra, path, MotherDuck database; the other warehouses' provider hooks).
 
-        path = connection.host or ":memory:"
-        if path != ":memory:" and not Path(path).exists():
-            raise FileNotFoundError(f"the warehouse {path} does not exist yet: no run has written it")
-        warehouse: Any = DuckDBWarehouse(path, connection=_duckdb_read_only(path), schema=schema or "main")
+    :raises FileNotFoundError: a local DuckDB file that no run has written yet.
+    :raises WarehouseBusyError: a task holds the DuckDB file for longer than LOCK_WAIT_S.
+    """
+    from airflow_segprovider.hooks.warehouse import SegproviderWarehouseHook
+
+    hook = SegproviderWarehouseHook(warehouse_conn_id=target.warehouse_conn_id, read_only=True)
+    if hook.airflow_connection.conn_type == "duckdb":
+        database = hook.duckdb_database()
+        if database == ":memory:" or (not database.startswith("md:") and not Path(database).exists()):
+            raise FileNotFoundError(f"the warehouse {database} does not exist yet: no run has written it")
+        warehouse = _retry_while_locked(lambda: hook.get_warehouse(schema), database)
     else:
-        from airflow_segprovider.hooks.warehouse import SegproviderWarehouseHook
-
-        warehouse = SegproviderWarehouseHook(warehouse_conn_id=target.warehouse_conn_id).get_warehouse(schema)
-        if warehouse.dialect == "postgres":
-            warehouse.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        warehouse = hook.get_warehouse(schema)
     try:
         yield warehouse
     finally:

@@ -78,6 +78,7 @@ def _segments(target: DagTarget, **_: Any) -> dict[str, Any]:
     project = load_target_project(target)
     with open_warehouse(target, _schema(target)) as warehouse:
         series = queries.snapshot_series(warehouse)
+        arms = queries.arm_series(warehouse)
     segments = []
     names = project.evaluation_order() if project is not None else []
     for name in [*names, *sorted(set(series) - set(names))]:
@@ -89,6 +90,7 @@ def _segments(target: DagTarget, **_: Any) -> dict[str, Any]:
             "higher_priority": list(spec.higher_priority) if spec else [],
             "split": [{"arm": a.name, "percent": a.percent} for a in spec.split.arms] if spec and spec.split else [],
             "snapshots": series.get(name, []),
+            "arms": arms.get(name, {}),
         })
     return {"segments": segments, "project": project.name if project else None}
 
@@ -101,9 +103,11 @@ def _overlap(target: DagTarget, as_of: str | None = None, **_: Any) -> dict[str,
         if at is None and dates:
             at = dt.datetime.fromisoformat(dates[0])
         matrix = queries.overlap(warehouse, at) if at is not None else {"segments": [], "matrix": []}
+        removals = queries.priority_removals(warehouse, at) if at is not None else []
     groups = [{"group": g.name, "segments": list(g.segments)} for g in project.priority_groups.values()] \
         if project is not None else []
-    return {"as_of": at.isoformat() if at else None, "as_of_dates": dates, **matrix, "priority_groups": groups}
+    return {"as_of": at.isoformat() if at else None, "as_of_dates": dates, **matrix, "priority_groups": groups,
+            "removals": removals}
 
 
 def _syncs(target: DagTarget, **_: Any) -> dict[str, Any]:

@@ -1,31 +1,26 @@
 """Gate results and Data Docs, as the gate tasks keep them on disk.
 
 Each gate task writes ``gate_result.json`` (its :class:`~airflow_segprovider.gates.results.GateResult`) and
-Great Expectations' Data Docs (``index.html`` and its pages) to
-``$SEGPROVIDER_DOCS_DIR/<dag_id>/<run_id>/<task_id>/`` (default ``$AIRFLOW_HOME/segprovider_docs``): the
-API server reads the same folder (shared with the workers, as the Docker setup's volume does).
+Great Expectations' Data Docs (``index.html`` and its pages) to ``<docs root>/<dag_id>/<run folder>/<task_id>/``;
+the API server reads the same folder (shared with the workers, as the Docker setup's volume does), named by
+the gate operator's own :func:`~airflow_segprovider.operators.gate.docs_root` and
+:func:`~airflow_segprovider.operators.gate.run_folder` (``$SEGPROVIDER_DOCS_DIR``, else
+``$AIRFLOW_HOME/segprovider_docs``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from airflow_segprovider.operators.gate import docs_root, run_folder
 
 #: What each gate task writes (:mod:`airflow_segprovider.gates.runner`'s ``GATE_RESULT_FILE``; not imported,
 #: so the API server never imports Great Expectations).
 GATE_RESULT_FILE = "gate_result.json"
 #: Most gate results one answer returns (newest first).
 GATE_LIMIT = 500
-
-
-def docs_root() -> Path:
-    """``$SEGPROVIDER_DOCS_DIR``, else ``$AIRFLOW_HOME/segprovider_docs`` (where the gate tasks write)."""
-    root = os.environ.get("SEGPROVIDER_DOCS_DIR")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "segprovider_docs"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -44,7 +39,7 @@ def gate_results(dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]
     folder = docs_root() / dag_id
     if not folder.is_dir() or not _inside(folder, docs_root()):
         return []
-    pattern = f"{_folder_name(run_id)}/*/{GATE_RESULT_FILE}" if run_id else f"*/*/{GATE_RESULT_FILE}"
+    pattern = f"{run_folder(run_id)}/*/{GATE_RESULT_FILE}" if run_id else f"*/*/{GATE_RESULT_FILE}"
     paths = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)[:GATE_LIMIT]
     results = []
     for path in paths:
@@ -66,13 +61,6 @@ def gate_results(dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]
             "docs": f"{task_dir.parent.name}/{task_dir.name}/index.html" if has_docs else None,
         })
     return results
-
-
-def _folder_name(run_id: str) -> str:
-    """The folder name a gate task gives its run (see ``operators.gate.default_docs_dir``)."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
 
 
 def docs_file(dag_id: str, relative: str) -> Path | None:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 VIEW_TITLES = {"segments": "Segments", "overlap": "Overlap", "syncs": "Syncs", "gates": "Gates", "drift": "Drift",
                "customer": "Customer lookup"}
 _STYLE = """body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c}nav a{margin-right:12px}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #cbd5e0;padding:3px 8px;font-size:13px;text-align:left}
+table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #cbd5e0;padding:3px 8px;font-size:13px;text-align:left}
 .rule{white-space:pre;font-family:monospace;font-size:12px;background:#f7fafc;padding:8px}
 .row{display:flex;gap:16px;align-items:flex-start}.chart{min-width:620px;height:320px}
 .stale{background:#fefcbf;padding:6px}.note{color:#4a5568;font-size:13px}.fail{color:#c53030}.ok{color:#2f855a}"""
@@ -149,6 +150,10 @@ def _segments(dag_id: str, data: dict[str, Any]) -> tuple[str, list]:
                    "yaxis": "y2"},
                   {"type": "bar", "name": "removed", "x": x, "y": [-(p["removed"] or 0) for p in s["snapshots"]],
                    "yaxis": "y2"}]
+        # a split segment's arms over time (written by each evaluation beside the snapshot)
+        traces += [{"type": "scatter", "mode": "lines+markers", "name": f"arm {arm}", "x": [p["as_of"] for p in points],
+                    "y": [p["members"] for p in points], "line": {"dash": "dot"}}
+                   for arm, points in sorted(s.get("arms", {}).items())]
         charts.append((f"chart-segment-{i}", traces, {
             "title": {"text": s["segment"]}, "barmode": "relative",
             "yaxis2": {"overlaying": "y", "side": "right", "title": {"text": "added / removed"}}}))
@@ -174,11 +179,28 @@ def _overlap(dag_id: str, data: dict[str, Any]) -> tuple[str, list]:
              "texttemplate": "%{z}", "colorscale": "Blues"}]
     groups = "".join(f"<li>{escape(g['group'])}: {escape(' > '.join(g['segments']))}</li>"
                      for g in data["priority_groups"])
+    charts: list = [("chart-overlap", heat, {"title": {"text": f"Overlap at {data['as_of']}"}})]
+    removals = data.get("removals") or []
+    removed = ""
+    if removals:
+        lower = list(dict.fromkeys(r["segment"] for r in removals))
+        takers = list(dict.fromkeys(r["taken_by"] for r in removals))
+        counts = {(r["segment"], r["taken_by"]): r["customers"] for r in removals}
+        charts.append(("chart-removals", [{"type": "bar", "name": f"taken by {taker}", "x": lower,
+                                           "y": [counts.get((segment, taker)) for segment in lower]}
+                                          for taker in takers],
+                       {"title": {"text": f"Removed by priority at {data['as_of']}"}, "barmode": "stack"}))
+        removed = ('<p class="note">Customers each segment\'s own rule and consent admitted whom a higher-priority '
+                   'segment of its group took instead.</p><div id="chart-removals" class="chart"></div>'
+                   + _table(removals, ["priority_group", "segment", "taken_by", "customers"], "removals"))
+    elif groups:
+        removed = ('<p class="note" id="no-removals">No priority-group counts for this as_of: they are written by '
+                   "evaluations of this version on (evaluate the as_of again to add them).</p>")
     body = (form + '<p class="note">Members shared by each pair of segments at this as_of (diagonal: the '
             'segment\'s size).</p><div id="chart-overlap" class="chart" style="height:520px"></div>'
             + (f"<h3>Priority groups</h3><p class=\"note\">A customer in several segments of a group is kept only in "
-               f"the highest (so their overlap above is zero).</p><ul>{groups}</ul>" if groups else ""))
-    return body, [("chart-overlap", heat, {"title": {"text": f"Overlap at {data['as_of']}"}})]
+               f"the highest (so their overlap above is zero).</p><ul>{groups}</ul>{removed}" if groups else ""))
+    return body, charts
 
 
 def _syncs(dag_id: str, data: dict[str, Any]) -> tuple[str, list]:
@@ -281,8 +303,9 @@ def _customer(dag_id: str, data: dict[str, Any]) -> tuple[str, list]:
     text = explanation.get("error") or "\n".join(explanation.get("lines") or []) or "(no segment chosen)"
     history = data["history"]
     body = (form + f'<h3>Why</h3><div id="explanation" class="rule">{escape(text)}</div>'
-            + "<h3>Memberships over time</h3>" + _table(history["memberships"], ["as_of", "segment", "arm"],
+            + "<h3>Memberships over time</h3>" + _table(history["memberships"], ["segment", "arm", "since", "until"],
                                                          "memberships")
+            + '<p class="note">until: the as_of that removed the customer (empty: still a member).</p>'
             + "<h3>Sent to destinations</h3>" + _table(history["sync_log"], ["logged_at", "sync_id", "action",
                                                                               "status", "error_code", "message"],
                                                         "sync-log"))

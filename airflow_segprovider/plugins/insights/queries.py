@@ -2,10 +2,12 @@
 
 The aggregate views read tables sized by segments x runs x days, never the membership history:
 ``segprovider_snapshots`` (one row per segment and ``as_of``, with its adds and removes, written by each
-evaluation, incremental or not), ``segprovider_sync_runs`` (one row per run and sync), the destination
+evaluation, incremental or not), the arm sizes and priority-group removals each evaluation writes beside it
+(:mod:`airflow_segprovider.core.state.insights`), ``segprovider_sync_runs`` (one row per run and sync), the destination
 counts and drift reports (one row per sync or finding and run), and the rejected records (bounded by
 :data:`ROW_LIMIT`). Two answers read members, each bounded: the overlap matrix reads the members of **one**
-``as_of`` (the size of one snapshot), and the customer lookup reads **one** customer's rows.
+``as_of`` (the size of one snapshot), and the customer lookup reads **one** customer's rows: their changes
+and their rows of each segment's first snapshot, compared by key (see :func:`customer_history`).
 
 Every value from a request is a bound parameter (``%(name)s``, see
 :mod:`airflow_segprovider.core.warehouses.base`); table names are the core's constants.
@@ -23,7 +25,8 @@ from airflow_segprovider.core.state import sync as sync_state
 from airflow_segprovider.core.state.distributed import RUNS as RECONCILE_RUNS
 from airflow_segprovider.core.state.gates import DESTINATION_COUNTS
 from airflow_segprovider.core.state.hybrid import DRIFT_REPORTS
-from airflow_segprovider.core.state.membership import BITS, MEMBERSHIPS, SNAPSHOTS, WORDS
+from airflow_segprovider.core.state.insights import ARM_SIZES, CUSTOMER_CHANGES, PRIORITY_REMOVALS
+from airflow_segprovider.core.state.membership import BITS, CHANGES, MEMBERSHIPS, SNAPSHOTS, WORDS
 from airflow_segprovider.core.state.sync import REJECTED
 from airflow_segprovider.core.state.sync import RUNS as SYNC_RUNS
 
@@ -137,7 +140,9 @@ def _shared_packed(warehouse: Warehouse, as_of: dt.datetime,
     masks: dict[str, int] = {}
     for _, _, segment, mask in slots:
         masks[segment] = masks.get(segment, 0) | mask
-    rows = warehouse.query(f"SELECT bits, COUNT(*) AS n FROM {WORDS} WHERE as_of = %(as_of)s "
+    # the write's rows valid at as_of: an incremental run's snapshot is a delta on an earlier write
+    rows = warehouse.query(f"SELECT bits, COUNT(*) AS n FROM {WORDS} WHERE as_of <= %(as_of)s "
+                           "AND (valid_to IS NULL OR valid_to > %(as_of)s) "
                            "AND write_id = %(write_id)s AND word = %(word)s GROUP BY bits",
                            {"as_of": as_of, "write_id": write_id, "word": word})
     names = list(masks)
@@ -219,16 +224,75 @@ def reconcile_runs(warehouse: Warehouse) -> list[dict[str, Any]]:
                                "ORDER BY segment, as_of")
 
 
+def arm_series(warehouse: Warehouse) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per split segment and arm, its members at each ``as_of`` (the summaries each evaluation writes)."""
+    if not _exists(warehouse, ARM_SIZES):
+        return {}
+    series: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row in _records(warehouse, f"SELECT segment, arm, as_of, members FROM {ARM_SIZES} "
+                                   "ORDER BY segment, arm, as_of"):
+        series.setdefault(row.pop("segment"), {}).setdefault(row.pop("arm"), []).append(row)
+    return series
+
+
+def priority_removals(warehouse: Warehouse, as_of: dt.datetime) -> list[dict[str, Any]]:
+    """What each priority group removed from its segments at ``as_of``: per segment and higher-priority segment,
+    the customers the segment admitted whom that one took (the summaries each evaluation writes)."""
+    if not _exists(warehouse, PRIORITY_REMOVALS):
+        return []
+    return _records(warehouse, "SELECT priority_group, segment, taken_by, customers "
+                               f"FROM {PRIORITY_REMOVALS} WHERE as_of = %(as_of)s "
+                               "ORDER BY priority_group, segment, taken_by", {"as_of": as_of})
+
+
 def customer_history(warehouse: Warehouse, customer: str) -> dict[str, Any]:
-    """One customer's memberships over time, and (once the per-record sync log exists) what syncs sent."""
-    memberships: list[dict[str, Any]] = []
-    if _exists(warehouse, MEMBERSHIPS):
-        memberships = _records(warehouse, f"SELECT segment, arm, as_of FROM {MEMBERSHIPS} "
-                                          "WHERE customer_key = %(customer)s ORDER BY as_of, segment",
-                               {"customer": customer})
+    """One customer's memberships over time, and (once the per-record sync log exists) what syncs sent.
+
+    ``memberships``: per segment, each period the customer was a member, ``since`` the ``as_of`` that added
+    them and ``until`` the one that removed them (None: still a member at the segment's latest snapshot).
+    Read by key, never by scanning the history: the customer's changes (the adds and removes of each
+    ``as_of``, through the copy indexed by customer key each evaluation writes) and their rows of each
+    segment's first snapshot (whose members are its first adds; the ``as_of`` prunes the store to one
+    snapshot), replayed over the registry's ``as_of`` list of each segment.
+    """
+    periods: list[dict[str, Any]] = []
+    if _exists(warehouse, SNAPSHOTS) and _exists(warehouse, MEMBERSHIPS):
+        dates: dict[str, list[Any]] = {}
+        for segment, as_of in warehouse.query(f"SELECT segment, as_of FROM {SNAPSHOTS} ORDER BY segment, as_of"):
+            dates.setdefault(segment, []).append(as_of)
+        firsts = sorted({at[0] for at in dates.values()})
+        events: dict[tuple[str, Any], tuple[bool, str | None]] = {}
+        if firsts:
+            bound = {f"first_{n}": at for n, at in enumerate(firsts)}
+            marks = ", ".join(f"%({name})s" for name in bound)
+            for segment, arm, as_of in warehouse.query(
+                    f"SELECT segment, arm, as_of FROM {MEMBERSHIPS} WHERE customer_key = %(customer)s "
+                    f"AND as_of IN ({marks})", {"customer": customer, **bound}):
+                if segment in dates and dates[segment][0] == as_of:
+                    events[(segment, as_of)] = (True, arm)
+        # the copy indexed by key; a warehouse no evaluation of this version has written has only the store's
+        changes = CUSTOMER_CHANGES if _exists(warehouse, CUSTOMER_CHANGES) else CHANGES
+        if _exists(warehouse, changes):
+            for segment, change, arm, as_of in warehouse.query(
+                    f"SELECT segment, change, arm, as_of FROM {changes} WHERE customer_key = %(customer)s",
+                    {"customer": customer}):
+                events[(segment, as_of)] = (change == "added", arm)
+        for segment in sorted(dates):
+            current: dict[str, Any] | None = None
+            for as_of in dates[segment]:
+                event = events.get((segment, as_of))
+                if event is None:
+                    continue
+                joined, arm = event
+                if joined and current is None:
+                    current = {"segment": segment, "arm": arm, "since": plain(as_of), "until": None}
+                    periods.append(current)
+                elif not joined and current is not None:
+                    current["until"] = plain(as_of)
+                    current = None
     sent: list[dict[str, Any]] = []
     if _exists(warehouse, SYNC_LOG):
         sent = _records(warehouse, "SELECT sync_id, run_id, action, status, error_code, message, logged_at "
                                    f"FROM {SYNC_LOG} WHERE customer_key = %(customer)s "
                                    f"ORDER BY logged_at DESC LIMIT {ROW_LIMIT}", {"customer": customer})
-    return {"memberships": memberships, "sync_log": sent}
+    return {"memberships": sorted(periods, key=lambda p: (p["since"], p["segment"])), "sync_log": sent}
