@@ -1,7 +1,8 @@
 """The ``segprovider`` command line: validate, describe, compile, evaluate and sync a segments project.
 
 Each command group lives in its own module (:mod:`.project`, :mod:`.evaluate`, :mod:`.ingest`,
-:mod:`.sync`, :mod:`.distributed`, :mod:`.sandbox`, :mod:`.land`, :mod:`.demo`) and adds its commands here
+:mod:`.sync`, :mod:`.suppress`, :mod:`.forget`, :mod:`.distributed`, :mod:`.sandbox`, :mod:`.land`,
+:mod:`.demo`) and adds its commands here
 through ``register``. Every sub-command exits 0 on success and non-zero with a readable message on
 failure; no traceback reaches the user for a problem in their project or data.
 """
@@ -12,14 +13,26 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from airflow_segprovider.cli import demo, distributed, evaluate, ingest, land, project, sandbox, sync, sync_log
+from airflow_segprovider.cli import (
+    demo,
+    distributed,
+    evaluate,
+    forget,
+    ingest,
+    land,
+    project,
+    sandbox,
+    suppress,
+    sync,
+    sync_log,
+)
 from airflow_segprovider.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, AddCommand
 from airflow_segprovider.core.errors import ProjectValidationError, SegproviderError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "AddCommand", "build_parser", "main"]
 
 #: The command groups, in the order ``segprovider --help`` lists them.
-GROUPS = (project, evaluate, ingest, sync, sync_log, distributed, sandbox, land, demo)
+GROUPS = (project, evaluate, ingest, sync, sync_log, suppress, forget, distributed, sandbox, land, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.project.spec import Source
     from airflow_segprovider.core.warehouses.base import Warehouse
     from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
+    from airflow_segprovider.ingest.forgotten import ForgottenKeys
     from airflow_segprovider.ingest.layout import TableLayout
     from airflow_segprovider.ingest.units import Unit
 
@@ -84,6 +85,9 @@ class Load:
         self.customer_table = customer_table
         self.types: dict[str, str] | None = None  # cast target per column, fixed when the table is prepared
         self.rows_read = self.rows_loaded = self.rows_quarantined = self.units = 0
+        #: tombstones whose rows this load drops (:mod:`.forgotten`), and how many it dropped
+        self.forgotten: ForgottenKeys | None = None
+        self.rows_forgotten = 0
         self.watermarks: list[str] = []
         self.temp = rows_table(load_id)
         self.quarantine = quarantine_table(warehouse)
@@ -217,6 +221,7 @@ class Load:
             f"FROM (SELECT {', '.join(select)} FROM ({unit.relation}) AS {UNIT_ALIAS})"))
         # (no try/finally around the temp tables: on failure the rollback drops them, and a DROP in an
         # aborted transaction would only hide the original error)
+        self._drop_forgotten(columns)
         read, rejected = self.engine.query(f"SELECT count(*), count(*) FILTER (WHERE __bad) FROM {self.temp}")[0]
         self._quarantine(unit, checks)
         self._write(unit, columns)
@@ -233,6 +238,17 @@ class Load:
         self.rows_quarantined += rejected
         logger.info("source %s: %s: read %d, loaded %d, quarantined %d in %.2fs", self.source.name, unit.origin,
                     read, read - rejected, rejected, time.perf_counter() - started)
+
+    def _drop_forgotten(self, columns: list[str]) -> None:
+        """Drop the unit's rows of forgotten customers before anything is written or quarantined."""
+        if self.forgotten is None or self.layout.customer_key not in columns:
+            return
+        condition = self.forgotten.condition(f"v_{columns.index(self.layout.customer_key)}")
+        dropped = self.engine.query(f"SELECT count(*) FROM {self.temp} WHERE {condition}")[0][0]
+        if dropped:
+            self.engine.execute(f"DELETE FROM {self.temp} WHERE {condition}")
+            self.rows_forgotten += dropped
+            logger.info("source %s: dropped %d rows of forgotten customers", self.source.name, dropped)
 
     def _quarantine(self, unit: Unit, checks: list[tuple[str | None, str, str, str]]) -> None:
         if self.source.mode != "replace":  # the origin's earlier rejections are superseded by this load's

@@ -17,6 +17,8 @@ class LoadResult:
     :param rows_quarantined: rows rejected into ``segprovider_quarantine``.
     :param units: files, pages or queries read.
     :param watermark: the incremental watermark after this load (unchanged when it failed).
+    :param rows_forgotten: rows dropped because their customer was forgotten (an erasure's tombstone), never
+        counted in ``rows_read``; reported, never recorded with their keys.
     """
 
     source: str
@@ -33,6 +35,7 @@ class LoadResult:
     watermark: str | None
     previous_watermark: str | None
     error: str | None = None
+    rows_forgotten: int = 0
 
     @property
     def succeeded(self) -> bool:
@@ -50,4 +53,5 @@ class LoadResult:
             return f"{self.source} -> {self.table}: FAILED after reading {self.rows_read} rows: {self.error}"
         line = (f"{self.source} -> {self.table} ({self.mode}): read {self.rows_read}, loaded {self.rows_loaded}, "
                 f"quarantined {self.rows_quarantined} from {self.units} {'unit' if self.units == 1 else 'units'}")
+        line += f"; dropped {self.rows_forgotten} rows of forgotten customers" if self.rows_forgotten else ""
         return line + (f"; watermark {self.watermark}" if self.watermark is not None else "")

@@ -13,6 +13,7 @@ from airflow_segprovider.core.sql.dialects import text_literal
 from airflow_segprovider.core.state.distributed import AUDIT, DECISIONS, PLAN
 from airflow_segprovider.core.state.membership import MEMBERSHIPS
 from airflow_segprovider.core.state.sync import REJECTED, STATE
+from airflow_segprovider.core.sync.consent import not_allowed_keys_sql
 from airflow_segprovider.core.sync.engine import SyncEngine
 from airflow_segprovider.core.sync.plan import REMOVALS, SyncOptions
 
@@ -73,10 +74,14 @@ class ReconcileSyncEngine(SyncEngine):
         desired = self._desired_sql(sync, destination, as_of)
         exhausted = (f"SELECT customer_key FROM {REJECTED} WHERE sync_id = {text_literal(sync.id)} "
                      f"AND attempts >= {SyncOptions().max_attempts}")
+        # not allowed (withdrawn consent, the suppression list) reads as no consent: never spread, taken out
+        not_allowed = not_allowed_keys_sql(self.project.model.consent, destination.channel, self.warehouse.schema,
+                                           identities=desired)
+        allowed = f"(d.consent_ok AND d.customer_key NOT IN ({not_allowed}))"
         consent: dict[str, bool] = {}
         addable: dict[str, bool] = {}
         for key, ok, can_add in self.warehouse.query(self._sql(
-                f"SELECT d.customer_key, d.consent_ok, d.consent_ok AND d.identity IS NOT NULL AND d.identity <> '' "
+                f"SELECT d.customer_key, {allowed}, {allowed} AND d.identity IS NOT NULL AND d.identity <> '' "
                 f"AND d.customer_key NOT IN ({exhausted}) FROM ({desired}) AS d")):
             consent[key] = bool(ok)
             addable[key] = bool(can_add)

@@ -113,8 +113,11 @@ class AttributePushEngine(SyncEngine):
 
     def _plan_sql(self, sync: Sync, destination: Destination, as_of: dt.datetime, max_attempts: int) -> dict[str, str]:
         queries = super()._plan_sql(sync, destination, as_of, max_attempts)
-        # attribute pushes update contacts; they never take anyone out of a spoke
+        # attribute pushes update contacts; they never take anyone out of a spoke. A contact no longer allowed
+        # (withdrawn consent, suppressed) is never sent again (the plan's add and change leave them out); taking
+        # them out of the spoke's lists is the membership syncs' consent removal, which a push cannot send
         queries["remove"] = queries["remove"] + " AND FALSE"
+        queries["consent_remove"] = f"SELECT * FROM ({queries['consent_remove']}) AS q WHERE FALSE"
         return queries
 
     def _plan(self, sync: Sync, client: DestinationClient, queries: dict[str, str], options: SyncOptions,

@@ -2,7 +2,8 @@
 
 Consent is checked again at sync time, not only at evaluation: whoever withdrew
 consent after the segment was evaluated is never sent. The hybrid hub reads the
-same answers for its consent attributes.
+same answers for its consent attributes. The project's suppression list joins the
+withdrawals here, in the one "not allowed" predicate every sync, push and reconcile plans with.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from airflow_segprovider.core.sql.dialects import quote_identifier, quoted_table, text_literal, ts_literal
+from airflow_segprovider.core.state.privacy import suppressed_identities_sql, suppressed_keys_sql
+from airflow_segprovider.core.state.sync import STATE
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.project.spec import ConsentModel
@@ -32,17 +35,41 @@ def latest_consent_sql(consent: ConsentModel, channel: str, schema: str | None,
             f"{text_literal(channel)}{bound}) AS ranked WHERE rn = 1")
 
 
-def not_allowed_keys_sql(consent: ConsentModel | None, channel: str, schema: str | None) -> str | None:
-    """Keys of customers no longer allowed on ``channel``; None when nobody can be (no consent model for it).
+def not_allowed_keys_sql(consent: ConsentModel | None, channel: str, schema: str | None,
+                         identities: str | None = None) -> str:
+    """Keys of customers no longer allowed on ``channel``: the one "not allowed" predicate of the sync.
 
-    The one "not allowed" predicate of the sync: today a withdrawal (the latest answer for the channel
-    is no); a suppression or an erasure list joins here as another ``UNION`` arm, and every sync mode,
-    guard and hold follows (:func:`~airflow_segprovider.core.sync.plan.consent_removals_sql`). A customer
-    who never answered on a channel requiring opt-in is *not* listed: they were never allowed, so a sync
-    never added them, and a first run's baseline members without an answer are not a withdrawal.
-    Keys are never NULL here: the plan reads them with ``NOT IN``.
+    Its arms, joined with ``UNION``:
+
+    * a consent withdrawal: the latest answer for ``channel`` is no (only when the model declares
+      consent for the channel);
+    * a key on the project's suppression list (:data:`~airflow_segprovider.core.state.privacy.SUPPRESSIONS`);
+    * a key whose identity is on the suppression list: the identity the sync state recorded as sent
+      (so a contact is removed under the address it was sent with), or the one ``identities`` would send.
+
+    Whatever the reason, every sync mode, guard and hold treats these keys alike
+    (:func:`~airflow_segprovider.core.sync.plan.consent_removals_sql`): never sent, removed wherever a
+    destination holds them (``add_only`` included), never held back by a guard or a failed gate, and
+    counted apart from membership removals. A forgotten person needs no arm: an erasure deletes their
+    rows from every table a sync reads, and keeps them suppressed until every destination confirmed it
+    (:mod:`airflow_segprovider.core.privacy`).
+
+    A customer who never answered on a channel requiring opt-in is *not* listed: they were never
+    allowed, so a sync never added them, and a first run's baseline members without an answer are not a
+    withdrawal. Keys are never NULL here: the plan reads them with ``NOT IN``.
+
+    :param identities: a query of ``(customer_key, identity)`` the sync would send (its desired state),
+        whose suppressed identities are listed too; None to check only the state's identities.
     """
-    if consent is None or channel not in consent.channels:
-        return None
-    return (f"SELECT k FROM ({latest_consent_sql(consent, channel, schema)}) AS withdrawn "
-            "WHERE NOT opted_in AND k IS NOT NULL")
+    norm = "LOWER(TRIM({}))"
+    suppressed = suppressed_identities_sql()
+    arms = [f"SELECT customer_key AS k FROM ({suppressed_keys_sql()}) AS suppressed_keys",
+            f"SELECT customer_key AS k FROM {STATE} WHERE identity IS NOT NULL "
+            f"AND {norm.format('identity')} IN ({suppressed})"]
+    if identities is not None:
+        arms.append(f"SELECT i.customer_key AS k FROM ({identities}) AS i WHERE i.identity IS NOT NULL "
+                    f"AND i.customer_key IS NOT NULL AND {norm.format('i.identity')} IN ({suppressed})")
+    if consent is not None and channel in consent.channels:
+        arms.insert(0, f"SELECT k FROM ({latest_consent_sql(consent, channel, schema)}) AS withdrawn "
+                       "WHERE NOT opted_in AND k IS NOT NULL")
+    return " UNION ".join(arms)
