@@ -58,7 +58,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                             "only the latest snapshot is synced, history is never pushed (as in the DAG); pass "
                             "--as-of of the newest snapshot, or --allow-older-snapshot to push this one anyway")
     options = SyncOptions(dry_run=args.dry_run, allow_mass_removal=args.allow_mass_removal,
-                          batch_size=args.batch_size, concurrency=args.concurrency)
+                          batch_size=args.batch_size, concurrency=args.concurrency, repair=args.repair)
     status = EXIT_OK
     results = []
     failures: list[tuple[str, str]] = []
@@ -85,6 +85,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   f"{plan.reidentify:,}, release shared identities {plan.released:,} "
                   f"(suppressed by consent {plan.suppressed:,}, no identity {plan.missing_identity:,}, "
                   f"given up after retries {plan.exhausted:,})")
+            if record.repair is not None:
+                print(f"    repair: {record.repair}" + (
+                    "" if plan.added_by_hand is None else
+                    f"; would restore {plan.restore:,} removed by hand; {plan.added_by_hand:,} added by hand "
+                    "(reported, never removed)"))
             for operation, keys in plan.samples.items():
                 if keys:
                     print(f"    sample {operation}: {', '.join(keys)}")
@@ -95,6 +100,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   f"{record.succeeded['reidentify']:,}; rejected {sum(record.failed.values()):,} "
                   f"(of planned {plan.add:,}/{plan.change:,}/{removes}/{plan.consent_remove:,}) "
                   f"in {record.duration_s:.1f}s")
+            if record.repair is not None:
+                print(f"    repair: {record.repair}" + (
+                    "" if plan.added_by_hand is None else
+                    f"; restored {record.succeeded['restore']:,} of {plan.restore:,} removed by hand; "
+                    f"{plan.added_by_hand:,} added by hand (reported, never removed)"))
         if record.status == "partial":
             status = EXIT_ERROR
     if args.json:
@@ -116,10 +126,16 @@ def register(command: AddCommand) -> None:
     p.add_argument("--dry-run", action="store_true", help="plan and print counts with samples; send nothing")
     p.add_argument("--allow-mass-removal", action="store_true",
                    help="allow removing more than a sync's max_remove_fraction, or emptying a destination")
+    p.add_argument("--repair", action="store_true",
+                   help="read each destination's members first (Mailchimp, HubSpot) and restore members removed "
+                        "by hand; contacts added by hand are reported, never removed (Meta cannot be read: "
+                        "the run says so)")
     p.add_argument("--allow-older-snapshot", action="store_true",
                    help="sync this --as-of although a newer snapshot exists (by default only the latest is synced)")
     p.add_argument("--batch-size", type=int_at_least(1), help="records per call (default: the vendor's maximum)")
-    p.add_argument("--concurrency", type=int_at_least(1, MAX_CONCURRENCY), default=4, help="batches in flight at once (4)")
+    p.add_argument("--concurrency", type=int_at_least(1, MAX_CONCURRENCY), default=None,
+                   help="batches in flight at once (default: the destination's: 4; Mailchimp 20, to keep its 10 "
+                        "connections busy)")
     p.add_argument("--run-id", help=f"run id recorded in {SYNC_RUNS}")
     p.add_argument("--json", action="store_true", help="also print the run records as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log plans and progress")

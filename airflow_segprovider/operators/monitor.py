@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +63,17 @@ def stage_counts(operator: SegmentsBaseOperator, context: Context, phase: str,
     for sync in syncs:
         client = hook_for_destination(project.destinations[sync.destination]).get_client(project, sync)
         try:
-            reported = client.member_count()
+            # the destination's own notion of its size: a range of matched people for Meta, with its match rate
+            reported = client.reported_count()
         finally:
             client.close()
         counts.append({"sync_id": sync.id, "destination": sync.destination, "reported_count": reported})
-        operator.log.info("%s reports %d members for %s (%s sync)", sync.destination, reported, sync.id, phase)
+        rate = "" if reported.match_rate is None else f", match rate {reported.match_rate:.0%}"
+        operator.log.info("%s reports %s members for %s (%s sync%s%s)", sync.destination, reported, sync.id, phase,
+                          rate, ", still applying uploads" if reported.pending else "")
     with operator.warehouse() as warehouse:
         stage_destination_counts(warehouse, counts, phase=phase, as_of=operator.as_of_value())
-    return counts
+    # XCom takes JSON: the count as the vendor shows it, and the rest of the report beside it
+    return [{**count, "reported_count": count["reported_count"].value,
+             **{f"reported_{name}": value for name, value in dataclasses.asdict(count["reported_count"]).items()
+                if name != "value"}} for count in counts]

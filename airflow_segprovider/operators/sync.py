@@ -28,16 +28,24 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
     :param allow_mass_removal: override the remove-fraction and empty-segment guards (templated).
     :param held_from: task ids of segment gates whose holds apply (XCom key ``held``): a held sync sends
         no membership change but still removes members who withdrew consent.
+    :param repair: read the destination's members first and restore members removed by hand (templated, e.g.
+        ``{{ params.repair }}``); contacts added by hand are reported in the run record, never removed. A
+        destination that cannot list its members (Meta) syncs as usual and its run record says so.
+    :param repair_from: task ids of count gates whose drift asks for a repair (XCom key ``repair``, the
+        project's ``on_count_drift: repair``): the syncs they list are repaired.
     """
 
     template_fields: Sequence[str] = (*SegmentsBaseOperator.template_fields, "destination", "dry_run",
-                                      "allow_mass_removal")
+                                      "allow_mass_removal", "repair")
     ui_color = "#dbe9f6"
 
     def __init__(self, *, destination: str, dry_run: bool | str = False, allow_mass_removal: bool | str = False,
-                 held_from: Sequence[str] = (), **kwargs: Any) -> None:
+                 held_from: Sequence[str] = (), repair: bool | str = False, repair_from: Sequence[str] = (),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.held_from = list(held_from)
+        self.repair = repair
+        self.repair_from = list(repair_from)
         self.destination = destination
         self.dry_run = dry_run
         self.allow_mass_removal = allow_mass_removal
@@ -57,6 +65,7 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
         as_of = self.as_of_value()
         options = SyncOptions(dry_run=as_flag(self.dry_run), allow_mass_removal=as_flag(self.allow_mass_removal))
         held = held_syncs(context, self.held_from)
+        repairing = repair_syncs(context, self.repair_from)
         records: list[dict[str, Any]] = []
         with self.warehouse() as warehouse:
             reason = historical_reason(context, warehouse, [s.segment for s in syncs], as_of)
@@ -68,6 +77,8 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
                 client = hook.get_client(project, sync)
                 try:
                     run_options = replace(options, held_by=held[sync.id]) if sync.id in held else options
+                    if as_flag(self.repair) or sync.id in repairing:
+                        run_options = replace(run_options, repair=True)
                     record = engine.run(sync, client, as_of, options=run_options,
                                         run_id=f"{context['run_id']}__{context['ti'].try_number}")
                 finally:
@@ -75,8 +86,25 @@ class SegmentsSyncOperator(SegmentsBaseOperator):
                 self.log.info("sync %s: %s, added %d, changed %d, removed %d, rejected %d", sync.id, record.status,
                               record.succeeded["add"], record.succeeded["change"], record.succeeded["remove"],
                               sum(record.failed.values()))
+                if record.repair is not None:
+                    assert record.plan is not None
+                    self.log.info("sync %s: repair %s; restored %d removed by hand, %s added by hand (reported, "
+                                  "never removed)", sync.id, record.repair, record.succeeded["restore"],
+                                  record.plan.added_by_hand)
                 records.append(record.to_dict())
         return records
+
+
+def repair_syncs(context: Context, gate_task_ids: Sequence[str]) -> set[str]:
+    """Sync ids whose count gates (``gate_task_ids``) found drift this run and asked for a repair."""
+    if not gate_task_ids:
+        return set()
+    from airflow_segprovider.operators.gate import REPAIR_XCOM_KEY
+
+    found: set[str] = set()
+    for task_id in gate_task_ids:
+        found.update((context["ti"].xcom_pull(task_ids=task_id, key=REPAIR_XCOM_KEY) or {}).get("syncs", []))
+    return found
 
 
 def held_syncs(context: Context, gate_task_ids: Sequence[str]) -> dict[str, str]:

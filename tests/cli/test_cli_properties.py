@@ -48,7 +48,8 @@ LONG_RUNNING = {
 }
 AS_OF = "2026-11-24"
 #: A message names its culprit: an argument, a SEG code with its file, a quoted name, a path, a variable.
-NAMED = re.compile(r"argument |--[a-z][a-z-]+|SEG\d{3}|'[^']*'|\"[^\"]+\"|/|AIRFLOW_CONN_\w+|invalid choice")
+NAMED = re.compile(r"argument |arguments are required: \w+|--[a-z][a-z-]+|SEG\d{3}|'[^']*'|\"[^\"]+\"|/|"
+                   r"AIRFLOW_CONN_\w+|invalid choice")
 
 HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 #: ~0.05 s per command line, ~0.2 s per mutated project (validate, compile, evaluate): ~35 s in all, on 2 busy cores
@@ -115,13 +116,47 @@ def run(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def fault_message(output: str) -> str:
+    """What a failing run says is wrong: from its ``error:`` line on, never argparse's usage lines.
+
+    argparse prints ``usage: segprovider sync [-h] [--as-of AS_OF] ...`` before its ``error:`` line; that
+    usage names options and paths whatever the error is, so it must not count as naming the culprit. A
+    run without an ``error:`` line (project validation, one sync of several failing) is judged on its
+    whole output, its usage block left out.
+    """
+    lines = output.splitlines()
+    errors = [i for i, line in enumerate(lines) if re.search(r"(^|: )error: ", line)]
+    if errors:  # the program's name before "error:" ("segprovider sync: ") names nothing either
+        first = lines[errors[0]]
+        return "\n".join([first[first.index("error: "):], *lines[errors[0] + 1:]])
+    kept, in_usage = [], False
+    for line in lines:
+        if line.startswith("usage: "):
+            in_usage = True
+        elif in_usage and (not line.strip() or not line.startswith(" ")):
+            in_usage = False
+        if not in_usage:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def assert_answered(argv: list[str], code: int, output: str) -> None:
     assert "Traceback" not in output, f"{argv}\n{output}"
     if code == 0:
         return
-    given_values = [part.split("=", 1)[-1] for part in argv if len(part.split("=", 1)[-1].strip()) >= 3]
-    named = NAMED.search(output) or any(value in output for value in given_values)
-    assert output.strip() and named, f"exit {code} without naming what is at fault: {argv}\n{output}"
+    message = fault_message(output)
+    given_values = [part.split("=", 1)[-1] for part in argv[1:] if len(part.split("=", 1)[-1].strip()) >= 3]
+    named = NAMED.search(message) or any(value in message for value in given_values)
+    assert message.strip() and named, f"exit {code} without naming what is at fault: {argv}\n{output}"
+
+
+def test_the_culprit_is_read_from_the_error_line_not_the_usage() -> None:
+    usage = ("usage: segprovider sync [-h] [--as-of AS_OF] [--db DB] project\n"
+             "segprovider sync: error: something went wrong\n")
+    assert fault_message(usage) == "error: something went wrong"
+    with pytest.raises(AssertionError, match="without naming what is at fault"):
+        assert_answered(["sync", "p"], 2, usage)
+    assert_answered(["sync", "p"], 2, usage.replace("something went wrong", "argument --as-of: not a date"))
 
 
 # --- arguments, from the real parser ---------------------------------------------------------------

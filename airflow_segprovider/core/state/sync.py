@@ -6,13 +6,19 @@
     customer is in the destination and who put it there (``segprovider``, or
     ``baseline`` for members a first run found in an existing list).
 ``segprovider_rejected_records``
-    one row per (sync, customer, operation) a destination refused, with the error and
-    how often it was refused; retried on later runs up to ``max_attempts``.
+    one row per (sync, customer, operation) a destination refused, with the identity refused, the error
+    and how often it was refused; retried on later runs up to ``max_attempts`` (a ``final`` refusal at
+    once). A refusal blocks that identity only: once the customer holds another, it is sent.
 ``segprovider_sync_runs``
     one row per (run, sync): what the run planned, sent and failed, its status and timing; consent
     removals (``*_consent_remove``) apart from membership removals (``*_remove``), old identities
     removed after an identity change (``*_reidentify``) and rows ``released`` without a call (an
-    identity another staying member still holds).
+    identity another staying member still holds); a repair run's restores (``*_restore``), the contacts
+    it found added by hand (``added_by_hand``) and what the repair did (``repair``: what was read, or why
+    it was not possible).
+``segprovider_sync_readback``
+    the identities (trimmed, lower-cased) a repair run read from the destination, per sync: the last
+    repair's reading, replaced by the next (the plan compares the state with it).
 ``segprovider_sync_log``
     one row per record a run sent (or refused to send), appended, never updated: the sync, the run
     (``run_id``, the join key to ``segprovider_sync_runs``), the customer, the ``action`` (``add``,
@@ -32,6 +38,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from airflow_segprovider.core.sql.dialects import render
+from airflow_segprovider.core.state import privacy
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,8 +49,9 @@ STATE = "segprovider_sync_state"
 REJECTED = "segprovider_rejected_records"
 RUNS = "segprovider_sync_runs"
 LOG = "segprovider_sync_log"
+READBACK = "segprovider_sync_readback"
 
-TABLES: tuple[str, ...] = (STATE, REJECTED, RUNS, LOG)
+TABLES: tuple[str, ...] = (STATE, REJECTED, RUNS, LOG, READBACK)
 
 #: ``action`` of a log row for a record the engine refused before calling the destination
 REJECT = "reject"
@@ -76,6 +84,9 @@ DDL = (
         sync_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, customer_key VARCHAR NOT NULL,
         action VARCHAR NOT NULL, row_hash VARCHAR, status VARCHAR NOT NULL, error_code VARCHAR,
         message VARCHAR, logged_at TIMESTAMP NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {READBACK} (
+        sync_id VARCHAR NOT NULL, identity VARCHAR NOT NULL, destination_id VARCHAR, run_id VARCHAR NOT NULL,
+        read_at TIMESTAMP NOT NULL)""",
 )
 
 
@@ -96,6 +107,14 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     (RUNS, "released", "BIGINT"),
     # a refusal no retry can lift (a Mailchimp compliance state): exhausted at its first attempt
     (REJECTED, "final", "BOOLEAN"),
+    # the identity refused: a refusal blocks that identity, not the customer (issue #17)
+    (REJECTED, "identity", "VARCHAR"),
+    # repair from the destination's truth (issue #17)
+    (RUNS, "planned_restore", "BIGINT"),
+    (RUNS, "succeeded_restore", "BIGINT"),
+    (RUNS, "failed_restore", "BIGINT"),
+    (RUNS, "added_by_hand", "BIGINT"),
+    (RUNS, "repair", "VARCHAR"),
 )
 
 
@@ -105,6 +124,8 @@ def ensure_tables(warehouse: Warehouse) -> None:
         warehouse.execute(render(statement, warehouse.dialect))
     for table, column, kind in ADDED_COLUMNS:
         warehouse.execute(render(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}", warehouse.dialect))
+    # every sync reads the suppression list (the plan's "not allowed" predicate): it must exist
+    privacy.ensure_tables(warehouse)
 
 
 def utc_now() -> dt.datetime:

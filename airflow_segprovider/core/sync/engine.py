@@ -7,6 +7,8 @@ through its phases in order, each in its own module:
 1. :mod:`.safety`: the segment must have a snapshot at ``as_of``;
 2. :mod:`.plan`: the queries of each operation (add, change, remove, consent_remove, reidentify), counted
    into a plan, after recording an existing list's members as a baseline on a first run;
+   A repair run (``SyncOptions.repair``) first reads the destination's members (:mod:`.repair`), so the plan
+   restores members removed by hand and reports contacts added by hand;
 3. :mod:`.safety`: the empty-segment and mass-removal guards, on membership removals only (consent
    removals are never held back, by a guard or by a failed gate);
 4. :mod:`.execute`: batches sent through the connector, each acknowledged batch
@@ -46,6 +48,7 @@ from airflow_segprovider.core.sync.plan import (
     held_queries,
     plan_queries,
     plan_sync,
+    withdrawn_identities_sql,
 )
 from airflow_segprovider.core.sync.record import (
     SyncRunRecord,
@@ -59,6 +62,7 @@ from airflow_segprovider.core.sync.record import (
     release_shared,
     write_run,
 )
+from airflow_segprovider.core.sync.repair import not_repairable, read_back, read_back_sql
 from airflow_segprovider.core.sync.safety import SyncBlockedError, baseline_members, check_safety, require_snapshot
 
 if TYPE_CHECKING:
@@ -92,9 +96,16 @@ class SyncEngine:
 
     def _plan_sql(self, sync: Sync, destination: Destination, as_of: dt.datetime, max_attempts: int) -> dict[str, str]:
         """Queries listing the keys of each operation (with what is needed to send them)."""
-        not_allowed = not_allowed_keys_sql(self.project.model.consent, destination.channel, self.warehouse.schema)
-        return plan_queries(sync, destination, self._desired_sql(sync, destination, as_of), max_attempts,
-                            self.warehouse.dialect, not_allowed)
+        desired = self._desired_sql(sync, destination, as_of)
+        # the identities this sync would send are checked against the suppression list too
+        not_allowed = not_allowed_keys_sql(self.project.model.consent, destination.channel, self.warehouse.schema,
+                                           identities=desired)
+        # an address whose owner opted out is out for everyone sharing it
+        withdrawn = withdrawn_identities_sql(self.project, sync, destination, as_of, self.warehouse.schema,
+                                             not_allowed)
+        read_back = read_back_sql(sync.id) if getattr(self, "_repairing", False) else None
+        return plan_queries(sync, destination, desired, max_attempts, self.warehouse.dialect, not_allowed,
+                            withdrawn=withdrawn, read_back=read_back)
 
     def run(self, sync: Sync, client: DestinationClient, as_of: str | dt.datetime, *,
             options: SyncOptions | None = None, run_id: str | None = None) -> SyncRunRecord:
@@ -119,16 +130,16 @@ class SyncEngine:
         self._write_run(record, started_at, finished=False)
         try:
             self._require_snapshot(sync, at)
-            queries = self._plan_sql(sync, destination, at, options.max_attempts)
-            if options.held_by:
-                queries = held_queries(queries)
             if not options.dry_run:
                 client.check()
                 # A mapping to a field the destination lacks fails here, before anything is sent.
                 client.check_fields(sorted(destination.field_mapping))
-                record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=True)
-            else:
-                record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=False)
+            # a repair reads the destination's members before planning (a dry run too: it shows the restores)
+            self._repairing = options.repair and self._read_back(sync, client, record)
+            queries = self._plan_sql(sync, destination, at, options.max_attempts)
+            if options.held_by:
+                queries = held_queries(queries)
+            record.plan = self._plan(sync, client, queries, options, record.run_id, baseline=not options.dry_run)
             # membership removals only: a held plan has none, and consent removals are never held back
             self._check_safety(sync, record.plan, options)
             if not options.dry_run:
@@ -145,6 +156,7 @@ class SyncEngine:
             record.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            self._repairing = False  # the reading belongs to this run: later plans of this engine do not use it
             record.duration_s = round(time.perf_counter() - started, 3)
             done = sum(record.succeeded.values())
             record.records_per_s = round(done / record.duration_s, 1) if record.duration_s else 0.0
@@ -161,7 +173,17 @@ class SyncEngine:
     def _plan(self, sync: Sync, client: DestinationClient, queries: dict[str, str], options: SyncOptions,
               run_id: str, *, baseline: bool) -> SyncPlan:
         take_baseline = (lambda: self._baseline(sync, client, run_id)) if baseline else None
-        return plan_sync(self.warehouse, sync, client, queries, options.sample_size, self._count, take_baseline)
+        return plan_sync(self.warehouse, sync, client, queries, options.sample_size, self._count, take_baseline,
+                         read_back=getattr(self, "_repairing", False))
+
+    def _read_back(self, sync: Sync, client: DestinationClient, record: SyncRunRecord) -> bool:
+        """Read the destination's members for a repair; False (and why, in the record) where it cannot list them."""
+        if not client.can_read_members:
+            record.repair = not_repairable(sync.destination, client.kind)
+            return False
+        read = read_back(self.warehouse, sync.id, client, record.run_id)
+        record.repair = f"read {read} members from {sync.destination}"
+        return True
 
     def _baseline(self, sync: Sync, client: DestinationClient, run_id: str) -> int:
         """First run against an existing list: record its members (matched to customers) as not ours."""
@@ -174,7 +196,7 @@ class SyncEngine:
                  options: SyncOptions, record: SyncRunRecord) -> None:
         assert record.plan is not None
         plan = record.plan
-        total = plan.add + plan.change + (plan.remove or 0) + plan.consent_remove + plan.reidentify
+        total = plan.add + plan.change + (plan.remove or 0) + plan.consent_remove + plan.reidentify + plan.restore
         progress = Progress(sync.id, total, options.progress_every_s)
         # before anything is sent: a shared identity stays in the destination for its other holders
         release_shared(self.warehouse, sync.id, queries["release"], record.run_id)
@@ -189,7 +211,7 @@ class SyncEngine:
             def commit(future: concurrent.futures.Future, operation: str = operation) -> None:
                 self._commit(sync, operation, future, record, progress)
 
-            send_all(operation, send, batches, options.concurrency, commit)
+            send_all(operation, send, batches, options.concurrency or getattr(client, "batches_in_flight", 4), commit)
         progress.finish()
 
     def _field_value(self, destination: Destination, key: str, name: str, value: Any) -> Any:

@@ -78,7 +78,7 @@ def senders(sync: Sync, client: DestinationClient, *, unsubscribe: bool = False,
             ) -> tuple[tuple[str, Callable[..., BatchResult]], ...]:
     """Each operation with the connector call that sends it, in the order a run sends them.
 
-    Removals go first (membership, then consent, then old identities), adds and changes after. A subclass
+    Removals go first (membership, then consent, then old identities), restores, adds and changes after. A subclass
     whose own ``remove`` query also lists withdrawn members (the distributed model's reconcile) has
     them removed, and audited, as it always did; its consent removals then find nothing left.
 
@@ -102,9 +102,10 @@ def senders(sync: Sync, client: DestinationClient, *, unsubscribe: bool = False,
                            rejected=removed.rejected + answered.rejected, destination_ids=removed.destination_ids)
 
     send_add = client.upsert if sync.mode == "upsert" else client.add_members
-    # a changed identity: the old one is removed before "add" sends the new one
-    return (("remove", remove), ("consent_remove", consent_remove), ("reidentify", remove), ("add", send_add),
-            ("change", client.upsert))
+    # a changed identity: the old one is removed before "add" sends the new one; a member removed by hand is
+    # restored as it was added
+    return (("remove", remove), ("consent_remove", consent_remove), ("reidentify", remove), ("restore", send_add),
+            ("add", send_add), ("change", client.upsert))
 
 
 def record_batches(warehouse: Warehouse, sql: str, destination: Destination, batch_size: int, with_ids: bool,

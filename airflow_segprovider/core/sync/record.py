@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,8 @@ class SyncRunRecord:
     duration_s: float = 0.0
     records_per_s: float = 0.0
     error: str | None = None
+    #: a repair run: what was read from the destination, or why the repair was not possible; None otherwise
+    repair: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,20 +122,29 @@ def commit_batch(warehouse: Warehouse, lock: threading.Lock, sync_id: str, opera
                     f"{text_literal(operation)} AND customer_key IN {in_list(sorted(resolved))}", warehouse.dialect))
                 rejected_before[operation] -= resolved
         if result.rejected:
-            record_rejections(warehouse, sync_id, operation, result.rejected, record.run_id)
+            record_rejections(warehouse, sync_id, operation, result.rejected, record.run_id, identities)
         warehouse.load(LOG, log)  # one statement for the whole batch
     record.succeeded[operation] += len(keys)
     record.failed[operation] += len(result.rejected)
 
 
 def record_rejections(warehouse: Warehouse, sync_id: str, operation: str, rejected: Sequence[RejectedRecord],
-                      run_id: str) -> None:
-    """Upsert refused records into ``segprovider_rejected_records``, counting each key's attempts."""
+                      run_id: str, identities: Mapping[str, str | None] | None = None) -> None:
+    """Upsert refused records into ``segprovider_rejected_records``, counting each key's attempts.
+
+    :param identities: key -> the identity refused. A refusal is of that identity: a key refused again
+        with another identity (the customer's address changed) starts its count afresh.
+    """
     now = utc_now()
-    previous = {k: (attempts, first) for k, attempts, first in warehouse.query(render(
-        f"SELECT customer_key, attempts, first_seen FROM {REJECTED} WHERE sync_id = {text_literal(sync_id)} "
+    identities = identities or {}
+
+    def same(a: str | None, b: str | None) -> bool:
+        return (a or "").strip().lower() == (b or "").strip().lower()
+
+    previous = {k: (attempts, first) for k, attempts, first, identity in warehouse.query(render(
+        f"SELECT customer_key, attempts, first_seen, identity FROM {REJECTED} WHERE sync_id = {text_literal(sync_id)} "
         f"AND operation = {text_literal(operation)} AND customer_key IN {in_list([r.key for r in rejected])}",
-        warehouse.dialect))}
+        warehouse.dialect)) if identity is None or same(identity, identities.get(k))}
     rows = pa.table({
         "sync_id": [sync_id] * len(rejected),
         "customer_key": [r.key for r in rejected],
@@ -145,6 +156,7 @@ def record_rejections(warehouse: Warehouse, sync_id: str, operation: str, reject
         "last_seen": pa.array([now] * len(rejected), pa.timestamp("us")),
         "run_id": [run_id] * len(rejected),
         "final": pa.array([not getattr(r, "retryable", True) for r in rejected], pa.bool_()),
+        "identity": pa.array([identities.get(r.key) for r in rejected], pa.string()),
     })
     with warehouse.transaction():
         warehouse.upsert(REJECTED, ["sync_id", "customer_key", "operation"], rows)
@@ -210,6 +222,9 @@ def write_run(warehouse: Warehouse, record: SyncRunRecord, started_at: dt.dateti
         "planned_consent_remove": pa.array([plan.consent_remove if plan else None], pa.int64()),
         "planned_reidentify": pa.array([plan.reidentify if plan else None], pa.int64()),
         "released": pa.array([plan.released if plan else None], pa.int64()),
+        "planned_restore": pa.array([plan.restore if plan else None], pa.int64()),
+        "added_by_hand": pa.array([plan.added_by_hand if plan else None], pa.int64()),
+        "repair": pa.array([record.repair], pa.string()),
         **{f"{kind}_{op}": pa.array([getattr(record, kind)[op]], pa.int64())
            for kind in ("succeeded", "failed") for op in OPERATIONS},
         "suppressed": pa.array([plan.suppressed if plan else None], pa.int64()),

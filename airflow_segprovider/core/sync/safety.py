@@ -14,7 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.errors import TerminalError
-from airflow_segprovider.core.sql.dialects import in_list, quoted_table, render, text_literal, ts_literal
+from airflow_segprovider.core.evaluate.customers import customer_relation_sql
+from airflow_segprovider.core.sql.dialects import in_list, render, text_literal, ts_literal
 from airflow_segprovider.core.state.membership import SNAPSHOTS
 from airflow_segprovider.core.state.sync import STATE, state_rows
 
@@ -62,7 +63,8 @@ def baseline_members(project: Project, warehouse: Warehouse, sync: Sync, client:
         values = ", ".join(text_literal(i) for i in names[start:start + 5000])
         for key, identity in warehouse.query(render(
                 f"SELECT CAST(\"{customer.key}\" AS VARCHAR), CAST(\"{identity_col}\" AS VARCHAR) "
-                f"FROM {quoted_table(customer.table, warehouse.schema)} "
+                # the list's members (never sent by us) are matched to customers by the identity they hold now
+                f"FROM {customer_relation_sql(project, warehouse.schema, None)} "
                 f"WHERE LOWER(TRIM(CAST(\"{identity_col}\" AS VARCHAR))) IN ({values})", warehouse.dialect)):
             keys.append(key)
             found.append(identity)

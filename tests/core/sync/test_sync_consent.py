@@ -8,6 +8,7 @@ is counted apart in the run record, and on an e-mail destination also unsubscrib
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -141,6 +142,33 @@ def test_an_email_opt_out_unsubscribes_the_mailchimp_contact(project, warehouse,
                            f"AND customer_key = '{withdrawing}'") == [("consent_remove",)]
 
 
+def test_an_email_opt_out_unsubscribes_the_hubspot_contact(project, warehouse, sandbox, connections):
+    # issue #17, bug d: taken out of the list, the contact still received HubSpot's marketing e-mail, whose
+    # subscription status lives in the subscription preferences API
+    # (https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/v3/guide)
+    sync = sync_of(project, "vip", "hubspot_crm")
+    run(project, warehouse, connections, sync, DAY_2)
+    members = state_keys(warehouse, sync)
+    withdrawing, staying, never = members[0], members[1], members[2]
+    email = emails_of(warehouse, [withdrawing, staying, never])
+    for key in (withdrawing, staying):  # their own sign-up to marketing e-mail
+        sandbox.state.set_hubspot_subscription(email[key], "1", "SUBSCRIBED")
+    withdraw(warehouse, [withdrawing, never], "email")
+    before = len(sandbox.state.requests("hubspot"))
+
+    record = run(project, warehouse, connections, sync, DAY_2)
+
+    assert record.succeeded["consent_remove"] == 2 and record.failed["consent_remove"] == 0
+    assert sandbox.state.hubspot_subscriptions(email[withdrawing]) == {"1": "NOT_SUBSCRIBED"}
+    assert sandbox.state.hubspot_subscriptions(email[staying]) == {"1": "SUBSCRIBED"}
+    assert sandbox.state.hubspot_subscriptions(email[never]) == {}  # never opted in: nothing to change
+    held = {e.lower() for e in sandbox.state.hubspot_list_emails(sandbox.fixtures.hubspot_list_id)}
+    assert email[withdrawing] not in held and email[staying] in held
+    sent = sandbox.state.requests("hubspot")[before:]
+    assert not [r for r in sent if r.path.endswith("/subscribe") and not r.path.endswith("/unsubscribe")]
+    assert [json.loads(r.body)["emailAddress"] for r in sent if r.path.endswith("/unsubscribe")] == [email[withdrawing]]
+
+
 def test_a_held_sync_still_sends_consent_removals_and_nothing_else(project, warehouse, sandbox, connections):
     sync = sync_of(project, "vip", "mailchimp_newsletter")
     run(project, warehouse, connections, sync, DAY_2)
@@ -153,7 +181,7 @@ def test_a_held_sync_still_sends_consent_removals_and_nothing_else(project, ware
     record = run(project, warehouse, connections, sync, DAY_2, held_by="gate segment_size")
 
     assert record.status == "held" and "1 consent removals sent" in record.error
-    assert record.succeeded == {"add": 0, "change": 0, "remove": 0, "consent_remove": 1, "reidentify": 0}
+    assert record.succeeded == {"add": 0, "change": 0, "remove": 0, "consent_remove": 1, "reidentify": 0, "restore": 0}
     held = mailchimp_segment(sandbox)
     assert email[withdrawing] not in held and email[leaving] in held  # the membership change waits
     assert sandbox.state.mailchimp_member(sandbox.fixtures.mailchimp_list_id,

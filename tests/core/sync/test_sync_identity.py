@@ -127,3 +127,71 @@ def test_a_shared_address_stays_until_its_last_holder_leaves(destination, projec
     assert (none_left.plan.remove, none_left.succeeded["remove"]) == (1, 1)
     assert shared not in held(sandbox)
     assert nothing_planned(project, warehouse, connections, sync)
+
+
+WITHDRAWN_AT = "TIMESTAMP '2026-12-01 09:00:00'"  # later than any answer the generated data holds
+
+
+def withdraw_email(warehouse, key: str) -> None:
+    warehouse.execute(f"INSERT INTO consents VALUES ({int(key)}, 'email', false, {WITHDRAWN_AT})")
+
+
+@pytest.mark.parametrize("destination", sorted(DESTINATIONS))
+def test_an_opt_out_of_one_holder_of_a_shared_address_takes_the_address_out_for_both(
+        destination, project, warehouse, sandbox, connections):
+    # issue #17, bug a: two customers, one address; one withdraws consent. The address left the list (a
+    # withdrawal removes the address whoever else shares it) but the other holder's state row kept saying
+    # "in the destination", so the state held one member more than the list. The address is one contact:
+    # its owner's opt-out takes it out for both rows, and it is never sent again for the other holder.
+    sync, held = sync_of(project, destination), DESTINATIONS[destination]
+    first, second = sorted(run(project, warehouse, connections, sync, dry_run=True, sample_size=2).plan.samples["add"])
+    shared = email_of(warehouse, first)
+    set_email(warehouse, second, shared)
+    run(project, warehouse, connections, sync)
+    assert shared in held(sandbox)
+    withdraw_email(warehouse, first)
+
+    record = run(project, warehouse, connections, sync)
+
+    assert (record.status, record.succeeded["consent_remove"]) == ("succeeded", 2)
+    assert shared not in held(sandbox)
+    assert {first, second}.isdisjoint(members(warehouse, sync))  # the state holds what the list holds
+    assert SyncEngine(project, warehouse).destination_count(sync) == len(held(sandbox))
+    assert warehouse.query(f"SELECT action FROM segprovider_sync_log WHERE run_id = '{record.run_id}' "
+                           f"AND customer_key = '{second}'") == [("consent_remove",)]
+    # the other holder is still a consenting member, but the address is withdrawn: never sent again
+    after = len(sandbox.state.requests())
+    again = run(project, warehouse, connections, sync)
+    assert (again.plan.add, again.plan.change, again.succeeded["add"]) == (0, 0, 0)
+    assert again.plan.suppressed >= 2 and shared not in held(sandbox)
+    assert not [r for r in sandbox.state.requests()[after:] if shared in (r.body or "").lower()]
+
+
+def test_a_final_refusal_blocks_the_refused_address_not_the_customer(project, warehouse, sandbox, connections):
+    # issue #17, bug b: Mailchimp refuses for good to subscribe a cleaned (bounced) address ("Member In
+    # Compliance State": https://mailchimp.com/developer/marketing/docs/errors/). The refusal was keyed by the
+    # customer, so once the customer gave a new, valid address it was never sent either.
+    sync, held = sync_of(project, "mailchimp_newsletter"), held_mailchimp
+    [key] = run(project, warehouse, connections, sync, dry_run=True, sample_size=1).plan.samples["add"]
+    bounced = f"bounced.{key}@example.org"
+    set_email(warehouse, key, bounced)
+    list_id = sandbox.fixtures.mailchimp_list_id
+    sandbox.state.edit_mailchimp_audience(list_id, bounced, True)
+    sandbox.state.edit_mailchimp_member(list_id, bounced, status="cleaned")
+
+    first = run(project, warehouse, connections, sync)
+
+    assert first.failed["add"] == 1 and bounced not in held(sandbox)
+    assert warehouse.query(f"SELECT final, identity FROM segprovider_rejected_records WHERE sync_id = '{sync.id}' "
+                           f"AND customer_key = '{key}'") == [(True, bounced)]
+    assert run(project, warehouse, connections, sync, dry_run=True).plan.add == 0  # never retried as it is
+
+    fixed = f"fixed.{key}@example.org"
+    set_email(warehouse, key, fixed)
+    second = run(project, warehouse, connections, sync)
+
+    assert (second.plan.add, second.succeeded["add"]) == (1, 1)
+    assert fixed in held(sandbox) and key in members(warehouse, sync)
+    # accepted now: no longer a rejected record
+    assert warehouse.query(f"SELECT COUNT(*) FROM segprovider_rejected_records WHERE sync_id = '{sync.id}' "
+                           f"AND customer_key = '{key}'") == [(0,)]

@@ -71,7 +71,8 @@ def test_sync_options_refuse_counts_below_one_naming_the_field(field, value):
 
 def test_sync_options_keep_their_optional_counts_optional():
     options = SyncOptions(batch_size=None, log_retention_days=None)
-    assert (options.batch_size, options.log_retention_days, options.concurrency) == (None, None, 4)
+    # concurrency None: the connector's batches_in_flight (4; Mailchimp 20)
+    assert (options.batch_size, options.log_retention_days, options.concurrency) == (None, None, None)
 
 
 # the guards, end to end
