@@ -26,6 +26,9 @@ DEFAULT_WEBHOOK_SECRET = "sandbox-webhook-secret"
 
 #: HubSpot's documented burst limit for Professional/Enterprise private apps.
 HUBSPOT_DEFAULT_RATE_LIMIT = RateLimit(max_requests=190, window_seconds=10.0)
+#: HubSpot's documented daily limit for Professional private apps
+#: (https://developers.hubspot.com/changelog/increasing-our-api-limits).
+HUBSPOT_DEFAULT_DAILY_LIMIT = 650_000
 #: Mailchimp's documented cap on simultaneous connections per API key.
 MAILCHIMP_MAX_CONNECTIONS = 10
 #: Share of uploaded people Meta matches to an account. Real customer-file match rates are commonly
@@ -39,7 +42,7 @@ META_APPLY_DELAY_SECONDS = 0.0
 
 def _default_faults() -> dict[str, VendorFaults]:
     return {vendor: VendorFaults() for vendor in VENDORS} | {
-        "hubspot": VendorFaults(rate_limit=HUBSPOT_DEFAULT_RATE_LIMIT)
+        "hubspot": VendorFaults(rate_limit=HUBSPOT_DEFAULT_RATE_LIMIT, daily_limit=HUBSPOT_DEFAULT_DAILY_LIMIT)
     }
 
 

@@ -47,7 +47,11 @@ class RateLimit:
 class VendorFaults:
     """The faults one vendor injects.
 
-    :param rate_limit: rolling-window limit answered with 429 and ``Retry-After``; None for none.
+    :param rate_limit: rolling-window limit answered with 429 (with ``Retry-After`` where the vendor sends
+        one); None for none.
+    :param daily_limit: requests admitted per UTC calendar day (HubSpot's daily limit), answered with the
+        vendor's 429 past it until the next day; None for none. Clients see it (HubSpot's ``-Daily``
+        headers, the ``DAILY`` policy) alongside ``rate_limit``, which HubSpot always has.
     :param error_rate: fraction of requests answered with a 5xx drawn from ``error_statuses``.
     :param error_statuses: the 5xx statuses to draw from.
     :param slow_rate: fraction of requests delayed by ``slow_seconds`` before being served.
@@ -56,6 +60,7 @@ class VendorFaults:
     """
 
     rate_limit: RateLimit | None = None
+    daily_limit: int | None = None
     error_rate: float = 0.0
     error_statuses: tuple[int, ...] = (500, 502, 503, 504)
     slow_rate: float = 0.0
@@ -71,6 +76,9 @@ class VendorFaults:
             raise ValueError(f"error_statuses must be 5xx statuses, got {list(self.error_statuses)}")
         if self.slow_seconds < 0:
             raise ValueError(f"slow_seconds must not be negative, got {self.slow_seconds}")
+        if self.daily_limit is not None and (isinstance(self.daily_limit, bool) or not isinstance(
+                self.daily_limit, int) or self.daily_limit < 1):
+            raise ValueError(f"daily_limit must be a whole number of at least 1 or null, got {self.daily_limit!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: VendorFaults | None = None) -> VendorFaults:
@@ -96,6 +104,7 @@ class VendorFaults:
             "rate_limit": None
             if self.rate_limit is None
             else {"max_requests": self.rate_limit.max_requests, "window_seconds": self.rate_limit.window_seconds},
+            "daily_limit": self.daily_limit,
             "error_rate": self.error_rate,
             "error_statuses": list(self.error_statuses),
             "slow_rate": self.slow_rate,
@@ -122,12 +131,14 @@ class FaultDecision:
     :param status: the 5xx status of an ``ERROR``.
     :param delay: seconds to wait first, for ``SLOW``.
     :param retry_after: whole seconds until the window admits a request again, for ``RATE_LIMITED``.
+    :param daily: a ``RATE_LIMITED`` request was refused by the daily limit, not the window.
     """
 
     kind: FaultKind
     status: int | None = None
     delay: float = 0.0
     retry_after: int | None = None
+    daily: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,12 +149,16 @@ class WindowUsage:
     :param remaining: requests still admitted in the current window.
     :param window_seconds: the window's length.
     :param last_second: requests admitted in the last second.
+    :param daily_max: requests admitted per day, or None without a daily limit.
+    :param daily_remaining: requests still admitted today, or None without a daily limit.
     """
 
     max_requests: int
     remaining: int
     window_seconds: float
     last_second: int
+    daily_max: int | None = None
+    daily_remaining: int | None = None
 
 
 @dataclass
@@ -151,6 +166,8 @@ class _VendorState:
     faults: VendorFaults
     rng: random.Random
     admitted: deque[float] = field(default_factory=deque)
+    day: int = 0
+    admitted_today: int = 0
 
 
 class FaultInjector:
@@ -159,13 +176,16 @@ class FaultInjector:
     :param faults: the settings per vendor; vendors not named inject nothing.
     :param seed: seed of the per-vendor random sequences.
     :param clock: monotonic clock, replaceable in tests.
+    :param wall_clock: seconds since the epoch, for the daily limit's UTC day; replaceable in tests.
     """
 
     def __init__(
-        self, faults: Mapping[str, VendorFaults], seed: int, clock: Callable[[], float] = time.monotonic
+        self, faults: Mapping[str, VendorFaults], seed: int, clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._lock = threading.Lock()
         self._clock = clock
+        self._wall_clock = wall_clock
         self._seed = seed
         self._vendors: dict[str, _VendorState] = {}
         self.reconfigure(faults, seed)
@@ -215,9 +235,12 @@ class FaultInjector:
             # Always draw the same four numbers so a request's fate does not depend on the settings
             # of the faults it did not meet.
             drop_draw, error_draw, slow_draw, status_draw = (state.rng.random() for _ in range(4))
+            if self._daily_spent(state, settings.daily_limit):  # refused: counted in no window
+                return FaultDecision(FaultKind.RATE_LIMITED, retry_after=self._seconds_to_next_day(), daily=True)
             retry_after = self._admit(state, settings.rate_limit)
             if retry_after is not None:
                 return FaultDecision(FaultKind.RATE_LIMITED, retry_after=retry_after)
+            state.admitted_today += 1
             if drop_draw < settings.drop_rate:
                 return FaultDecision(FaultKind.DROP)
             if error_draw < settings.error_rate:
@@ -240,12 +263,30 @@ class FaultInjector:
             now = self._clock()
             self._expire(state, limit, now)
             last_second = sum(1 for admitted_at in state.admitted if admitted_at > now - 1.0)
+            daily = state.faults.daily_limit
+            if daily is not None:
+                self._daily_spent(state, daily)  # rolls the day over
             return WindowUsage(
                 max_requests=limit.max_requests,
                 remaining=max(0, limit.max_requests - len(state.admitted)),
                 window_seconds=limit.window_seconds,
                 last_second=last_second,
+                daily_max=daily,
+                daily_remaining=None if daily is None else max(0, daily - state.admitted_today),
             )
+
+    def _daily_spent(self, state: _VendorState, limit: int | None) -> bool:
+        """Whether today's requests reached ``limit``; a new UTC day starts the count again."""
+        if limit is None:
+            return False
+        today = int(self._wall_clock() // 86400)
+        if today != state.day:
+            state.day, state.admitted_today = today, 0
+        return state.admitted_today >= limit
+
+    def _seconds_to_next_day(self) -> int:
+        now = self._wall_clock()
+        return max(1, math.ceil((now // 86400 + 1) * 86400 - now))
 
     def _admit(self, state: _VendorState, limit: RateLimit | None) -> int | None:
         """Count the request in the window; the Retry-After seconds when the window is full."""

@@ -23,11 +23,18 @@ https://developers.facebook.com/docs/graph-api/guides/error-handling):
   (https://developers.facebook.com/docs/marketing-api/reference/custom-audience-session) lists
   upload sessions with ``num_received``, ``num_invalid_entries``, ``num_matched`` and ``stage``.
 
-Sandbox choices: an entry is invalid unless it is 64 lower-case hex characters (a
-SHA-256 digest), and ``invalid_entry_samples`` maps up to 10 such values to the reason;
-only email keys (``EMAIL``/``EMAIL_SHA256``) are stored; a valid hash matches when its
-first 32 bits, as a fraction, fall below the configured match rate (default 0.7:
-deterministic per person, the same in every audience and run); each call is one session,
+Sandbox choices: an entry is invalid unless each hashed key is 64 lower-case hex characters (a
+SHA-256 digest) or empty, and ``invalid_entry_samples`` maps up to 10 such values to the reason.
+``schema`` is one key or a list of Meta's keys (``EMAIL``, ``PHONE``, ``FN``, ``LN``, ``FI``, ``ZIP``,
+``CT``, ``ST``, ``COUNTRY``, ``GEN``, ``DOBY``, ``DOBM``, ``DOBD``, ``MADID``, ``EXTERN_ID``; ``MADID`` and
+``EXTERN_ID`` are not hashed, https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#hash).
+A row is matched on any of its *identifiers*: ``EMAIL``, ``PHONE``, ``MADID``, ``EXTERN_ID`` each, and the
+name-and-place combinations ``FN``+``LN``+``ZIP`` and ``FN``+``LN``+``CT``+``ST`` (the hash of their hashes);
+an identifier matches when its hash's first 32 bits, as a fraction, fall below the configured match rate
+(default 0.7: deterministic per key value, the same in every audience and run), so more keys match more
+people, as Meta documents. A row with no identifier is invalid. The audience keeps one hash per person: the
+first identifier that matched, else the email's (or the first identifier's); a removal takes out every
+identifier of its rows. Each call is one session,
 ``stage`` ``processing`` until the configured application delay (default 0 s) has passed and
 ``completed`` after, and the size leaves out the matched people of sessions still processing;
 the size range is the matched count rounded down and up to two significant figures
@@ -55,6 +62,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from segprovider_sandbox.meta_keys import MATCH_KEYS, row_identifiers
 from segprovider_sandbox.store.meta import applied_matched_count, hash_matches
 from segprovider_sandbox.wire import Routes, SandboxResponse, VendorError
 
@@ -265,8 +273,8 @@ class MetaApi:
         return row
 
     @staticmethod
-    def _email_hashes(request: SandboxRequest) -> tuple[list[Any], dict[str, Any]]:
-        """The email column of ``payload.data`` and the ``session`` object."""
+    def _rows(request: SandboxRequest) -> tuple[list[str], list[Any], dict[str, Any]]:
+        """The schema's keys, the rows of ``payload.data`` and the ``session`` object."""
         params = _params(request)
         payload = _json_param(params, "payload")
         if not isinstance(payload, dict):
@@ -277,47 +285,81 @@ class MetaApi:
         if len(data) > MAX_ROWS_PER_CALL:
             raise _invalid_parameter(f"payload.data has {len(data)} rows; at most {MAX_ROWS_PER_CALL} per call.")
         if isinstance(schema, str):
-            if schema not in EMAIL_KEYS:
-                raise _invalid_parameter(
-                    f"The sandbox stores email keys only; schema must be one of {list(EMAIL_KEYS)}."
-                )
-            values = [row[0] if isinstance(row, list) and len(row) == 1 else row for row in data]
-        elif isinstance(schema, list) and any(key in EMAIL_KEYS for key in schema):
-            column = next(i for i, key in enumerate(schema) if key in EMAIL_KEYS)
-            values = [row[column] if isinstance(row, list) and len(row) == len(schema) else None for row in data]
+            key = schema.removesuffix("_SHA256")
+            if key not in MATCH_KEYS or (schema != key and key not in ("EMAIL", "PHONE")):
+                raise _invalid_parameter(f"Invalid schema {schema!r}: use one of {list(MATCH_KEYS)}, EMAIL_SHA256 "
+                                         "or PHONE_SHA256, or a list of keys.")
+            keys = [key]
+            rows = [row if isinstance(row, list) else [row] for row in data]
+        elif isinstance(schema, list) and schema and all(isinstance(key, str) for key in schema):
+            unknown = [key for key in schema if key not in MATCH_KEYS]
+            if unknown or len(set(schema)) != len(schema):
+                raise _invalid_parameter(f"Invalid schema keys {unknown or schema}: each of {list(MATCH_KEYS)}, "
+                                         "at most once.")
+            keys = list(schema)
+            rows = list(data)
         else:
-            raise _invalid_parameter(f"payload.schema must be one of {list(EMAIL_KEYS)} or a list containing one.")
+            raise _invalid_parameter("payload.schema must be a key or a non-empty list of keys.")
         session = _json_param(params, "session") or {}
         if not isinstance(session, dict):
             raise _invalid_parameter("session must be a JSON object.")
-        return values, session
+        return keys, rows, session
+
+    def _people(self, keys: list[str], rows: list[Any]) -> tuple[list[tuple[str, bool, list[str]]], list[Any]]:
+        """Each valid row as ``(the hash the audience keeps, matched, every identifier's hash)``, and the invalid
+        rows."""
+        if keys == ["EMAIL"]:  # the common case, kept fast
+            people, invalid = [], []
+            for row in rows:
+                value = row[0] if isinstance(row, list) and len(row) == 1 else row
+                if isinstance(value, str) and _SHA256_HEX.fullmatch(value):
+                    people.append((value, hash_matches(value, self._match_rate), [value]))
+                else:
+                    invalid.append(value)
+            return people, invalid
+        people, invalid = [], []
+        for row in rows:
+            identifiers = row_identifiers(keys, row)
+            if identifiers is None:
+                invalid.append(row)
+                continue
+            matched = [value for value in identifiers if hash_matches(value, self._match_rate)]
+            people.append((matched[0] if matched else identifiers[0], bool(matched), identifiers))
+        return people, invalid
 
     def _change_users(self, request: SandboxRequest, audience_id: str, *, add: bool) -> SandboxResponse:
-        values, session = self._email_hashes(request)
-        valid = [value for value in values if isinstance(value, str) and _SHA256_HEX.fullmatch(value)]
-        invalid = [value for value in values if not (isinstance(value, str) and _SHA256_HEX.fullmatch(value))]
-        matched = [value for value in valid if hash_matches(value, self._match_rate)]
-        matched_set = set(matched)
-        unmatched = [value for value in valid if value not in matched_set]
+        keys, values, session = self._rows(request)
+        people, invalid = self._people(keys, values)
+        matched_set = {kept for kept, matched, _ in people if matched}
         session_id = str(session.get("session_id") or secrets.randbits(63))
         now = time.time()
-        statement = ("INSERT OR IGNORE INTO meta_audience_members (audience_id, hash) VALUES (?, ?)" if add
-                     else "DELETE FROM meta_audience_members WHERE audience_id = ? AND hash = ?")
+        audience = int(audience_id)
         with self._state.write() as cursor:
             self._require_audience(cursor, audience_id, request.method)
             before = cursor.connection.total_changes
-            cursor.executemany(statement, [(int(audience_id), value) for value in matched])
-            matched_change = (cursor.connection.total_changes - before) * (1 if add else -1)
-            cursor.executemany(statement, [(int(audience_id), value) for value in unmatched])
+            if add:
+                insert = "INSERT OR IGNORE INTO meta_audience_members (audience_id, hash) VALUES (?, ?)"
+                cursor.executemany(insert, [(audience, kept) for kept, matched, _ in people if matched])
+                matched_change = cursor.connection.total_changes - before
+                cursor.executemany(insert, [(audience, kept) for kept, matched, _ in people if not matched])
+            else:  # every identifier of the row: the person may be kept under any of them
+                delete = "DELETE FROM meta_audience_members WHERE audience_id = ? AND hash = ?"
+                matched_change = 0
+                for _, _, identifiers in people:
+                    for value in identifiers:
+                        if cursor.execute(delete, (audience, value)).rowcount and hash_matches(value, self._match_rate):
+                            matched_change -= 1
             cursor.execute("UPDATE meta_audiences SET updated_at = ? WHERE audience_id = ?", (now, int(audience_id)))
             cursor.execute(
                 "INSERT INTO meta_audience_sessions (audience_id, session_id, started_at, applied_at, num_received,"
                 " num_invalid, num_matched, matched_change) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (int(audience_id), session_id, now, now + self._apply_delay, len(values), len(invalid),
+                (audience, session_id, now, now + self._apply_delay, len(values), len(invalid),
                  len(matched_set), matched_change),
             )
         samples = {
-            json.dumps(value) if not isinstance(value, str) else value: "not a lower-case hex SHA-256 hash"
+            json.dumps(value) if not isinstance(value, str) else value:
+                "not a lower-case hex SHA-256 hash" if len(keys) == 1 else
+                f"not a row of {len(keys)} keys with a hash (or '') per hashed key and an identifier"
             for value in invalid[:MAX_INVALID_SAMPLES]
         }
         return SandboxResponse.json(

@@ -12,13 +12,16 @@ Each request goes through the same steps, so a fault never leaves half a change:
 
 Admin: ``GET /__sandbox/health``; ``GET /__sandbox/config``; ``POST /__sandbox/config``
 with ``{"seed": n, "faults": {"<vendor>": {<fault settings>}}}`` (each key optional;
-a vendor's keys override its current settings).
+a vendor's keys override its current settings); ``GET /__sandbox/requests[?vendor=V]``: the
+request log, oldest first (``{"requests": [{"id", "at", "vendor", "method", "path", "query",
+"status", "fault", "body"}]}``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -157,13 +160,17 @@ class SandboxApp:
             )
         if route == ("GET", "/config"):
             return SandboxResponse.json(200, self._runtime_config())
+        if route == ("GET", "/requests"):  # the request log, oldest first: what every vendor was sent
+            logged = self.state.requests(request.query_value("vendor"))
+            return SandboxResponse.json(200, {"requests": [dataclasses.asdict(entry) for entry in logged]})
         if route == ("POST", "/config"):
             try:
                 self._reconfigure(request.json())
             except (ValueError, TypeError, UnicodeDecodeError) as exc:
                 return SandboxResponse.json(400, {"error": str(exc)})
             return SandboxResponse.json(200, self._runtime_config())
-        return SandboxResponse.json(404, {"error": "admin endpoints: GET /health, GET /config, POST /config"})
+        return SandboxResponse.json(404, {"error": "admin endpoints: GET /health, GET /config, POST /config, "
+                                                   "GET /requests[?vendor=V]"})
 
     def _runtime_config(self) -> dict[str, Any]:
         return {

@@ -49,6 +49,7 @@ CORE_RANKS = {
     "sync": 5,
     "distributed": 6,
     "hybrid": 6,
+    "privacy": 7,
 }
 MAX_LINES = 500
 #: ``segprovider_*`` words in the provider's code that name no warehouse table: Airflow connections and

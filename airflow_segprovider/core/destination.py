@@ -163,6 +163,18 @@ class RateLimitExhaustedError(TransientDestinationError):
         self.retry_after = retry_after
 
 
+class QuotaExhaustedError(TerminalDestinationError):
+    """A quota no wait inside this run can refill is spent (HubSpot's daily limit): retrying today fails the
+    same way, so it is terminal for today; what the destination acknowledged before stays committed.
+
+    :param limit: the quota as the vendor names it (e.g. ``DAILY``).
+    """
+
+    def __init__(self, message: str, *, limit: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Record:
     """One customer as sent to a destination.
@@ -338,6 +350,13 @@ class DestinationClient(Protocol):
         The one status change a sync makes, carrying the person's own withdrawal. Optional: the engine
         only removes when a client lacks it; :class:`~airflow_segprovider.destinations.base.HttpDestination`
         acknowledges every record without a call (vendors whose subscription status is not the list's).
+        """
+
+    def erase(self, records: Sequence[Record]) -> BatchResult:
+        """Delete the records' contacts for good: the vendor's permanent-delete (GDPR) endpoint, not a removal.
+
+        Sent by an erasure (``segprovider forget``) only, with every identity the person was sent under.
+        A contact the vendor does not hold is acknowledged: it is gone, which is the goal.
         """
 
     def iter_members(self, page_size: int = 500) -> Iterator[Member]:

@@ -111,6 +111,9 @@ class HttpDestination:
     kind: ClassVar[str]
     max_batch_size: int
     can_read_members: bool
+    #: batches a sync keeps in flight by default (``SyncOptions.concurrency`` None): enough to keep the
+    #: connector's connections busy, which its HTTP client caps
+    batches_in_flight: ClassVar[int] = 4
 
     def __init__(self, name: str, http: DestinationHttpClient) -> None:
         self.name = name
@@ -129,8 +132,8 @@ class HttpDestination:
         """Unsubscribe the records' contacts from e-mail (a consent removal on an e-mail destination).
 
         Default: nothing to change, every record acknowledged: the connector's removal is all the vendor
-        offers the sync (HubSpot keeps subscription status in its own communication-preferences API, not
-        set by a sync yet). An ESP whose audience carries the status (Mailchimp) overrides this.
+        offers the sync. Vendors with an e-mail subscription status override this: Mailchimp (the audience's
+        member status) and HubSpot (its subscription preferences API).
         """
         return BatchResult(acknowledged=[record.key for record in records])
 

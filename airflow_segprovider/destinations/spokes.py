@@ -17,18 +17,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.destination import FieldType, TerminalDestinationError
-from airflow_segprovider.core.project.hybrid import SPOKE_KINDS
+from airflow_segprovider.core.project.hybrid import SPOKE_KINDS, push_sync_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow_segprovider.core.destination import BatchResult, DestinationClient, Record
+    from airflow_segprovider.core.project.spec import Project, Sync
 
 #: Config that satisfies a connector's membership settings for a client that never touches membership.
 PUSH_CONFIG: dict[str, dict[str, Any]] = {
     "mailchimp": {"membership": "tags", "tag": "segprovider-hub"},
     "hubspot": {"list_id": "0"},
 }
+
+
+def push_overrides(project: Project, sync: Sync) -> dict[str, Any] | None:
+    """:data:`PUSH_CONFIG` of the sync's destination when ``sync`` is a hub push (``hub__<destination>``), else None:
+    what a connector for a push needs beyond the destination's config (an erasure builds one per sync it reaches)."""
+    if sync.id != push_sync_id(sync.destination):
+        return None
+    return PUSH_CONFIG.get(project.destinations[sync.destination].kind)
 
 
 def require_spoke_kind(client: Any) -> str:

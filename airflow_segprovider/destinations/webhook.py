@@ -4,7 +4,7 @@ The contract is ours, so receivers can implement it:
 
 * Every call is ``POST <url>`` with ``Content-Type: application/json`` and a body::
 
-      {"destination": "...", "action": "upsert" | "add" | "remove" | "check",
+      {"destination": "...", "action": "upsert" | "add" | "remove" | "erase" | "check",
        "batch_id": "<uuid4>", "sent_at": "<ISO 8601 UTC>",
        "records": [{"key": "...", "identity": "...", "attributes": {...},
                     "destination_id": "..." (remove only, when known)}]}
@@ -17,6 +17,10 @@ The contract is ours, so receivers can implement it:
   JSON ``{"rejected": [{"key": "...", "code": "...", "message": "..."}]}``;
   every other record of the batch counts as accepted.
 * ``check()`` sends ``action: "check"`` with no records and expects a 2xx.
+* ``erase`` is sent by an erasure (``segprovider forget``), once per person and identity they were sent
+  under: the receiver must delete everything it holds on the record's ``key`` and ``identity`` for good
+  (not only take them out of a list), and answer 2xx once done; a record it cannot erase is refused
+  like any other, and the erasure is retried on the next ``forget``.
 """
 
 from __future__ import annotations
@@ -188,6 +192,10 @@ class WebhookClient(HttpDestination):
     ) -> BatchResult:
         """POST the records as ``remove`` batches, with their destination ids when known."""
         return self._send("remove", records, destination_ids or {})
+
+    def erase(self, records: Sequence[Record]) -> BatchResult:
+        """POST the records as ``erase`` batches: the receiver deletes everything it holds on each person."""
+        return self._send("erase", records)
 
     def iter_members(self, page_size: int = 500) -> Iterator[Member]:
         """Always fails: a webhook has no way to list what its receiver holds."""

@@ -61,29 +61,41 @@ def _doc(project: Project, schedule: str) -> str:
                   "removed), every other sync runs, and `report_held` fails the run with what was held. "
                   "Set `on_gate_failure: block_all` in the project to stop every sync instead."]
     lines += ["", "Trigger with `dry_run: true` to plan syncs without sending; `allow_mass_removal: true` "
-              "overrides the remove-fraction and empty-segment guards for one run."]
+              "overrides the remove-fraction and empty-segment guards for one run; `repair: true` reads each "
+              "destination's members (Mailchimp, HubSpot) and restores those removed by hand (contacts added by "
+              "hand are reported, never removed)."]
+    if project.on_count_drift == "repair":
+        lines += ["", "**Count drift before a sync repairs** (`on_count_drift: repair`): the sync reads the "
+                  "destination's members and restores those removed by hand; a destination that cannot be read "
+                  "(Meta) fails its count gate as before."]
     return "\n".join(lines)
 
 
 def destination_branch(destination: str, syncs: Sequence[Sync], upstream: Any, common: Mapping[str, Any],
-                       holding: Sequence[str], count_parameters: Mapping[str, Any], sync_state: Any) -> Any:
+                       holding: Sequence[str], count_parameters: Mapping[str, Any], sync_state: Any,
+                       repair_on_drift: bool = False) -> Any:
     """The task group of one destination: the count gate (counts asked and checked), the sync, the count check.
 
     The count tasks exist when a sync of the destination declares the ``cross_system_counts`` gate.
+    :param repair_on_drift: the project's ``on_count_drift: repair``: drift the count gate finds makes the
+        sync repair from the destination's members instead of failing (where they can be listed).
     :returns: the group (its last task is the branch's end).
     """
     counted = any("cross_system_counts" in sync.gates for sync in syncs)
     with TaskGroup(destination, tooltip=f"sync every centralized segment to {destination}") as group:
         sync = SegmentsSyncOperator(
             task_id="sync", destination=destination, dry_run="{{ params.dry_run }}",
-            allow_mass_removal="{{ params.allow_mass_removal }}", held_from=holding, outlets=[sync_state], **common)
+            allow_mass_removal="{{ params.allow_mass_removal }}", repair="{{ params.repair }}", held_from=holding,
+            outlets=[sync_state], **common)
         if not counted:
             upstream >> sync
             return group
         # each count gate asks the destination for its counts itself: one process (one GX import) per check
         gate = SegmentsGateOperator(task_id="gate_cross_system_counts", gate="cross_system_counts", phase="before",
                                     syncs=[destination], stage_counts=True, parameters=dict(count_parameters),
-                                    **common)
+                                    repair_on_drift=repair_on_drift, **common)
+        if repair_on_drift:
+            sync.repair_from = [gate.task_id]
         check = SegmentsGateOperator(task_id="check_post_sync_counts", gate="cross_system_counts", phase="after",
                                      syncs=[destination], stage_counts=True, parameters=dict(count_parameters),
                                      **common)
@@ -117,7 +129,9 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
         retries=retries, alert_conn_id=alert_conn_id, doc_md=_doc(project, str(schedule)), tags=tags,
         params={"dry_run": Param(False, type="boolean", description="plan syncs without sending"),
                 "allow_mass_removal": Param(False, type="boolean",
-                                            description="allow removing more than max_remove_fraction")},
+                                            description="allow removing more than max_remove_fraction"),
+                "repair": Param(False, type="boolean",
+                                description="read each destination's members and restore those removed by hand")},
     ) as dag:
         ingest = ingest_group(project, common, source_connections, files_root)
         source_gates = [SegmentsGateOperator(task_id=f"gate_{gate}", gate=gate,
@@ -143,7 +157,8 @@ def build_centralized_dag(project_path: str | Path, *, dag_id: str = "segments_c
         for destination in sorted({sync.destination for sync in syncs}):
             branch_ends.append(destination_branch(
                 destination, [s for s in syncs if s.destination == destination], last, common, holding,
-                dict(gate_parameters.get("cross_system_counts", {})), project_asset(project, "sync_state")))
+                dict(gate_parameters.get("cross_system_counts", {})), project_asset(project, "sync_state"),
+                repair_on_drift=project.on_count_drift == "repair"))
         if holding:
             branch_ends >> SegmentsHeldReportOperator(task_id="report_held", gate_task_ids=holding)
     return dag

@@ -7,6 +7,8 @@ reference pages):
 
 * ``Authorization: Bearer <token>`` (private-app or OAuth token); otherwise a 401
   ``{"status": "error", "message", "correlationId", "category": "INVALID_AUTHENTICATION"}``.
+* ``POST /crm/v3/objects/contacts/gdpr-delete`` erases one contact by id or e-mail (204), and
+  blocklists an unknown address (:mod:`.gdpr`).
 * ``POST /crm/v3/objects/contacts/batch/upsert`` takes at most 100 ``inputs``
   (``idProperty``, ``id``, ``properties``) and answers ``{"status": "COMPLETE",
   "results": [...], "startedAt", "completedAt"}``; each result has the contact
@@ -31,12 +33,17 @@ reference pages):
   ``GET .../memberships?after=&limit=`` pages by record id ascending (``limit``
   default 100, at most 250) with ``paging.next.after`` and ``total``.
 * Every response carries ``X-HubSpot-RateLimit-Max``, ``-Remaining`` and
-  ``-Interval-Milliseconds`` (plus ``-Secondly`` and ``-Secondly-Remaining``); past the
-  window (190 requests / 10 s by default) a 429 ``{"status": "error", "errorType":
-  "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING", ...}``.
+  ``-Interval-Milliseconds`` (plus ``-Secondly`` and ``-Secondly-Remaining``), and
+  ``X-HubSpot-RateLimit-Daily`` and ``-Daily-Remaining``
+  (https://developers.hubspot.com/docs/api/usage-details); past the window (190 requests / 10 s
+  by default, Professional's; the tiers: 100 Free/Starter, 190 Professional/Enterprise, 250 with
+  the API limit increase, https://developers.hubspot.com/changelog/increasing-our-api-limits) a 429
+  ``{"status": "error", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING", ...}``
+  and past the day's requests (650,000 by default, Professional's) the same with ``policyName``
+  ``DAILY`` until the next day. Like HubSpot, no 429 carries ``Retry-After``.
 
 Sandbox choices: only contact lists (``objectTypeId`` ``0-1``) with ``MANUAL`` or
-``SNAPSHOT`` processing; 429s also carry ``Retry-After``; any input error turns the
+``SNAPSHOT`` processing; the day of the daily limit is the UTC day; any input error turns the
 upsert into a 207, even when every input failed. DYNAMIC (filter-based) lists are served by
 :mod:`.dynamic_lists`, which hands static lists to :mod:`.lists`.
 

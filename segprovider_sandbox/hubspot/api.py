@@ -6,7 +6,7 @@ import uuid
 from functools import partial
 from typing import TYPE_CHECKING
 
-from segprovider_sandbox.hubspot import batch_writes, contacts, dynamic_lists
+from segprovider_sandbox.hubspot import batch_writes, contacts, dynamic_lists, gdpr, subscriptions
 from segprovider_sandbox.hubspot.responses import error_body
 from segprovider_sandbox.wire import Routes, SandboxResponse, VendorError
 
@@ -23,6 +23,7 @@ PREFIX = "/crm/v3"
 
 _CONTACTS = r"/crm/v3/objects/contacts"
 _LIST = r"/crm/v3/lists/(?P<list_id>[^/]+)"
+_PREFERENCES = r"/communication-preferences/v3"
 
 
 class HubSpotApi:
@@ -47,6 +48,7 @@ class HubSpotApi:
         routes.add("POST", _CONTACTS + "/batch/read", partial(contacts.batch_read, state))
         routes.add("POST", _CONTACTS + "/batch/create", partial(batch_writes.batch_create, state))
         routes.add("POST", _CONTACTS + "/batch/update", partial(batch_writes.batch_update, state))
+        routes.add("POST", _CONTACTS + "/gdpr-delete", partial(gdpr.gdpr_delete, state))
         routes.add("GET", _CONTACTS + r"/(?P<contact_id>[^/]+)", partial(contacts.get_contact, state))
         routes.add("GET", r"/crm/v3/properties/contacts/?", partial(contacts.contact_properties, state))
         routes.add("POST", r"/crm/v3/properties/contacts/?", partial(contacts.create_contact_property, state))
@@ -62,14 +64,19 @@ class HubSpotApi:
         routes.add("PUT", _LIST + "/memberships/remove",
                    partial(dynamic_lists.hubspot_add_and_remove, state, only="remove"))
         routes.add("GET", _LIST + "/memberships", partial(dynamic_lists.hubspot_memberships, state))
+        # subscription preferences: who may receive marketing e-mail (.subscriptions)
+        routes.add("GET", _PREFERENCES + "/definitions", partial(subscriptions.definitions, state))
+        routes.add("GET", _PREFERENCES + r"/status/email/(?P<email>[^/]+)", partial(subscriptions.email_status, state))
+        routes.add("POST", _PREFERENCES + "/unsubscribe", partial(subscriptions.unsubscribe, state))
+        routes.add("POST", _PREFERENCES + "/subscribe", partial(subscriptions.subscribe, state))
         self._routes = routes
 
     def owns(self, path: str) -> bool:
-        """Whether the path is under ``/crm/v3``.
+        """Whether the path is under ``/crm/v3`` or ``/communication-preferences/v3``.
 
         :param path: the request path.
         """
-        return path.startswith(PREFIX + "/")
+        return path.startswith((PREFIX + "/", _PREFERENCES + "/"))
 
     def authenticate(self, request: SandboxRequest) -> str:
         """The bearer token; a 401 ``INVALID_AUTHENTICATION`` when missing or unknown.
@@ -109,22 +116,28 @@ class HubSpotApi:
         return resolved.handler(request, resolved.params)
 
     def rate_limited(self, retry_after: int, *, concurrency: bool) -> SandboxResponse:
-        """HubSpot's 429 for the rolling window.
+        """HubSpot's 429 for the rolling window, or for the daily limit once today's requests are spent.
 
-        :param retry_after: seconds to advertise in ``Retry-After``.
+        HubSpot sends no ``Retry-After`` (https://developers.hubspot.com/docs/api/usage-details): the
+        ``policyName`` says which limit was hit and the ``X-HubSpot-RateLimit-*`` headers
+        (:meth:`finish`) say how the window and the day stand.
+
+        :param retry_after: unused: HubSpot does not say when to come back.
         :param concurrency: unused: HubSpot limits requests per window, not simultaneous requests.
         """
+        usage = self._window_usage()
+        daily = usage is not None and usage.daily_remaining == 0
+        policy = "DAILY" if daily else "TEN_SECONDLY_ROLLING"
         return SandboxResponse.json(
             429,
             {
                 "status": "error",
-                "message": "You have reached your ten_secondly_rolling limit.",
+                "message": f"You have reached your {policy.lower()} limit.",
                 "errorType": "RATE_LIMIT",
                 "correlationId": str(uuid.uuid4()),
-                "policyName": "TEN_SECONDLY_ROLLING",
+                "policyName": policy,
                 "requestId": str(uuid.uuid4()),
             },
-            headers={"Retry-After": str(retry_after)},
         )
 
     def server_error(self, status: int) -> SandboxResponse:
@@ -143,6 +156,10 @@ class HubSpotApi:
         if usage is None:
             return response
         per_second = max(1, round(usage.max_requests / usage.window_seconds))
+        daily = {} if usage.daily_max is None else {
+            "X-HubSpot-RateLimit-Daily": str(usage.daily_max),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(usage.daily_remaining),
+        }
         return response.with_headers(
             {
                 "X-HubSpot-RateLimit-Max": str(usage.max_requests),
@@ -150,5 +167,6 @@ class HubSpotApi:
                 "X-HubSpot-RateLimit-Interval-Milliseconds": str(round(usage.window_seconds * 1000)),
                 "X-HubSpot-RateLimit-Secondly": str(per_second),
                 "X-HubSpot-RateLimit-Secondly-Remaining": str(max(0, per_second - usage.last_second)),
+                **daily,
             }
         )

@@ -44,7 +44,8 @@ def parse_hubspot_date(text: str) -> date | None:
     """A ``date`` property value (``YYYY-MM-DD`` or epoch milliseconds at midnight UTC), else None."""
     if text.isdigit():
         moment = datetime.fromtimestamp(int(text) / 1000, UTC)
-        return moment.date() if (moment.hour, moment.minute, moment.second, moment.microsecond) == (0, 0, 0, 0) else None
+        midnight = (moment.hour, moment.minute, moment.second, moment.microsecond) == (0, 0, 0, 0)
+        return moment.date() if midnight else None
     try:
         return date.fromisoformat(text)
     except ValueError:

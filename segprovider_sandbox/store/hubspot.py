@@ -143,3 +143,22 @@ class HubSpotState(SqliteStore):
             cursor.execute("UPDATE hubspot_contacts SET properties = ?, updated_at = ? WHERE id = ?",
                            (json.dumps(merged), when, row[0]))
             return False
+
+    def hubspot_subscriptions(self, email: str) -> dict[str, str]:
+        """An address's status per subscription type id (``SUBSCRIBED``/``NOT_SUBSCRIBED``; unanswered types left out).
+
+        :param email: the address, any case.
+        """
+        with self.read() as cursor:
+            return dict(cursor.execute("SELECT subscription_id, status FROM hubspot_subscription_statuses "
+                                       "WHERE email = ?", (email.strip().lower(),)).fetchall())
+
+    def set_hubspot_subscription(self, email: str, subscription_id: str, status: str) -> None:
+        """The person's own answer for a subscription type (a form, the preference centre): not logged.
+
+        Unlike the API, this may subscribe an address that opted out: the person opting in again.
+        """
+        with self.write() as cursor:
+            cursor.execute("INSERT OR REPLACE INTO hubspot_subscription_statuses (email, subscription_id, status, "
+                           "updated_at) VALUES (?, ?, ?, ?)", (email.strip().lower(), subscription_id, status,
+                                                               time.time()))

@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS hubspot_contacts (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hubspot_gdpr_blocklist (
+    email TEXT PRIMARY KEY,
+    added_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hubspot_properties (
     name TEXT PRIMARY KEY,
     label TEXT NOT NULL,
@@ -88,6 +92,28 @@ CREATE TABLE IF NOT EXISTS hubspot_list_members (
     contact_id INTEGER NOT NULL,
     added_at REAL NOT NULL,
     PRIMARY KEY (list_id, contact_id)
+) WITHOUT ROWID;
+-- HubSpot's subscription types (communication preferences), with every account's two defaults, and each
+-- address's answer per type (no row: never answered, NOT_SUBSCRIBED)
+CREATE TABLE IF NOT EXISTS hubspot_subscription_types (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    is_default INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+INSERT OR IGNORE INTO hubspot_subscription_types VALUES
+    ('1', 'Marketing Information', 'Marketing offers and updates.', 'Marketing', 1, 1577836800.0),
+    ('2', 'One to One', 'One to one emails.', 'Sales', 0, 1577836800.0);
+CREATE TABLE IF NOT EXISTS hubspot_subscription_statuses (
+    email TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    legal_basis TEXT,
+    legal_basis_explanation TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (email, subscription_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS meta_audiences (

@@ -10,7 +10,7 @@ import pytest
 from airflow_segprovider.core.destination import (
     DestinationAuthError,
     DestinationConfigError,
-    RateLimitExhaustedError,
+    QuotaExhaustedError,
     Record,
     TerminalDestinationError,
 )
@@ -294,11 +294,13 @@ def test_check_reports_a_bad_token_without_showing_it(server):
 
 
 def test_low_remaining_quota_slows_the_destination_down(server):
+    """Nothing left in the rolling window (https://developers.hubspot.com/docs/api/usage-details): wait for two
+    of its slots (-Interval-Milliseconds / -Max each) to free up."""
     R = server.Reply
     headers = {
         "X-HubSpot-RateLimit-Remaining": "0",
         "X-HubSpot-RateLimit-Interval-Milliseconds": "400",
-        "X-HubSpot-RateLimit-Max": "190",
+        "X-HubSpot-RateLimit-Max": "2",
     }
     server.queue(R(200, {"list": {"size": 1}}, headers=headers))
     server.route("GET", f"/crm/v3/lists/{LIST}", lambda seen, match: R(200, {"list": {"size": 1}}))
@@ -329,7 +331,9 @@ def test_ten_secondly_429_waits_for_the_interval(server):
     assert time.monotonic() - started >= 0.28
 
 
-def test_daily_429_gives_up_at_once_as_transient(server):
+def test_daily_429_stops_at_once_as_terminal_for_today_naming_the_limit(server):
+    """HubSpot's daily limit answers 429 with ``policyName`` ``DAILY`` and resets at midnight in the account's
+    time zone (https://developers.hubspot.com/docs/api/usage-details): no retry today can help."""
     R = server.Reply
     server.queue(
         R(
@@ -340,13 +344,72 @@ def test_daily_429_gives_up_at_once_as_transient(server):
                 "policyName": "DAILY",
                 "message": "You have reached your daily limit.",
             },
+            headers={"X-HubSpot-RateLimit-Daily": "250000", "X-HubSpot-RateLimit-Daily-Remaining": "0"},
         )
     )
-    started = time.monotonic()
-    with make(server) as client, pytest.raises(RateLimitExhaustedError, match="DAILY"):
-        client.member_count()
-    assert time.monotonic() - started < 1.0
+    with make(server) as client:
+        with pytest.raises(QuotaExhaustedError, match="daily API limit of 250000 requests") as caught:
+            client.member_count()
+        assert caught.value.limit == "DAILY" and not caught.value.retryable
+        assert "resets at midnight" in str(caught.value)
+        with pytest.raises(QuotaExhaustedError):  # the client asks HubSpot nothing more today
+            client.member_count()
     assert len(server.requests) == 1
+
+
+def test_a_client_paced_to_its_tier_is_not_slowed_by_the_few_requests_its_pace_leaves():
+    """Paced to 99 % of Professional's 190 per 10 s, about 3 requests of each window stay unused: that is no
+    reason to pause (a whole-interval pause at every low reading cost 15 % of the throughput)."""
+    import requests
+
+    from airflow_segprovider.destinations.hubspot import HubSpotResponsePolicy
+
+    def answer(remaining: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response.headers.update({"X-HubSpot-RateLimit-Remaining": remaining, "X-HubSpot-RateLimit-Max": "190",
+                                 "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+        return response
+
+    policy = HubSpotResponsePolicy()
+    assert policy.pace(answer("3")) == 0.0
+    assert policy.pace(answer("0")) == pytest.approx(2 * 10 / 190)
+
+
+# --- tiers --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tier", "limit"), [("free", 100), ("starter", 100), ("professional", 190),
+                                             ("enterprise", 190), ("api_limit_increase", 250)])
+def test_each_tier_is_paced_under_its_documented_limit(tier, limit):
+    """Burst limits per 10 s (https://developers.hubspot.com/docs/api/usage-details,
+    https://developers.hubspot.com/changelog/increasing-our-api-limits): what the token bucket lets through
+    in any 10 s window (its burst, then its rate) stays at or under the tier's limit, and close to it."""
+    with create_client("hubspot", "h", {"list_id": LIST, "tier": tier}, {"access_token": TOKEN}) as client:
+        settings = client.http.settings
+        admitted = settings.burst + settings.requests_per_second * 10
+        assert client.config.tier == tier and 0.95 * limit <= admitted <= limit
+
+
+def test_the_tier_comes_from_the_connection_extra():
+    from airflow_segprovider.destinations.connection import split_connection
+
+    config, _ = split_connection("hubspot", {"password": TOKEN, "extra": {"tier": "free"}})
+    assert config["tier"] == "free"
+    with create_client("hubspot", "h", {"list_id": LIST, **config}, {"access_token": TOKEN}) as client:
+        assert client.http.settings.burst + client.http.settings.requests_per_second * 10 <= 100
+
+
+def test_an_unknown_tier_is_refused_naming_the_field_and_the_tiers():
+    with pytest.raises(DestinationConfigError, match="tier.*free, starter, professional") as caught:
+        create_client("hubspot", "h", {"list_id": LIST, "tier": "gold"}, {"access_token": TOKEN})
+    assert caught.value.field == "tier"
+
+
+def test_an_explicit_pace_wins_over_the_tier():
+    with create_client("hubspot", "h", {"list_id": LIST, "tier": "free", "requests_per_second": 2, "burst": 1},
+                       {"access_token": TOKEN}) as client:
+        assert (client.http.settings.requests_per_second, client.http.settings.burst) == (2, 1)
 
 
 # --- check_fields -----------------------------------------------------------------------------
@@ -387,3 +450,66 @@ def test_check_fields_follows_paging_when_hubspot_pages(server):
     with make(server) as client:
         client.check_fields(["lifetime_value"])
     assert [s.query.get("after") for s in server.requests] == [None, ["p2"]]
+
+
+# --- against the sandbox: HubSpot's throttling as documented ------------------------------------------
+
+
+def throttled_sandbox(tmp_path, **faults):
+    """The sandbox with HubSpot's limits scaled down (its 429s and headers as HubSpot sends them)."""
+    from segprovider_sandbox import SandboxConfig, VendorFaults, serve
+
+    return serve(db_path=tmp_path / "sandbox.db", config=SandboxConfig(faults={"hubspot": VendorFaults(**faults)}))
+
+
+def sandbox_client(sandbox, **config) -> HubSpotClient:
+    from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN
+
+    list_id = str(sandbox.state.seed_demo_fixtures().hubspot_list_id)
+    settings = {"list_id": list_id, "base_url": sandbox.url, "backoff_base": 0.01, **config}
+    client = create_client("hubspot", "hubspot_crm", settings, {"access_token": DEFAULT_HUBSPOT_TOKEN})
+    assert isinstance(client, HubSpotClient)
+    return client
+
+
+@pytest.mark.integration
+def test_a_burst_429_without_retry_after_waits_out_the_window_the_headers_give(tmp_path, caplog):
+    """No Retry-After on HubSpot's 429 (https://developers.hubspot.com/docs/api/usage-details): the client
+    pauses for ``X-HubSpot-RateLimit-Interval-Milliseconds`` and every request still succeeds."""
+    import requests
+
+    from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN, RateLimit
+
+    with throttled_sandbox(tmp_path, rate_limit=RateLimit(4, 0.8)) as sandbox:
+        with caplog.at_level("WARNING"), sandbox_client(sandbox, max_concurrency=1) as client:
+            for _ in range(4):  # another app of the account spends the window first
+                requests.get(f"{sandbox.url}/crm/v3/lists/{client.config.list_id}", timeout=5,
+                             headers={"Authorization": f"Bearer {DEFAULT_HUBSPOT_TOKEN}"})
+            assert client.member_count() == 0
+        answers = [r.status for r in sandbox.state.requests("hubspot")]
+    assert answers[:5] == [200, 200, 200, 200, 429] and answers[-1] == 200
+    assert "pausing the destination 0.80s" in caplog.text  # the window the headers give (no Retry-After)
+
+
+@pytest.mark.integration
+def test_a_spent_daily_limit_stops_the_sync_for_today_keeping_what_was_acknowledged(tmp_path):
+    """Past the daily limit (https://developers.hubspot.com/docs/api/usage-details) the batches HubSpot
+    acknowledged stay in the list, the next batch fails as terminal for today, naming the limit, and no
+    further request is made."""
+    batches = [people(100)[i:i + 20] for i in range(0, 100, 20)]  # each batch: an upsert and a membership call
+    from segprovider_sandbox import RateLimit
+
+    with throttled_sandbox(tmp_path, rate_limit=RateLimit(190, 10.0), daily_limit=5) as sandbox:
+        acknowledged: list[str] = []
+        with sandbox_client(sandbox) as client:
+            with pytest.raises(QuotaExhaustedError, match="daily API limit of 5 requests") as caught:
+                for batch in batches:  # as the sync engine sends them, committing each acknowledged batch
+                    acknowledged += client.add_members(batch).acknowledged
+            requests_made = len(sandbox.state.requests("hubspot"))
+            with pytest.raises(QuotaExhaustedError):
+                client.add_members(batches[-1])
+            assert len(sandbox.state.requests("hubspot")) == requests_made
+        held = sandbox.state.hubspot_list_emails(sandbox.state.seed_demo_fixtures().hubspot_list_id)
+    assert caught.value.limit == "DAILY" and not caught.value.retryable
+    assert len(acknowledged) == 40 and {email.lower() for email in held} == {
+        record.identity.lower() for batch in batches[:2] for record in batch}

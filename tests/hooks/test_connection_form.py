@@ -98,7 +98,8 @@ def test_meta_and_webhook_secrets_in_extra_are_password_fields() -> None:
     assert conn_fields("meta")["app_secret"]["schema"]["format"] == "password"
     assert "format" not in conn_fields("meta")["api_version"]["schema"]
     assert conn_fields("webhook")["auth_token"]["schema"]["format"] == "password"
-    assert conn_fields("mailchimp") == conn_fields("hubspot") == {}
+    assert conn_fields("mailchimp") == {}
+    assert list(conn_fields("hubspot")) == ["tier"] and "format" not in conn_fields("hubspot")["tier"]["schema"]
 
 
 @pytest.mark.integration

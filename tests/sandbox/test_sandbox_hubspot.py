@@ -5,10 +5,13 @@ from __future__ import annotations
 from segprovider_sandbox import DEFAULT_HUBSPOT_TOKEN
 
 HEADERS = {"Authorization": f"Bearer {DEFAULT_HUBSPOT_TOKEN}"}
+#: the headers HubSpot documents on every response (https://developers.hubspot.com/docs/api/usage-details)
 RATE_LIMIT_HEADERS = (
     "X-HubSpot-RateLimit-Max",
     "X-HubSpot-RateLimit-Remaining",
     "X-HubSpot-RateLimit-Interval-Milliseconds",
+    "X-HubSpot-RateLimit-Daily",
+    "X-HubSpot-RateLimit-Daily-Remaining",
 )
 
 
@@ -131,10 +134,14 @@ def test_memberships_page_with_the_after_cursor(sandbox, http, fixtures):
     assert http.get(url, headers=HEADERS, params={"limit": 251}).status_code == 400
 
 
-def test_rate_limit_headers_then_429_with_retry_after(sandbox, http, configure):
+def test_rate_limit_headers_then_429_without_retry_after(sandbox, http, configure):
+    """HubSpot's 429 names the limit in ``policyName`` and sends no ``Retry-After``; the headers say how the
+    window and the day stand (https://developers.hubspot.com/docs/api/usage-details)."""
     first = http.get(f"{sandbox.url}/crm/v3/lists/101", headers=HEADERS)
     assert first.headers["X-HubSpot-RateLimit-Max"] == "190"
     assert first.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+    assert first.headers["X-HubSpot-RateLimit-Daily"] == "650000"  # Professional's daily limit
+    assert int(first.headers["X-HubSpot-RateLimit-Daily-Remaining"]) < 650000
 
     configure(faults={"hubspot": {"rate_limit": {"max_requests": 3, "window_seconds": 10}}})
     answers = [http.get(f"{sandbox.url}/crm/v3/lists/101", headers=HEADERS) for _ in range(4)]
@@ -142,10 +149,22 @@ def test_rate_limit_headers_then_429_with_retry_after(sandbox, http, configure):
     assert [a.headers["X-HubSpot-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
     limited = answers[-1]
     assert all(name in limited.headers for name in RATE_LIMIT_HEADERS)
-    assert 1 <= int(limited.headers["Retry-After"]) <= 10
+    assert "Retry-After" not in limited.headers
     body = limited.json()
     assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
     assert sandbox.state.requests("hubspot")[-1].fault == "rate_limited"
+
+
+def test_the_daily_limit_answers_429_daily_until_the_next_day(sandbox, http, configure):
+    """Past the day's requests HubSpot answers 429 with ``policyName`` ``DAILY`` and ``-Daily-Remaining`` 0
+    (https://developers.hubspot.com/docs/api/usage-details); a refused request does not count."""
+    configure(faults={"hubspot": {"daily_limit": 3}})
+    answers = [http.get(f"{sandbox.url}/crm/v3/lists/101", headers=HEADERS) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert [a.headers["X-HubSpot-RateLimit-Daily-Remaining"] for a in answers] == ["2", "1", "0", "0", "0"]
+    assert all(a.headers["X-HubSpot-RateLimit-Daily"] == "3" for a in answers)
+    assert answers[-1].json()["policyName"] == "DAILY" and "Retry-After" not in answers[-1].headers
+    assert all(a.headers["X-HubSpot-RateLimit-Remaining"] != "0" for a in answers)  # the window is not the cause
 
 
 def test_contact_properties_are_the_defaults_plus_seeded_custom_ones(sandbox, http):
@@ -159,3 +178,15 @@ def test_contact_properties_are_the_defaults_plus_seeded_custom_ones(sandbox, ht
     by_name = {p["name"]: p for p in results}
     assert by_name["lifetime_value"]["type"] == "number" and by_name["lifetime_value"]["hubspotDefined"] is False
     assert {"label", "fieldType", "groupName"} <= set(by_name["email"])
+
+
+def test_the_daily_limit_starts_again_on_the_next_utc_day():
+    from segprovider_sandbox.faults import FaultInjector, FaultKind, VendorFaults
+
+    now = [86400 * 20000 + 86399.0]  # one second before a UTC midnight
+    injector = FaultInjector({"hubspot": VendorFaults(daily_limit=2)}, seed=1, wall_clock=lambda: now[0])
+    fates = [injector.decide("hubspot") for _ in range(3)]
+    assert [f.kind for f in fates] == [FaultKind.NONE, FaultKind.NONE, FaultKind.RATE_LIMITED]
+    assert fates[-1].daily and fates[-1].retry_after == 1
+    now[0] += 1
+    assert injector.decide("hubspot").kind is FaultKind.NONE

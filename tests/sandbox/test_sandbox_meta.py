@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+import requests
 
 from segprovider_sandbox import DEFAULT_META_ACCESS_TOKEN
 from segprovider_sandbox.meta import approximate_bounds
@@ -57,7 +58,7 @@ def test_invalid_entries_are_counted_and_not_stored(sandbox, http, fixtures):
 
 def test_multi_key_schema_and_json_body_and_delete(sandbox, http, fixtures):
     audience = fixtures.meta_audience_id
-    rows = [[sha256(f"q{i}@example.org"), "DE"] for i in range(4)]
+    rows = [[sha256(f"q{i}@example.org"), sha256("de")] for i in range(4)]
     response = http.post(
         f"{sandbox.url}/v21.0/{audience}/users",
         json={"access_token": TOKEN, "payload": {"schema": ["EMAIL", "COUNTRY"], "data": rows}},
@@ -66,6 +67,47 @@ def test_multi_key_schema_and_json_body_and_delete(sandbox, http, fixtures):
     removed = send(http, sandbox, audience, [rows[0][0], rows[1][0]], method="DELETE")
     assert removed.status_code == 200 and removed.json()["num_received"] == 2
     assert sandbox.state.meta_audience_hashes(audience) == {rows[2][0], rows[3][0]}
+
+
+def test_a_key_meta_hashes_sent_in_clear_is_an_invalid_entry(sandbox, http, fixtures):
+    """Every key but MADID and EXTERN_ID is sent SHA-256 hashed
+    (https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#hash)."""
+    rows = [[sha256("r@example.org"), "DE"], [sha256("s@example.org"), sha256("de")]]
+    response = http.post(f"{sandbox.url}/v21.0/{fixtures.meta_audience_id}/users",
+                         json={"access_token": TOKEN, "payload": {"schema": ["EMAIL", "COUNTRY"], "data": rows}})
+    assert response.json()["num_invalid_entries"] == 1
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) == {rows[1][0]}
+
+
+def test_a_multi_key_row_matches_on_any_identifier_and_is_removed_by_any(tmp_path):
+    """Several keys raise the match rate: a person whose email Meta cannot match may match on the phone, or on
+    first name, last name and zip together; each identifier matches at the sandbox's rate, deterministically."""
+    from segprovider_sandbox import SandboxConfig, serve
+    from segprovider_sandbox.store.meta import hash_matches
+
+    rate = 0.5
+    with serve(db_path=tmp_path / "s.db", config=SandboxConfig(meta_match_rate=rate)) as sandbox:
+        audience = sandbox.state.seed_demo_fixtures().meta_audience_id
+        schema = ["EMAIL", "PHONE", "FN", "LN", "ZIP", "EXTERN_ID"]
+        rows = [[sha256(f"m{i}@example.org"), sha256(f"4915{i:07d}"), sha256(f"ann{i}"), sha256("lee"),
+                 sha256("10115"), f"crm-{i}"] for i in range(400)]
+        url = f"{sandbox.url}/v21.0/{audience}/users"
+        with requests.Session() as session:
+            answer = session.post(url, json={"access_token": TOKEN, "payload": {"schema": schema, "data": rows}}).json()
+            email_only = [row[:1] for row in rows]
+            session.delete(url, json={"access_token": TOKEN, "payload": {"schema": ["EMAIL"], "data": email_only}})
+            sessions = session.get(f"{sandbox.url}/v21.0/{audience}/sessions",
+                                   params={"access_token": TOKEN}).json()["data"]
+            emails_matched = sum(hash_matches(row[0], rate) for row in rows)
+            remaining = sandbox.state.meta_audience_hashes(audience)
+            session.delete(url, json={"access_token": TOKEN, "payload": {"schema": schema, "data": rows}})
+            assert sandbox.state.meta_audience_hashes(audience) == set()
+    assert answer["num_invalid_entries"] == 0
+    matched = int(sessions[-1]["num_matched"])  # the add session
+    assert emails_matched < matched <= 400 and matched > 0.8 * 400  # four identifiers at 50 % each: ~94 %
+    # the email-only removal took out everyone kept under their email; the people Meta matched on another key
+    # stay until a removal names that key (the connector removes with the keys it added)
+    assert 0 < len(remaining) < 400 and not remaining & {row[0] for row in rows}
 
 
 def test_a_full_batch_of_10000_rows_is_stored_whole(sandbox, http, fixtures):

@@ -29,6 +29,11 @@ def rule_column(segment: str) -> str:
     return generated_name("r__", segment)
 
 
+def admitted_column(segment: str) -> str:
+    """Whether rule and consent admit the customer to ``segment``, before its priority group (insights)."""
+    return generated_name("p__", segment)
+
+
 def node_column(segment: str, position: int) -> str:
     """Outcome of one rule node (explain)."""
     return generated_name("n__", segment, f"__{position}")

@@ -18,6 +18,7 @@ from airflow_segprovider import __version__
 from airflow_segprovider.core.destination import (
     DestinationAuthError,
     MalformedResponseError,
+    QuotaExhaustedError,
     RateLimitExhaustedError,
     TerminalDestinationError,
     TransientDestinationError,
@@ -134,6 +135,7 @@ class DestinationHttpClient:
         self._secrets = tuple(s for s in self.auth.secrets() if s)
         self._bucket = TokenBucket(settings.requests_per_second, settings.burst, sleep=sleep)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
+        self._quota_spent: QuotaExhaustedError | None = None
         self._session = requests.Session()
         # One pooled connection per allowed concurrent request; the semaphore already bounds them.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.max_concurrency, max_retries=0)
@@ -227,6 +229,8 @@ class DestinationHttpClient:
         elif form is not None:
             body = form
 
+        if self._quota_spent is not None:
+            raise self._quota_spent
         attempts = 0
         rate_limit_waits = 0
         rate_limit_waited = 0.0
@@ -265,9 +269,20 @@ class DestinationHttpClient:
                 signal = self.policy.rate_limit(response)
                 if signal is not None:
                     wait = settings.default_rate_limit_wait if signal.wait is None else signal.wait
+                    if signal.give_up:  # a spent quota (a daily limit): no wait in this run helps
+                        # later requests of this client fail at once rather than spend more refusals
+                        self._quota_spent = QuotaExhaustedError(
+                            f"{what}: {self.mask(signal.reason)}",
+                            destination=self.destination,
+                            status=response.status_code,
+                            path=shown_path,
+                            body_excerpt=self._excerpt(response),
+                            hint=signal.hint or "the quota refills later: rerun then, or raise the account's limit",
+                            limit=signal.limit,
+                        )
+                        raise self._quota_spent
                     if (
-                        signal.give_up
-                        or rate_limit_waits >= settings.max_rate_limit_waits
+                        rate_limit_waits >= settings.max_rate_limit_waits
                         or rate_limit_waited + wait > settings.max_rate_limit_wait_seconds
                     ):
                         raise RateLimitExhaustedError(

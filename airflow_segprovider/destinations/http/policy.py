@@ -24,11 +24,15 @@ class RateLimited:
     :param wait: seconds the vendor asked us to wait, or ``None`` when it did not say.
     :param give_up: waiting inside this run cannot help (e.g. a daily quota is spent).
     :param reason: the vendor's words, for the log line and the error.
+    :param limit: the name of the limit hit, as the vendor names it (e.g. HubSpot's ``DAILY``), if it says.
+    :param hint: what to do about a limit no wait helps with (``give_up``).
     """
 
     wait: float | None
     give_up: bool = False
     reason: str = "rate limited"
+    limit: str = ""
+    hint: str = ""
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

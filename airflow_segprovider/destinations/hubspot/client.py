@@ -25,11 +25,14 @@ from airflow_segprovider.destinations.config import ConfigReader
 from airflow_segprovider.destinations.http import BearerAuth, DestinationHttpClient, HttpSettings
 from airflow_segprovider.destinations.hubspot.config import (
     CONTACT_OBJECT_TYPE,
+    DEFAULT_TIER,
     KIND,
     MAX_INPUTS_PER_CALL,
     MAX_MEMBERSHIP_PAGE,
+    TIER_LIMITS,
     WRITABLE_PROCESSING_TYPES,
     HubSpotConfig,
+    tier_pacing,
 )
 from airflow_segprovider.destinations.hubspot.policy import HubSpotResponsePolicy
 from airflow_segprovider.destinations.hubspot.values import normalize_email, parse_timestamp, property_value
@@ -64,7 +67,9 @@ class HubSpotClient(HttpDestination):
         """Validate ``config`` and ``credentials`` and build the client.
 
         :param name: the destination's name.
-        :param config: ``list_id``, ``connection_id`` and HTTP overrides such as ``base_url``.
+        :param config: ``list_id``, ``connection_id``, ``tier`` (the account's API tier, a key of
+            :data:`~airflow_segprovider.destinations.hubspot.config.TIER_LIMITS`; it sets the pace unless
+            ``requests_per_second``/``burst`` are given) and HTTP overrides such as ``base_url``.
         :param credentials: ``access_token``.
         :raises DestinationConfigError: a field is missing or invalid.
         """
@@ -72,10 +77,12 @@ class HubSpotClient(HttpDestination):
         connection_id = reader.optional_str("connection_id")
         secrets = ConfigReader(name, credentials, source="credentials", connection_id=connection_id or "")
         token = secrets.required_str("access_token")
-        hubspot_config = HubSpotConfig(list_id=reader.required_str("list_id"), connection_id=connection_id)
-        # 18 requests/s with a burst of 10 keeps any 10 s window at or under 190 requests.
+        tier = reader.choice("tier", tuple(TIER_LIMITS), DEFAULT_TIER)
+        hubspot_config = HubSpotConfig(list_id=reader.required_str("list_id"), connection_id=connection_id, tier=tier)
+        # e.g. 18 requests/s with a burst of 10 keeps any 10 s window at or under Professional's 190 requests
+        rate, burst = tier_pacing(tier)
         settings = HttpSettings(
-            base_url="https://api.hubapi.com", requests_per_second=18.0, burst=10, max_concurrency=4
+            base_url="https://api.hubapi.com", requests_per_second=rate, burst=burst, max_concurrency=4
         ).overridden_by(reader)
         http = DestinationHttpClient(
             destination=name,
@@ -170,6 +177,66 @@ class HubSpotClient(HttpDestination):
             changed.acknowledged.extend(absent)
             changed.rejected[:0] = rejected
             result.merge(changed)
+        return result
+
+    def erase(self, records: Sequence[Record]) -> BatchResult:
+        """Delete each contact for good: ``POST /crm/v3/objects/contacts/gdpr-delete`` by e-mail, one call per address.
+
+        HubSpot's GDPR delete removes the contact and its associations, and blocklists an address it does
+        not know, so it can never be created again (https://developers.hubspot.com/docs/api-reference/
+        legacy/crm/objects/contacts/gdpr/gdpr-delete-contact). A 404 (nothing by that address) is acknowledged.
+        """
+        sendable, blank = split_blank_identities(records)
+        result = BatchResult(rejected=list(blank))
+        for email, same in group_by_identity(sendable, normalize_email).items():
+            try:
+                self.http.request("POST", "/crm/v3/objects/contacts/gdpr-delete",
+                                  json_body={"objectId": email, "idProperty": "email"},
+                                  operation="GDPR-delete a contact by e-mail")
+            except TerminalDestinationError as exc:
+                if exc.status != 404:
+                    raise
+            result.acknowledged.extend(record.key for record in same)
+        return result
+
+    def unsubscribe(self, records: Sequence[Record]) -> BatchResult:
+        """Opt each address out of every e-mail subscription type it is subscribed to (a consent removal).
+
+        HubSpot keeps who may receive marketing e-mail in its subscription preferences, not in a list: a contact
+        taken out of the list would still get the account's marketing e-mail. The v3 API (the one the official
+        SDK speaks, https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/v3/guide)
+        reads an address's status per subscription type and unsubscribes one type per call; only types the
+        address is ``SUBSCRIBED`` to are changed, so an address that never opted in is left as it is and none
+        is ever subscribed. An address HubSpot refuses is a rejected record (the engine keeps the contact and
+        retries the removal and the unsubscribe on the next run); a token without the
+        ``communication_preferences.read_write`` scope fails the call, naming it.
+        """
+        sendable, blank = split_blank_identities(records)
+        result = BatchResult(rejected=list(blank))
+        hints = {403: "the private app's token needs the communication_preferences.read_write scope to unsubscribe "
+                      "contacts who withdrew consent"}
+        for email, same in group_by_identity(sendable, normalize_email).items():
+            try:
+                answer = self.http.request(
+                    "GET", f"/communication-preferences/v3/status/email/{quote(email, safe='')}",
+                    operation="read the subscription status of a contact who withdrew consent", hints=hints,
+                ).json_object()
+                for status in answer.get("subscriptionStatuses") or []:
+                    if status.get("status") != "SUBSCRIBED":
+                        continue
+                    self.http.request(
+                        "POST", "/communication-preferences/v3/unsubscribe",
+                        json_body={"emailAddress": email, "subscriptionId": str(status.get("id")),
+                                   "legalBasisExplanation": "the contact withdrew consent"},
+                        operation=f"unsubscribe a contact from subscription type {status.get('id')}", hints=hints)
+            except TerminalDestinationError as exc:
+                if exc.status in (401, 403) or exc.status is None:
+                    raise
+                if "already unsubscribed" not in (exc.body_excerpt or "") + exc.message:
+                    result.rejected.extend(RejectedRecord(record.key, f"http_{exc.status}", exc.message)
+                                           for record in same)
+                    continue
+            result.acknowledged.extend(record.key for record in same)
         return result
 
     def iter_members(self, page_size: int = 100) -> Iterator[Member]:

@@ -31,11 +31,16 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
     at ``as_of`` was held by a failed segment gate, what the sync state says it holds (the held run sent
     only opt-out removals). ``snapshot_members`` is the segment's (or arm's) size, for reference.
 
-    A Meta audience reports the people it *matched*, not everyone sent, so for a Meta sync any count from
-    ``min_match_rate × expected`` to ``expected`` differs by 0 (the destination's ``min_match_rate``, see
-    :func:`match_rate_floor`); an upload that matched nobody still differs by at least that floor. The
-    same bounds as the drift monitor's, rather than refusing the gate for Meta: the gate then still
-    catches an audience that matched nobody or kept people it should have lost.
+    The count is the destination's own notion of its size, as staged from its ``reported_count()``
+    (:func:`~airflow_segprovider.gates.staging.stage_destination_counts`), and is compared as
+    :meth:`ReportedCount.drift_from <airflow_segprovider.core.destination.ReportedCount.drift_from>` compares
+    it for the drift monitor: a Meta audience reports a range (``reported_lower`` to ``reported_upper``) of
+    the people it *matched*, so any range that overlaps ``[⌊min_match_rate × expected⌋, expected]`` differs
+    by 0 (the staged ``min_match_rate``: the connector's validated setting, 1 for an exact count); an upload
+    that matched nobody still differs by at least that floor. A count the destination says it is still
+    applying (``pending``: Meta applies an upload within up to 24 hours) is not judged: its difference is 0
+    and the row says ``pending``; the next run's check decides. ``match_rate`` is the share the ad platform
+    says it matched (None for a destination that counts everyone sent), shown with every failing row.
     """
     if phase not in PHASES:
         raise GateConfigError(f"unknown phase {phase!r} for cross_system_counts; phases: {', '.join(PHASES)}")
@@ -66,45 +71,32 @@ def cross_system_counts_sql(project: Project, as_of: dt.datetime, syncs: Sequenc
         arm = f" AND arm = {text_literal(sync.arm)}" if sync.arm else ""
         snapshot = (f"(SELECT COUNT(*) FROM {memberships} WHERE segment = {text_literal(sync.segment)} "
                     f"AND as_of = {at}{arm})")
-        reported = (f"SELECT reported_count, reported_at, ROW_NUMBER() OVER (ORDER BY reported_at DESC) AS rn "
+        reported = (f"SELECT reported_count, reported_lower, reported_upper, min_match_rate, match_rate, pending, "
+                    "reported_at, ROW_NUMBER() OVER (ORDER BY reported_at DESC) AS rn "
                     f"FROM {counts} WHERE sync_id = {sid} AND phase = {text_literal(phase)} AND as_of = {at}")
         parts.append(
             f"SELECT {sid} AS sync_id, {text_literal(sync.destination)} AS destination, "
-            f"{text_literal(phase)} AS phase, r.reported_count AS reported_count, r.reported_at AS reported_at, "
-            f"{expected} AS expected_count, {snapshot} AS snapshot_members, "
-            f"{match_rate_floor(project, sync)!r} AS min_match_rate "
+            f"{text_literal(phase)} AS phase, r.reported_count AS reported_count, "
+            "COALESCE(r.reported_lower, r.reported_count) AS reported_lower, "
+            "COALESCE(r.reported_upper, r.reported_count) AS reported_upper, "
+            "COALESCE(r.min_match_rate, 1.0) AS min_match_rate, r.match_rate AS match_rate, "
+            "COALESCE(r.pending, FALSE) AS pending, r.reported_at AS reported_at, "
+            f"{expected} AS expected_count, {snapshot} AS snapshot_members "
             f"FROM (SELECT 1 AS one) AS one LEFT JOIN ({reported}) AS r ON r.rn = 1")
     rows = " UNION ALL ".join(parts) if parts else no_rows(
         {"sync_id": "VARCHAR", "destination": "VARCHAR", "phase": "VARCHAR", "reported_count": "BIGINT",
-         "reported_at": "TIMESTAMP", "expected_count": "BIGINT", "snapshot_members": "BIGINT",
-         "min_match_rate": "DOUBLE"})
-    # The distance from the reported count to [FLOOR(min_match_rate * expected), expected]; with a rate of 1
-    # that is ABS(reported - expected).
+         "reported_lower": "BIGINT", "reported_upper": "BIGINT", "min_match_rate": "DOUBLE", "match_rate": "DOUBLE",
+         "pending": "BOOLEAN", "reported_at": "TIMESTAMP", "expected_count": "BIGINT", "snapshot_members": "BIGINT"})
+    # The distance from the reported range to [FLOOR(min_match_rate * expected), expected] (ReportedCount.drift_from);
+    # for an exact count with a rate of 1 that is ABS(reported - expected). A pending count is not judged.
     low = "FLOOR(c.expected_count * c.min_match_rate)"
-    difference = (f"CASE WHEN c.reported_count IS NULL THEN NULL WHEN c.reported_count < {low} "
-                  f"THEN {low} - c.reported_count WHEN c.reported_count > c.expected_count "
-                  "THEN c.reported_count - c.expected_count ELSE 0 END")
+    difference = (f"CASE WHEN c.reported_count IS NULL THEN NULL WHEN c.pending THEN 0 "
+                  f"WHEN c.reported_upper < {low} THEN {low} - c.reported_upper "
+                  "WHEN c.reported_lower > c.expected_count THEN c.reported_lower - c.expected_count ELSE 0 END")
     return render(
-        "SELECT sync_id, destination, phase, reported_count, reported_at, expected_count, snapshot_members, "
+        "SELECT sync_id, destination, phase, reported_count, reported_lower, reported_upper, min_match_rate, "
+        "match_rate, pending, reported_at, expected_count, snapshot_members, "
         f"CAST({difference} AS BIGINT) AS absolute_difference, "
         f"CAST({difference} AS DOUBLE) / GREATEST(expected_count, 1) AS relative_difference "
         f"FROM ({rows}) AS c", dialect)
 
-
-def match_rate_floor(project: Project, sync: Sync) -> float:
-    """The lowest share of the people sent that ``sync``'s destination may report: 1.0, except for Meta,
-    whose audiences count the people matched (``min_match_rate`` of the sync's target or the destination's
-    config; the connector's default otherwise).
-
-    :raises GateConfigError: ``min_match_rate`` is not a number from 0 to 1.
-    """
-    destination = project.destinations[sync.destination]
-    if destination.kind != "meta":
-        return 1.0
-    from airflow_segprovider.destinations.meta import DEFAULT_MIN_MATCH_RATE
-
-    value = {**destination.config, **sync.target}.get("min_match_rate", DEFAULT_MIN_MATCH_RATE)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise GateConfigError(f"sync {sync.id}: destination '{destination.name}' min_match_rate must be a number "
-                              f"from 0 to 1 (the lowest share of uploaded people Meta matches), got {value!r}")
-    return float(value)

@@ -146,4 +146,4 @@ def test_cli_names_the_missing_table_of_an_empty_warehouse(project_copy: Path, t
 
     err = capsys.readouterr().err
     assert code == EXIT_ERROR
-    assert "Traceback" not in err and "table customers does not exist in the warehouse" in err
+    assert "Traceback" not in err and "table 'customers' does not exist in the warehouse" in err

@@ -131,3 +131,25 @@ def test_a_bad_token_is_a_401_the_sdk_raises(sandbox):
         client.crm.lists.lists_api.get_by_id("101")
     assert raised.value.status == 401
     assert json.loads(raised.value.body)["category"] == "INVALID_AUTHENTICATION"
+
+
+def test_gdpr_delete_by_email_erases_the_contact_and_blocklists_an_unknown_address(client, sandbox, fixtures):
+    """https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/gdpr/gdpr-delete-contact
+    (``POST /crm/v3/objects/contacts/gdpr-delete``, ``idProperty: email``: 204; an unknown address is blocklisted)"""
+    from hubspot.crm.contacts import PublicGdprDeleteInput
+
+    created = _upsert(client, ["erase-me@example.com"]).results[0]
+    client.crm.lists.memberships_api.add_and_remove(
+        fixtures.hubspot_list_id, MembershipChangeRequest(record_ids_to_add=[created.id], record_ids_to_remove=[]))
+    assert client.crm.contacts.basic_api.purge(
+        PublicGdprDeleteInput(object_id="Erase-Me@example.com", id_property="email")) is None
+    with pytest.raises(ContactsApiException) as gone:
+        client.crm.contacts.basic_api.get_by_id(created.id)
+    assert gone.value.status == 404
+    assert "erase-me@example.com" not in sandbox.state.hubspot_list_emails(fixtures.hubspot_list_id)
+    # an address HubSpot never had: accepted too (HubSpot blocklists it); an unknown numeric id is a 404
+    assert client.crm.contacts.basic_api.purge(
+        PublicGdprDeleteInput(object_id="never-seen@example.com", id_property="email")) is None
+    with pytest.raises(ContactsApiException) as unknown:
+        client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id="999999"))
+    assert unknown.value.status == 404

@@ -171,3 +171,19 @@ def test_tags_search_and_static_segment_listing(client, fixtures: DemoFixtures):
     assert "loyal" in {segment["name"] for segment in segments["segments"]}
     created = client.lists.create_segment(list_id, {"name": "fresh", "static_segment": []})
     assert created["type"] == "static" and created["member_count"] == 0
+
+
+def test_delete_member_permanent_erases_the_member_and_refuses_its_return(client, sandbox, fixtures: DemoFixtures):
+    """https://mailchimp.com/developer/marketing/api/list-members/delete-list-member/ (``POST .../actions/
+    delete-permanent``: 204, the member's data is gone and the address cannot be re-imported; erasure)"""
+    _subscribe(client, fixtures.mailchimp_list_id, ["erase-me@example.com"])
+    member_hash = subscriber_hash("erase-me@example.com")
+    assert client.lists.delete_list_member_permanent(fixtures.mailchimp_list_id, member_hash).status_code == 204
+    with pytest.raises(ApiClientError) as gone:
+        client.lists.get_list_member(fixtures.mailchimp_list_id, member_hash)
+    assert gone.value.status_code == 404
+    again = _subscribe(client, fixtures.mailchimp_list_id, ["erase-me@example.com"])
+    assert again["new_members"] == [] and again["error_count"] == 1
+    with pytest.raises(ApiClientError) as twice:  # a second erasure finds nothing: the connector acknowledges it
+        client.lists.delete_list_member_permanent(fixtures.mailchimp_list_id, member_hash)
+    assert twice.value.status_code == 404

@@ -115,3 +115,36 @@ def test_business_use_case_usage_header_reports_throttling(api, sandbox, configu
     assert raised.value.http_status() == 429 and raised.value.api_error_code() == 80003
     usage = json.loads(raised.value.http_headers()["X-Business-Use-Case-Usage"])[fixtures.meta_ad_account_id][0]
     assert usage["call_count"] == 100 and usage["estimated_time_to_regain_access"] >= 1
+
+
+def test_an_erasure_removes_the_hashes_from_the_audience(api, sandbox, fixtures: DemoFixtures):
+    """https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences/#remove-users: removing
+    the hashes is the deletion the Marketing API offers for a custom audience's people (what ``forget`` sends)"""
+    audience = CustomAudience(fixtures.meta_audience_id, api=api)
+    hashes = [_sha256("erase-me@example.com"), _sha256("stays@example.com")]
+    audience.create_user(params={"payload": {"schema": "EMAIL_SHA256", "data": hashes}})
+    removed = audience.delete_users(params={"payload": {"schema": "EMAIL_SHA256", "data": hashes[:1]}})
+    assert removed["num_received"] == 1 and removed["num_invalid_entries"] == 0
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) & set(hashes) == {hashes[1]}
+
+
+def test_a_multi_key_upload_of_raw_values_hashed_by_the_sdk_is_what_the_connector_sends(api, sandbox, fixtures):
+    """The SDK normalizes and hashes each key of a raw multi-key upload (``add_users(..., is_raw=True)``), as
+    https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#hash documents; the
+    sandbox accepts the rows, and the connector's normalization gives the very same hashes for the same people."""
+    from airflow_segprovider.destinations.meta import hashed_key
+
+    keys = CustomAudience.Schema.MultiKeySchema
+    schema = [keys.email, keys.phone, keys.fn, keys.ln, keys.zip, keys.ct, keys.st, keys.country, keys.extern_id]
+    raw = [[" Ann.Lee@Example.com", "+1 (650) 555-1212", "Ann", "Lee", "94025-1234", "Menlo Park", "CA", "US",
+            "crm-1"],
+           ["bo@example.org", "44 20 7946 0958", "Bo", "O'Neil", "10115", "Berlin", "BE", "de", "crm-2"]]
+    audience = CustomAudience(fixtures.meta_audience_id, api=api)
+    added = audience.add_users(schema, raw, is_raw=True).json()
+    assert added["num_received"] == 2 and added["num_invalid_entries"] == 0
+    sdk_rows = CustomAudience.format_params(schema, raw, is_raw=True)["payload"]["data"]
+    assert [[hashed_key(key, value) for key, value in zip(schema, row)] for row in raw] == sdk_rows
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id)
+    removed = audience.remove_users(schema, raw, is_raw=True).json()
+    assert removed["num_received"] == 2
+    assert sandbox.state.meta_audience_hashes(fixtures.meta_audience_id) == set()
