@@ -352,10 +352,12 @@ class DestinationClient(Protocol):
         acknowledges every record without a call (vendors whose subscription status is not the list's).
         """
 
-    def erase(self, records: Sequence[Record]) -> BatchResult:
+    def erase(self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None) -> BatchResult:
         """Delete the records' contacts for good: the vendor's permanent-delete (GDPR) endpoint, not a removal.
 
-        Sent by an erasure (``segprovider forget``) only, with every identity the person was sent under.
+        Sent by an erasure (``segprovider forget``) only, with every identity the person was sent under and,
+        in ``destination_ids`` (key to vendor id, as :meth:`remove_members` takes them), the id the sync state
+        keeps for them: the vendor's name for what it was sent (Meta: the hashed match keys of the upload).
         A contact the vendor does not hold is acknowledged: it is gone, which is the goal.
         """
 

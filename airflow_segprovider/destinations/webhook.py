@@ -7,7 +7,7 @@ The contract is ours, so receivers can implement it:
       {"destination": "...", "action": "upsert" | "add" | "remove" | "erase" | "check",
        "batch_id": "<uuid4>", "sent_at": "<ISO 8601 UTC>",
        "records": [{"key": "...", "identity": "...", "attributes": {...},
-                    "destination_id": "..." (remove only, when known)}]}
+                    "destination_id": "..." (remove and erase, when known)}]}
 
 * ``X-Segprovider-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed by the shared secret>``
   authenticates the body (verify it with :func:`verify_signature` before parsing);
@@ -193,9 +193,10 @@ class WebhookClient(HttpDestination):
         """POST the records as ``remove`` batches, with their destination ids when known."""
         return self._send("remove", records, destination_ids or {})
 
-    def erase(self, records: Sequence[Record]) -> BatchResult:
-        """POST the records as ``erase`` batches: the receiver deletes everything it holds on each person."""
-        return self._send("erase", records)
+    def erase(self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None) -> BatchResult:
+        """POST the records as ``erase`` batches, with their destination ids when known: the receiver deletes
+        everything it holds on each person."""
+        return self._send("erase", records, destination_ids or {})
 
     def iter_members(self, page_size: int = 500) -> Iterator[Member]:
         """Always fails: a webhook has no way to list what its receiver holds."""

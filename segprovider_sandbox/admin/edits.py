@@ -49,6 +49,18 @@ def meta_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
+def refuse_blocklisted_contact(state: SandboxState, email: str) -> None:
+    """:class:`AdminError` for an edit that would create a HubSpot contact a GDPR delete blocklisted.
+
+    HubSpot refuses such an address in its UI and imports (only a form, a connected inbox or the API may bring
+    it back: https://knowledge.hubspot.com/privacy-and-consent/how-do-i-perform-a-gdpr-delete-in-hubspot); a
+    contact the API re-created since is edited as any other.
+    """
+    if state.hubspot_contact(email) is None and state.hubspot_gdpr_blocklisted(email):
+        raise AdminError(f"EMAIL {email!r}: HubSpot blocklisted this address when its contact was permanently "
+                         "(GDPR) deleted; it cannot be added back by hand or by an import")
+
+
 def editable_list(state: SandboxState, vendor: str, text: str) -> SandboxList:
     """The list ``text`` of ``vendor`` whose members can be changed by hand; :class:`AdminError` otherwise."""
     item = find_list(state, vendor, text)
@@ -73,6 +85,9 @@ def change_members(state: SandboxState, vendor: str, text: str, emails: Sequence
     if item.kind == CUSTOM_AUDIENCE:
         changed = state.edit_meta_audience(item.id, [meta_hash(email) for email in addresses], present)
         return [f"{changed} of {len(addresses)} hashed address(es) {verb} {item.label()}"]
+    if present and item.kind == MANUAL_LIST:  # refused before any address is added: all or none
+        for email in addresses:
+            refuse_blocklisted_contact(state, email)
     lines = []
     for email in addresses:
         if item.kind == AUDIENCE:
@@ -106,6 +121,7 @@ def set_attribute(state: SandboxState, vendor: str, email: str, field: str, valu
         problem = hubspot_property_problem(types, {field: value})
         if problem:
             raise AdminError(f"VALUE {value!r}: HubSpot refuses it for {field} ({problem[1]}: {problem[2]})")
+        refuse_blocklisted_contact(state, email)
         created = state.edit_hubspot_contact(email, {field: value})
         return f"hubspot contact {email.lower()}{' (created)' if created else ''}: {field} = {value!r}"
     item = _member_audience(state, email, audience)

@@ -7,8 +7,9 @@ reference pages):
 
 * ``Authorization: Bearer <token>`` (private-app or OAuth token); otherwise a 401
   ``{"status": "error", "message", "correlationId", "category": "INVALID_AUTHENTICATION"}``.
-* ``POST /crm/v3/objects/contacts/gdpr-delete`` erases one contact by id or e-mail (204), and
-  blocklists an unknown address (:mod:`.gdpr`).
+* ``POST /crm/v3/objects/contacts/gdpr-delete`` erases one contact by id or e-mail (204) and
+  blocklists its address, or an unknown one; the blocklist holds in the hand edits (HubSpot's UI), not
+  against the API, which HubSpot lets re-create the contact (:mod:`.gdpr`).
 * ``POST /crm/v3/objects/contacts/batch/upsert`` takes at most 100 ``inputs``
   (``idProperty``, ``id``, ``properties``) and answers ``{"status": "COMPLETE",
   "results": [...], "startedAt", "completedAt"}``; each result has the contact

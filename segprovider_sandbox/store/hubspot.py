@@ -54,6 +54,16 @@ class HubSpotState(SqliteStore):
             ).fetchone()
         return None if row is None else {"id": str(row[0]), "properties": json.loads(row[1])}
 
+    def hubspot_gdpr_blocklisted(self, email: str) -> bool:
+        """Whether a GDPR delete blocklisted the address (its contact's, or an address HubSpot did not know).
+
+        :param email: the address, any case.
+        """
+        with self.read() as cursor:
+            row = cursor.execute("SELECT 1 FROM hubspot_gdpr_blocklist WHERE email = ?",
+                                 (email.strip().lower(),)).fetchone()
+        return row is not None
+
     def hubspot_list_emails(self, list_id: int | str) -> set[str]:
         """Email addresses of a list's member contacts.
 

@@ -350,7 +350,6 @@ def test_iter_members_pages_with_count_and_offset(server):
 
 def test_check_passes_for_a_static_segment(server):
     R = server.Reply
-    server.route("GET", "/3.0/ping", lambda seen, match: R(200, {"health_status": "Everything's Chimpy!"}))
     server.route("GET", rf"/3.0/lists/{LIST}", lambda seen, match: R(200, {"id": LIST, "name": "Newsletter"}))
     server.route("GET", rf"/3.0/lists/{LIST}/segments/77", lambda seen, match: R(200, {"id": 77, "type": "static"}))
     with make(server) as client:
@@ -359,7 +358,6 @@ def test_check_passes_for_a_static_segment(server):
 
 def test_check_names_what_to_fix(server):
     R = server.Reply
-    server.route("GET", "/3.0/ping", lambda seen, match: R(200, {}))
     server.route(
         "GET",
         rf"/3.0/lists/{LIST}",
@@ -386,9 +384,39 @@ def test_check_names_what_to_fix(server):
     assert API_KEY not in str(caught.value)
 
 
+def test_check_reads_the_audience_and_the_segment_side_by_side_and_sends_no_ping(server):
+    # each read takes Mailchimp ~0.5 s: a sync's start waited for them one after another
+    R = server.Reply
+    server.route("GET", rf"/3.0/lists/{LIST}", lambda seen, match: R(200, {"id": LIST}, delay=0.3))
+    server.route("GET", rf"/3.0/lists/{LIST}/segments/77", lambda seen, match: R(200, {"type": "static"}, delay=0.3))
+    server.route("GET", rf"/3.0/lists/{LIST}/segments", lambda seen, match: R(
+        200, {"segments": [{"id": 91, "name": "vip"}], "total_items": 1}, delay=0.3))
+    with make(server) as client:
+        client.check()
+    with make(server, segment_id=None, segment_name="vip") as client:
+        client.check()
+        assert client._segment_id(create=False) == "91"  # resolved by the check, not looked up again
+    assert sorted(s.path for s in server.requests) == [f"/3.0/lists/{LIST}", f"/3.0/lists/{LIST}",
+                                                       f"/3.0/lists/{LIST}/segments", f"/3.0/lists/{LIST}/segments/77"]
+    assert server.max_in_flight == 2
+
+
+@pytest.mark.parametrize("segment_status", [404, 401])
+def test_check_reports_the_most_telling_failure_of_its_reads(server, segment_status):
+    R = server.Reply
+    server.route("GET", rf"/3.0/lists/{LIST}", lambda seen, match: R(404, {"title": "Resource Not Found"}))
+    server.route("GET", rf"/3.0/lists/{LIST}/segments/77", lambda seen, match: R(
+        segment_status, {"title": "API Key Invalid" if segment_status == 401 else "Resource Not Found"}))
+    with make(server) as client, pytest.raises(TerminalDestinationError) as caught:
+        client.check()
+    if segment_status == 401:  # a refused key, whichever read met it
+        assert isinstance(caught.value, DestinationAuthError) and "check the API key" in str(caught.value)
+    else:  # the audience's own 404, not the segment's that follows from it
+        assert "config.list_id" in str(caught.value) and caught.value.path == f"/3.0/lists/{LIST}"
+
+
 def test_check_refuses_a_saved_segment(server):
     R = server.Reply
-    server.route("GET", "/3.0/ping", lambda seen, match: R(200, {}))
     server.route("GET", rf"/3.0/lists/{LIST}", lambda seen, match: R(200, {"id": LIST}))
     server.route("GET", rf"/3.0/lists/{LIST}/segments/77", lambda seen, match: R(200, {"id": 77, "type": "saved"}))
     with make(server) as client, pytest.raises(TerminalDestinationError, match="not a static one"):

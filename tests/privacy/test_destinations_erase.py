@@ -9,6 +9,10 @@ the webhook's ``erase`` event is our own contract (:mod:`airflow_segprovider.des
 
 from __future__ import annotations
 
+import hashlib
+import json
+from urllib.parse import parse_qs
+
 import pytest
 
 from airflow_segprovider.core.destination import DestinationAuthError, Record
@@ -60,6 +64,7 @@ def test_hubspot_erase_gdpr_deletes_the_contact(sandbox):
         client.add_members(PEOPLE)
         assert sorted(client.erase(PEOPLE[:2]).acknowledged) == ["1", "2"]
     assert sandbox.state.hubspot_contact("ada@example.com") is None
+    assert sandbox.state.hubspot_gdpr_blocklisted("ada@example.com")  # HubSpot's UI and imports refuse it now
     assert sandbox.state.hubspot_list_emails(sandbox.fixtures.hubspot_list_id) == {"cy@example.com"}
     with create_client("hubspot", "hs", config, {"access_token": "revoked"}) as client:
         with pytest.raises(DestinationAuthError):  # a refusal is not "not found": the erasure is retried
@@ -81,3 +86,19 @@ def test_webhook_erase_sends_a_signed_erase_event(sandbox):
         assert client.erase(PEOPLE[:1]).acknowledged == ["1"]
     [batch] = sandbox.state.webhook_batches("crm_hook")
     assert batch["action"] == "erase" and [r["key"] for r in batch["records"]] == ["1"]
+
+
+def test_meta_erase_deletes_the_row_uploaded_and_every_other_identity_by_its_hash(sandbox):
+    audience = sandbox.fixtures.meta_audience_id
+    config = {"audience_id": audience, "base_url": sandbox.url, **FAST_RETRIES}
+    person = Record("1", "ada@example.com", {"PHONE": "+49 30 1234567", "EXTERN_ID": "crm-1"})
+    with create_client("meta", "meta", config, {"access_token": DEFAULT_META_ACCESS_TOKEN}) as client:
+        added = client.add_members([person, Record("2", "bob@example.com", {"PHONE": "", "EXTERN_ID": "crm-2"})])
+        client.add_members([Record("1", "ada.old@example.com")])  # an address the state no longer names
+        erased = client.erase([Record("1", "ADA@example.com"), Record("1", "ada.old@example.com")],
+                              {"1": added.destination_ids["1"]})
+    assert sorted(erased.acknowledged) == ["1", "1"] and not erased.rejected
+    bob = [normalize_and_hash("bob@example.com"), hashlib.sha256(b"EXTERN_ID:crm-2").hexdigest()]
+    assert sandbox.state.meta_audience_hashes(audience) <= set(bob) and sandbox.state.meta_audience_hashes(audience)
+    deletes = [parse_qs(r.body)["payload"][0] for r in sandbox.state.requests("meta") if r.method == "DELETE"]
+    assert [json.loads(payload)["schema"] for payload in deletes] == [["EMAIL", "PHONE", "EXTERN_ID"], "EMAIL_SHA256"]

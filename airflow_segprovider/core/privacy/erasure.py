@@ -8,8 +8,10 @@ One request per customer key, in this order, each step recorded only once it suc
 2. **Destinations.** Each sync's target the person was sent to (the sync state's identities) or read
    from (the distributed model's pulls) gets the vendor's permanent delete
    (:meth:`~airflow_segprovider.core.destination.DestinationClient.erase`) with every identity it holds for
-   them; each outcome goes to the erasure log (``segprovider_erasures``) as it arrives. A destination
-   they never reached is told nothing: an erasure must not hand an address to a tool that never had it.
+   them and the destination id the state keeps (Meta's: the hashed match keys uploaded, so the rows Meta may
+   have matched on a phone or an external id are deleted too); each outcome goes to the erasure log
+   (``segprovider_erasures``) as it arrives. A destination they never reached is told nothing: an erasure
+   must not hand an address to a tool that never had it.
 3. **Project tables and tombstone, in one transaction.** Only when every destination confirmed: the
    person's rows are deleted from every table the project keeps (:mod:`.tables`), and a tombstone (the
    salted hashes of the key and of each identity, see :mod:`airflow_segprovider.core.state.privacy`)
@@ -106,30 +108,42 @@ def _sql(warehouse: Warehouse, duckdb_sql: str) -> str:
     return render(duckdb_sql, warehouse.dialect)
 
 
+@dataclass
+class SentIdentities:
+    """What one sync's target holds of a person: every identity it was sent or read under, and the vendor's id
+    of them as the sync state keeps it (Meta: the hashed match keys of the upload), if any."""
+
+    identities: list[str] = field(default_factory=list)
+    destination_id: str | None = None
+
+
 def identities_by_sync(project: Project, warehouse: Warehouse,
-                       customer_key: str) -> tuple[dict[str, list[str]], list[str]]:
-    """Every identity each sync sent the key under (its state), or read for it (the distributed pulls).
+                       customer_key: str) -> tuple[dict[str, SentIdentities], list[str]]:
+    """Every identity each sync sent the key under (its state, with the destination id it keeps), or read for it
+    (the distributed pulls).
 
     Per sync, not per destination: each sync writes its own target (a Meta audience, a Mailchimp
     audience), and the erasure must reach each one.
 
-    :return: sync id -> identities, and the sync ids of state rows no declared sync or push owns.
+    :return: sync id -> what its target holds, and the sync ids of state rows no declared sync or push owns.
     """
     syncs = sync_by_id(project)
     key = text_literal(customer_key)
-    found: dict[str, list[str]] = {}
+    found: dict[str, SentIdentities] = {}
     unknown: list[str] = []
 
-    def note(sync_id: str, identity: str) -> None:
-        same = found.setdefault(sync_id, [])
-        if privacy.normalize_identity(identity) not in {privacy.normalize_identity(i) for i in same}:
-            same.append(identity)
+    def note(sync_id: str, identity: str) -> SentIdentities:
+        sent = found.setdefault(sync_id, SentIdentities())
+        if privacy.normalize_identity(identity) not in {privacy.normalize_identity(i) for i in sent.identities}:
+            sent.identities.append(identity)
+        return sent
 
-    for sync_id, identity in warehouse.query(_sql(warehouse, (
-            f"SELECT DISTINCT sync_id, identity FROM {sync_state.STATE} WHERE customer_key = {key} "
+    # one state row per (sync, customer): its identity and destination id are the ones last sent
+    for sync_id, identity, destination_id in warehouse.query(_sql(warehouse, (
+            f"SELECT sync_id, identity, destination_id FROM {sync_state.STATE} WHERE customer_key = {key} "
             "AND identity IS NOT NULL AND identity <> '' ORDER BY sync_id, identity"))):
         if sync_id in syncs:
-            note(sync_id, identity)
+            note(sync_id, identity).destination_id = destination_id or None
         elif sync_id not in unknown:
             unknown.append(sync_id)
     if warehouse.columns(PULLS) is not None:
@@ -200,8 +214,8 @@ def _forget_one(project: Project, warehouse: Warehouse, key: str, clients: Calla
                 f"{ts_literal(_now())}, {text_literal(requested_by)})")))
     found, unknown = identities_by_sync(project, warehouse, key)
     syncs = sync_by_id(project)
-    for sync_id, identities in found.items():  # 2. destinations, each outcome logged as it arrives
-        outcome = _erase_at(syncs[sync_id], identities, key, clients)
+    for sync_id, sent in found.items():  # 2. destinations, each outcome logged as it arrives
+        outcome = _erase_at(syncs[sync_id], sent, key, clients)
         result.destinations.append(outcome)
         _log(warehouse, request_id, key_hash, f"{outcome.destination} ({sync_id})", outcome.status, outcome.detail)
     for sync_id in unknown:
@@ -212,7 +226,7 @@ def _forget_one(project: Project, warehouse: Warehouse, key: str, clients: Calla
     if any(outcome.status == "failed" for outcome in result.destinations):
         return result  # still suppressed, rows kept: the next run retries
     identity_hashes = sorted({privacy.salted_hash(salt, privacy.normalize_identity(identity))
-                              for identities in found.values() for identity in identities})
+                              for sent in found.values() for identity in sent.identities})
     with warehouse.transaction():  # 3. project tables and tombstone: all or nothing
         result.tables = {t: n for t, n in delete_customer_rows(project, warehouse, key).items() if n}
         warehouse.execute(_sql(warehouse, (
@@ -245,15 +259,17 @@ def _keep_out_upstream(project: Project, warehouse: Warehouse, key: str, request
     return upstream
 
 
-def _erase_at(sync: Sync, identities: list[str], key: str,
+def _erase_at(sync: Sync, sent: SentIdentities, key: str,
               clients: Callable[[Sync], DestinationClient]) -> DestinationOutcome:
-    name = sync.destination
+    name, identities = sync.destination, sent.identities
     try:
         client = clients(sync)
     except Exception as exc:  # a missing connection fails this destination, not the others
         return DestinationOutcome(name, "failed", len(identities), f"{type(exc).__name__}: {exc}", sync.id)
     try:
-        answer = client.erase([Record(key, identity) for identity in identities])
+        # the destination id names the person as the vendor was sent them (Meta: every match key uploaded)
+        answer = client.erase([Record(key, identity) for identity in identities],
+                              {key: sent.destination_id} if sent.destination_id else None)
     except Exception as exc:  # retried by the next run: the person stays suppressed meanwhile
         return DestinationOutcome(name, "failed", len(identities), f"{type(exc).__name__}: {exc}", sync.id)
     finally:

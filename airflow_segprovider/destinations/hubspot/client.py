@@ -179,12 +179,19 @@ class HubSpotClient(HttpDestination):
             result.merge(changed)
         return result
 
-    def erase(self, records: Sequence[Record]) -> BatchResult:
+    def erase(self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None) -> BatchResult:
         """Delete each contact for good: ``POST /crm/v3/objects/contacts/gdpr-delete`` by e-mail, one call per address.
 
-        HubSpot's GDPR delete removes the contact and its associations, and blocklists an address it does
-        not know, so it can never be created again (https://developers.hubspot.com/docs/api-reference/
-        legacy/crm/objects/contacts/gdpr/gdpr-delete-contact). A 404 (nothing by that address) is acknowledged.
+        By e-mail, not by the contact id ``destination_ids`` may hold: a delete by address also blocklists it
+        when HubSpot does not hold it (a contact merged or deleted by hand since the sync), which a delete by id
+        cannot do, and the ids add nothing an address lacks.
+
+        HubSpot's GDPR delete removes the contact and its associations, and blocklists its address (or an address
+        it does not know) (https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/gdpr/
+        gdpr-delete-contact). The blocklist holds for HubSpot's UI and imports only: an API request may create
+        the contact again (https://knowledge.hubspot.com/privacy-and-consent/how-do-i-perform-a-gdpr-delete-in-hubspot),
+        and HubSpot answers it as any other write, so nothing here may send a forgotten person: the erasure's
+        suppression and tombstone keep them out of every sync. A 404 (nothing by that address) is acknowledged.
         """
         sendable, blank = split_blank_identities(records)
         result = BatchResult(rejected=list(blank))

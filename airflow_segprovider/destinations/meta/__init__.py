@@ -11,7 +11,7 @@ Contract followed (Marketing API, Custom Audience Users and Customer File Custom
   the rows then carry the email and those keys (``schema`` a list), each normalized by Meta's rules and
   hashed (https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#hash), with
   ``""`` for a key a person lacks. More keys, more people matched. A person's hashed keys are kept as their
-  destination id, so a removal names them by the same keys Meta may have matched them on.
+  destination id, so a removal (and an erasure) names them by the same keys Meta may have matched them on.
 * Identifiers are normalised (surrounding whitespace trimmed, lowercased) and
   then SHA-256 hashed, hex encoded. Values that already are 64 hex characters
   are taken as hashed and passed through; empty identifiers, and on adds values

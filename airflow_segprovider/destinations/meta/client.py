@@ -166,9 +166,31 @@ class MetaCustomAudienceClient(HttpDestination):
         hashed email for whoever has none."""
         return self._send("DELETE", records, destination_ids)
 
-    def erase(self, records: Sequence[Record]) -> BatchResult:
-        """An erasure: the hashes out of the audience, the one deletion the Marketing API offers for them."""
-        return self._send("DELETE", records)
+    def erase(self, records: Sequence[Record], destination_ids: Mapping[str, str] | None = None) -> BatchResult:
+        """An erasure: the person's rows out of the audience, the one deletion the Marketing API offers for them.
+
+        Meta may hold someone under any key of the row they were uploaded with (a phone, an external id, a
+        name and ZIP), not only their e-mail's hash, so a person with a destination id (the hashed keys
+        :meth:`add_members` sent) is deleted by that row, in its schema, as
+        https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#remove asks; each
+        identity that row does not carry (an older e-mail, a pulled one) is deleted by its hashed e-mail too.
+        """
+        given = dict(destination_ids or {})
+        stored = {key: keys for key, value in given.items() if (keys := stored_keys(value))}
+        by_row: dict[str, Record] = {}  # one record per person with a stored row: the row names them
+        by_email: list[Record] = []
+        for record in records:
+            keys = stored.get(record.key)
+            if keys is not None and record.key not in by_row:
+                by_row[record.key] = record
+            if keys is None or keys.get("EMAIL") != normalize_and_hash(record.identity or ""):
+                by_email.append(record)
+        result = BatchResult()
+        if by_row:
+            result.merge(self._send("DELETE", list(by_row.values()), {key: given[key] for key in by_row}))
+        if by_email:
+            result.merge(self._send("DELETE", by_email))
+        return result
 
     def iter_members(self, page_size: int = 500) -> Iterator[Member]:
         """Always fails: Meta does not disclose who is in an audience."""

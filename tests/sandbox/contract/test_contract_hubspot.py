@@ -41,7 +41,8 @@ def client(sandbox: RunningSandbox) -> Client:
 
 
 def _upsert(client: Client, emails: list[str], **properties: str):
-    inputs = [SimplePublicObjectBatchInputUpsert(id_property="email", id=email, properties={"email": email, **properties})
+    inputs = [SimplePublicObjectBatchInputUpsert(id_property="email", id=email,
+                                                 properties={"email": email, **properties})
               for email in emails]
     return client.crm.contacts.batch_api.upsert(BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs))
 
@@ -112,7 +113,8 @@ def test_properties_get_all_get_one_and_create(client):
     assert {"email", "firstname", "lifetime_value"} <= names
     assert properties.get_by_name("contacts", "lifetime_value").type == "number"
     created = properties.create("contacts", PropertyCreate(
-        name="favorite_color", label="Favorite color", type="string", field_type="text", group_name="contactinformation"))
+        name="favorite_color", label="Favorite color", type="string", field_type="text",
+        group_name="contactinformation"))
     assert created.name == "favorite_color" and created.hubspot_defined is False
     assert properties.get_by_name("contacts", "favorite_color").label == "Favorite color"
     with pytest.raises(PropertiesApiException) as raised:
@@ -153,3 +155,37 @@ def test_gdpr_delete_by_email_erases_the_contact_and_blocklists_an_unknown_addre
     with pytest.raises(ContactsApiException) as unknown:
         client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id="999999"))
     assert unknown.value.status == 404
+
+
+def test_a_gdpr_deleted_address_is_blocklisted_for_the_ui_but_the_api_may_re_create_it(client, sandbox, fixtures):
+    """HubSpot's permanent delete blocklists the contact's address: it "cannot be added back ... through HubSpot's
+    UI or an import", and may come back only by a form, a connected inbox, or when "the contact is added through an
+    API request" (https://knowledge.hubspot.com/privacy-and-consent/how-do-i-perform-a-gdpr-delete-in-hubspot,
+    "Perform a permanent delete in HubSpot", June 2025; the endpoint's reference,
+    https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/gdpr/gdpr-delete-contact, names
+    no error for a blocklisted address). So the SDK's write goes through, as on HubSpot: nothing at the vendor
+    stops a re-send, and our erasure's suppression and tombstone are what keep a forgotten person out."""
+    from hubspot.crm.contacts import PublicGdprDeleteInput
+
+    from segprovider_sandbox.admin.directory import AdminError
+    from segprovider_sandbox.admin.edits import change_members, set_attribute
+
+    by_id, _ = _upsert(client, ["forgotten-1@example.com", "forgotten-2@example.com"]).results
+    client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=by_id.id))
+    client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id="Forgotten-2@example.com", id_property="email"))
+    assert sandbox.state.hubspot_gdpr_blocklisted("forgotten-1@example.com")
+    assert sandbox.state.hubspot_gdpr_blocklisted("FORGOTTEN-2@example.com")
+    assert not sandbox.state.hubspot_gdpr_blocklisted("someone-else@example.com")
+    # HubSpot's UI (the sandbox's hand edits) refuses the address, before adding anyone of the same edit
+    with pytest.raises(AdminError, match="blocklisted"):
+        change_members(sandbox.state, "hubspot", str(fixtures.hubspot_list_id),
+                       ["new-person@example.com", "forgotten-1@example.com"], present=True)
+    with pytest.raises(AdminError, match="blocklisted"):
+        set_attribute(sandbox.state, "hubspot", "forgotten-2@example.com", "firstname", "Ann")
+    assert sandbox.state.hubspot_contact("new-person@example.com") is None
+    # the API does not: a direct SDK write re-creates the contact
+    recreated = _upsert(client, ["forgotten-1@example.com"]).results[0]
+    assert recreated.new is True
+    created = client.crm.contacts.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+        SimplePublicObjectBatchInputForCreate(properties={"email": "forgotten-2@example.com"})]))
+    assert created.results[0].properties["email"] == "forgotten-2@example.com"
