@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segprovider_sandbox.store.schema import RULE_BASED_SCHEMA, SCHEMA
+from segprovider_sandbox.store.schema import RULE_BASED_SCHEMA, SCHEMA, upgrade_never_reused_ids
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,6 +34,8 @@ class SqliteStore:
         self._connection.execute("PRAGMA wal_autocheckpoint=4000")
         self._connection.execute("PRAGMA cache_size=-65536")
         self._connection.execute("PRAGMA busy_timeout=10000")
+        # a file made before AUTOINCREMENT: upgraded first, so that SCHEMA recreates the indexes the rebuild dropped
+        upgrade_never_reused_ids(self._connection)
         self._connection.executescript(SCHEMA)
         self._connection.executescript(RULE_BASED_SCHEMA)  # rule-based segments
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 
 import pytest
 import requests
@@ -15,6 +17,7 @@ from segprovider_sandbox import (
     main,
     serve,
 )
+from segprovider_sandbox.store.schema import NEVER_REUSED_IDS, RULE_BASED_SCHEMA, SCHEMA, upgrade_never_reused_ids
 
 AUTH = ("anyuser", DEFAULT_MAILCHIMP_API_KEY)
 
@@ -98,3 +101,44 @@ def test_config_file_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="eror_rate"):
         SandboxConfig.from_json_file(path)
     assert main(["--config", str(path), "--db", str(tmp_path / "x.db")]) == 2
+
+
+def test_a_file_made_before_autoincrement_is_upgraded_and_reuses_no_id(tmp_path):
+    """The state is kept across runs: a file whose tables a sandbox made without ``AUTOINCREMENT`` (SQLite then
+    hands out the highest rowid again once its row is deleted, https://www.sqlite.org/autoinc.html) is upgraded when
+    opened, rows, ids and memberships kept, and from then on HubSpot gives a deleted contact's id to no one
+    (``tests/sandbox/contract/test_contract_hubspot.py`` has the contract)."""
+    db = tmp_path / "old.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as old:
+        old.executescript(SCHEMA.replace(" AUTOINCREMENT", "") + RULE_BASED_SCHEMA)
+        old.executemany("INSERT INTO hubspot_contacts (email, properties, created_at, updated_at) VALUES (?, ?, 0, 0)",
+                        [(email, json.dumps({"email": email})) for email in ("one@example.org", "two@example.org")])
+        old.execute("INSERT INTO hubspot_lists VALUES (101, 'vip', '0-1', 'MANUAL', 0, 0)")
+        old.execute("INSERT INTO hubspot_list_members VALUES (101, 2, 0)")
+        old.execute("INSERT INTO mailchimp_lists VALUES ('a1b2c3d4e5', 'demo', 0)")
+        old.execute("INSERT INTO mailchimp_segments VALUES (1001, 'a1b2c3d4e5', 'vip', 0, 0)")
+        assert "AUTOINCREMENT" not in old.execute("SELECT group_concat(sql) FROM sqlite_master").fetchone()[0]
+    with serve(db_path=db) as running:
+        with closing(sqlite3.connect(db)) as reader:
+            tables = dict(reader.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+            indexes = {name for (name,) in reader.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert all("AUTOINCREMENT" in tables[table] for table in NEVER_REUSED_IDS)
+        assert not [name for name in tables if name.endswith("__autoincrement")]
+        assert "mailchimp_segments_by_list" in indexes  # dropped with the old table, made again
+        state = running.state
+        assert state.hubspot_contact("two@example.org")["id"] == "2"
+        assert state.hubspot_list_emails(101) == {"two@example.org"}
+        assert state.seed_mailchimp_tag("a1b2c3d4e5", "vip") == 1001
+        headers = {"Authorization": f"Bearer {DEFAULT_HUBSPOT_TOKEN}"}
+        erased = requests.post(f"{running.url}/crm/v3/objects/contacts/gdpr-delete", headers=headers,
+                               json={"objectId": "2"}, timeout=5)
+        assert erased.status_code == 204
+        created = requests.post(f"{running.url}/crm/v3/objects/contacts/batch/create", headers=headers,
+                                json={"inputs": [{"properties": {"email": "three@example.org"}}]}, timeout=5)
+        assert created.status_code == 201, created.text
+        assert created.json()["results"][0]["id"] == "3"
+        assert state.edit_hubspot_contact("four@example.org", {})  # a hand edit takes a new id too
+        assert state.hubspot_contact("four@example.org")["id"] == "4"
+    # opened again: nothing left to upgrade
+    with closing(sqlite3.connect(db, isolation_level=None)) as again:
+        assert upgrade_never_reused_ids(again) == []

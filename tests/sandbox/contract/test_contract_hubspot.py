@@ -189,3 +189,62 @@ def test_a_gdpr_deleted_address_is_blocklisted_for_the_ui_but_the_api_may_re_cre
     created = client.crm.contacts.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
         SimplePublicObjectBatchInputForCreate(properties={"email": "forgotten-2@example.com"})]))
     assert created.results[0].properties["email"] == "forgotten-2@example.com"
+
+
+def _gdpr_delete_by_id(client: Client, contact) -> None:
+    from hubspot.crm.contacts import PublicGdprDeleteInput
+
+    client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=contact.id))
+
+
+def _gdpr_delete_by_email(client: Client, contact) -> None:
+    from hubspot.crm.contacts import PublicGdprDeleteInput
+
+    client.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=contact.properties["email"],
+                                                              id_property="email"))
+
+
+def _archive(client: Client, contact) -> None:
+    client.crm.contacts.basic_api.archive(contact.id)
+
+
+_NOT_SERVED = ("the sandbox does not serve the archive, DELETE /crm/v3/objects/contacts/{id} (405): drop this mark"
+               " when it does")
+
+
+@pytest.mark.parametrize("delete", [
+    pytest.param(_gdpr_delete_by_id, id="gdpr-delete-by-id"),
+    pytest.param(_gdpr_delete_by_email, id="gdpr-delete-by-email"),
+    pytest.param(_archive, id="archive",
+                 marks=pytest.mark.xfail(raises=ContactsApiException, strict=True, reason=_NOT_SERVED)),
+])
+@pytest.mark.parametrize("create", ["batch-create", "batch-upsert"])
+def test_a_deleted_contacts_id_is_never_given_to_a_new_contact(client, delete, create):
+    """A record id names one record for good. HubSpot can restore an archived contact up to 90 days after the delete
+    (its record lives on in the recycle bin), and tells restorable from permanent (GDPR) deletes
+    (https://knowledge.hubspot.com/records/restore-deleted-records, November 2025;
+    https://knowledge.hubspot.com/privacy-and-consent/understand-restorable-and-permanent-contact-deletions); the
+    contact's answer carries ``archived``/``archivedAt`` beside its ``id``
+    (https://developers.hubspot.com/docs/api-reference/latest/crm/objects/contacts/create-contact). HubSpot documents
+    no case where a deleted record's id names another record, and an integration that stored the id (our sync state)
+    would then address someone else. SQLite, without ``AUTOINCREMENT``, hands out the highest rowid again once its
+    row is deleted (https://www.sqlite.org/autoinc.html): the contact with the highest id, deleted, then a new
+    contact, is the case that shows it."""
+    batch = client.crm.contacts.batch_api
+    older = _upsert(client, ["older@example.com"]).results[0]
+    highest = _upsert(client, ["a-highest@example.com"]).results[0]
+    assert int(highest.id) > int(older.id)  # A holds the highest id, the one SQLite would hand out again
+    delete(client, highest)
+    with pytest.raises(ContactsApiException) as gone:
+        client.crm.contacts.basic_api.get_by_id(highest.id)
+    assert gone.value.status == 404
+    if create == "batch-create":
+        new = batch.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+            SimplePublicObjectBatchInputForCreate(properties={"email": "b-new@example.com"})])).results[0]
+    else:
+        new = _upsert(client, ["b-new@example.com"]).results[0]
+    assert new.id != highest.id
+    # the deleted contact's id still names nobody: not the new contact
+    with pytest.raises(ContactsApiException) as still_gone:
+        client.crm.contacts.basic_api.get_by_id(highest.id)
+    assert still_gone.value.status == 404
