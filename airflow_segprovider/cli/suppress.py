@@ -16,7 +16,10 @@ from airflow_segprovider.cli.common import EXIT_OK, add_db_arguments, load, open
 from airflow_segprovider.core.errors import TerminalError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_segprovider.cli.common import AddCommand
+    from airflow_segprovider.core.warehouses.base import Warehouse
 
 
 def _warehouse(args: argparse.Namespace):
@@ -35,30 +38,33 @@ def _target(args: argparse.Namespace) -> dict[str, str | None]:
     return {"customer_key": args.customer, "identity": args.identity}
 
 
-def cmd_add(args: argparse.Namespace) -> int:
-    from airflow_segprovider.core.privacy import add_suppression
-
+def _change(args: argparse.Namespace, change: Callable[[Warehouse, dict[str, str | None]], bool], *,
+            changed: str, unchanged: str) -> int:
+    """Check the entry's arguments (before opening the warehouse), apply ``change`` to the list and print
+    ``changed`` or ``unchanged`` as it says."""
     target = _target(args)
     warehouse = _warehouse(args)
     try:
-        added = add_suppression(warehouse, **target, reason=args.reason, added_by=f"cli:{args.added_by}")
+        done = change(warehouse, target)
     finally:
         warehouse.close()
-    print("suppressed" if added else "already suppressed")
+    print(changed if done else unchanged)
     return EXIT_OK
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from airflow_segprovider.core.privacy import add_suppression
+
+    return _change(args, lambda warehouse, target: add_suppression(
+        warehouse, **target, reason=args.reason, added_by=f"cli:{args.added_by}"),
+        changed="suppressed", unchanged="already suppressed")
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from airflow_segprovider.core.privacy import remove_suppression
 
-    target = _target(args)
-    warehouse = _warehouse(args)
-    try:
-        removed = remove_suppression(warehouse, **target)
-    finally:
-        warehouse.close()
-    print("removed from the suppression list" if removed else "not on the suppression list")
-    return EXIT_OK
+    return _change(args, lambda warehouse, target: remove_suppression(warehouse, **target),
+                   changed="removed from the suppression list", unchanged="not on the suppression list")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from airflow_segprovider.core.state.ingest import (
     rows_table,
     stage_table,
 )
+from airflow_segprovider.core.warehouses.base import ddl_outside_transaction
 from airflow_segprovider.ingest import ledger
 from airflow_segprovider.ingest.errors import TerminalIngestError
 from airflow_segprovider.ingest.guards import beyond_sql, check_shrink, future_limit, future_reason
@@ -55,10 +56,6 @@ if TYPE_CHECKING:
     from airflow_segprovider.ingest.units import Unit
 
 logger = logging.getLogger(__name__)
-
-#: Warehouses where DDL cannot run inside the load's transaction (Snowflake commits before it,
-#: BigQuery refuses it): the table is prepared before, and upserts go through the adapter.
-_DDL_OUTSIDE_TRANSACTION = frozenset({"snowflake", "bigquery"})
 _REASONS = {"DOUBLE": "not a number", "BOOLEAN": "not a boolean (true or false)", "DATE": "not a date (YYYY-MM-DD)",
             "TIMESTAMP": "not a timestamp (ISO 8601)"}
 _WATERMARK_ORDER = ("TRY_CAST(w AS TIMESTAMPTZ) DESC NULLS LAST, TRY_CAST(w AS DOUBLE) DESC NULLS LAST, "
@@ -158,7 +155,7 @@ class Load:
         Columns the model does not type (keys) take the customer key's type, else VARCHAR, since
         no unit has been read yet. An empty table may remain when the load then fails; no rows do.
         """
-        if self.dialect in _DDL_OUTSIDE_TRANSACTION:
+        if ddl_outside_transaction(self.dialect):
             self.types = self._prepare({})
 
     def apply(self, unit: Unit) -> None:
@@ -279,7 +276,7 @@ class Load:
             return
         keys = [f"v_{columns.index(k)}" for k in self.source.key]
         latest = f"SELECT {values} {valid} QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY __row DESC) = 1"
-        if self.dialect in _DDL_OUTSIDE_TRANSACTION:
+        if ddl_outside_transaction(self.dialect):
             # no staging table (DDL): the adapter's upsert (Snowflake: UPDATE + INSERT, BigQuery: MERGE,
             # from typed rows inside the load's transaction), batch by batch
             import pyarrow as pa

@@ -41,6 +41,7 @@ from airflow_segprovider.core.state.attributes import (
     add_column_sql,
     create_sql,
 )
+from airflow_segprovider.core.warehouses.base import ddl_outside_transaction
 from airflow_segprovider.ingest.errors import TerminalIngestError
 
 if TYPE_CHECKING:
@@ -48,10 +49,6 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
 
 logger = logging.getLogger(__name__)
-
-#: Warehouses where DDL cannot run inside the load's transaction (Snowflake commits before DDL,
-#: BigQuery refuses it): the history table is prepared before the transaction there.
-DDL_OUTSIDE_TRANSACTION = frozenset({"snowflake", "bigquery"})
 
 
 def writes_history(project: Project, table: str) -> bool:
@@ -104,7 +101,7 @@ def record_versions(warehouse: Warehouse, project: Project, load_id: str, valid_
     :param started_at: the load's start, used instead of a ``valid_from`` before the latest recorded change.
     """
     customer = project.model.customer
-    if warehouse.dialect in DDL_OUTSIDE_TRANSACTION:
+    if ddl_outside_transaction(warehouse.dialect):  # prepared before the load's transaction
         columns = _kept_columns(warehouse, project)
     else:
         columns = prepare(warehouse, project)

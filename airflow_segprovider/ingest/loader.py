@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.state.ingest import ensure_tables
+from airflow_segprovider.core.warehouses.base import ddl_outside_transaction
 from airflow_segprovider.ingest import history, ledger
 from airflow_segprovider.ingest.apply import Load
 from airflow_segprovider.ingest.errors import IngestError, TerminalIngestError, TransientIngestError
@@ -156,7 +157,7 @@ def ingest_source(project: Project, warehouse: Warehouse, source_name: str, *,
             connection = connection_from_env(source.connection_id, destination=source.name)
         load.prepare_outside_transaction()
         keeps_history = history.writes_history(project, layout.table)
-        if keeps_history and warehouse.dialect in history.DDL_OUTSIDE_TRANSACTION:
+        if keeps_history and ddl_outside_transaction(warehouse.dialect):
             history.prepare(warehouse, project)
         with warehouse.transaction():
             if source.kind == "file":

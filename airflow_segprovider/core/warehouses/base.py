@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+#: Dialects whose transactions cannot hold DDL: Snowflake commits an open transaction before any DDL,
+#: BigQuery refuses DDL on permanent tables inside one.
+_DDL_OUTSIDE_TRANSACTION = frozenset({"snowflake", "bigquery"})
+
+
+def ddl_outside_transaction(dialect: str) -> bool:
+    """Whether tables must be created or altered before a transaction of ``dialect`` rather than inside it,
+    where the DDL would take part in the transaction (DuckDB and PostgreSQL: it does)."""
+    return dialect in _DDL_OUTSIDE_TRANSACTION
+
+
 class Warehouse(Protocol):
     """What the evaluation engine, the membership store and the sync state need from a warehouse."""
 
@@ -38,7 +49,7 @@ class Warehouse(Protocol):
 
     def iter_batches(self, sql: str, batch_size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+    def transaction(self, *, snapshot: bool = False) -> contextlib.AbstractContextManager[None]: ...
 
     def columns(self, table: str) -> dict[str, str] | None: ...
 
@@ -53,14 +64,22 @@ class TransactionMixin:
     """``transaction()`` for every adapter: all-or-nothing, and nested use joins the outer transaction.
 
     The adapter holds ``_lock`` (an ``RLock``) and ``_in_transaction``, and says how its warehouse
-    begins, commits and rolls back.
+    begins, commits and rolls back, and how it begins a transaction that reads one snapshot
+    (:meth:`_begin_snapshot`, :meth:`transaction`'s ``snapshot``).
     """
 
     _lock: threading.RLock
     _in_transaction: bool
+    #: whether the open transaction was begun with ``snapshot=True``
+    _snapshot: bool = False
 
     def _begin(self) -> None:
         raise NotImplementedError
+
+    def _begin_snapshot(self) -> None:
+        """Begin a transaction whose reads all see one snapshot; the same as :meth:`_begin` where every
+        transaction does (DuckDB, BigQuery) or none can (Snowflake)."""
+        self._begin()
 
     def _commit(self) -> None:
         raise NotImplementedError
@@ -69,20 +88,42 @@ class TransactionMixin:
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All-or-nothing: on any exception everything done inside is rolled back."""
+    def transaction(self, *, snapshot: bool = False) -> Iterator[None]:
+        """All-or-nothing: on any exception everything done inside is rolled back.
+
+        :param snapshot: every statement inside reads the same snapshot of the database, so rows other
+            connections commit meanwhile are not half seen (the evaluation counts each ingest load's rows,
+            then reads the new loads' rows, and records the counts as seen). What each warehouse gives:
+
+            * **DuckDB**: every transaction is snapshot isolated (MVCC), asked or not;
+            * **PostgreSQL**: ``REPEATABLE READ``, one snapshot taken at the first statement; a write that
+              conflicts with a concurrent committed one fails with SQLSTATE 40001 (serialization failure),
+              which a retry of the whole transaction resolves;
+            * **BigQuery**: multi-statement transactions are snapshot isolated, asked or not;
+            * **Snowflake**: ``READ COMMITTED`` only: each statement sees what was committed when it
+              began, so rows committed between two statements can be seen by the second and not the first.
+              (DDL inside a Snowflake transaction also commits it.) No snapshot is available there.
+        :raises RuntimeError: a snapshot is asked for inside a transaction begun without one (joining it
+            would silently read without the snapshot).
+        """
         with self._lock:
             if self._in_transaction:  # nested use joins the outer transaction
+                if snapshot and not self._snapshot:
+                    raise RuntimeError("transaction(snapshot=True) inside a transaction begun without a snapshot: "
+                                       "begin the outer transaction with snapshot=True")
                 yield
                 return
-            self._begin()
-            self._in_transaction = True
+            if snapshot:
+                self._begin_snapshot()
+            else:
+                self._begin()
+            self._in_transaction, self._snapshot = True, snapshot
             try:
                 yield
             except BaseException:
-                self._in_transaction = False
+                self._in_transaction = self._snapshot = False
                 self._rollback()
                 raise
             else:
-                self._in_transaction = False
+                self._in_transaction = self._snapshot = False
                 self._commit()

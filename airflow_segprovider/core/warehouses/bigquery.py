@@ -8,7 +8,9 @@ BigQuery is not a DB-API database, and its transactions differ, so read this bef
   ``ROLLBACK TRANSACTION`` in that session: DML inside (the snapshot, its diff, sync state) is
   all-or-nothing. DDL and load jobs cannot take part in a BigQuery transaction, so inside one,
   loads and upserts are ``INSERT`` / ``MERGE`` statements from literal rows; outside one, loads
-  are Parquet load jobs (each job is atomic on its own);
+  are Parquet load jobs (each job is atomic on its own). A transaction is snapshot isolated: its
+  reads see one snapshot of the tables (https://cloud.google.com/bigquery/docs/transactions), so
+  ``transaction(snapshot=True)`` asks nothing more;
 * **results** come as Arrow through ``RowIterator.to_arrow_iterable()`` (pages of ``batch_size``
   rows; the BigQuery Storage API is used when installed), never as a list of rows;
 * **names**: the dataset is the schema (``default_dataset`` of every query); BigQuery has no

@@ -203,6 +203,7 @@ class DuckDBWarehouse(TransactionMixin):
             cursor.close()
 
     def _begin(self) -> None:
+        # snapshot isolated (MVCC): transaction(snapshot=True) asks nothing more
         self.connection.execute("BEGIN TRANSACTION")
 
     def _commit(self) -> None:

@@ -3,7 +3,10 @@ provider uses it: with SQLAlchemy 2 installed it does).
 
 * statements run in autocommit mode; :meth:`transaction` issues ``BEGIN`` / ``COMMIT``
   / ``ROLLBACK`` itself, so a transaction is real and everything outside one is committed
-  statement by statement, as on DuckDB;
+  statement by statement, as on DuckDB. A transaction runs at the server's default isolation
+  (``READ COMMITTED``: each statement sees what was committed when it began), and at
+  ``REPEATABLE READ`` when it asks for a snapshot (``transaction(snapshot=True)``: every statement
+  sees what was committed before its first one), as an evaluation does;
 * results stream through a server-side named cursor (``DECLARE ... WITH HOLD``), fetched
   ``batch_size`` rows at a time into Arrow batches typed from the column's type OID;
 * rows load with ``COPY ... FROM STDIN (FORMAT csv)`` from Arrow, chunk by chunk;
@@ -73,6 +76,11 @@ class PostgresWarehouse(DBAPIWarehouse):
             if not exists:
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
             self.execute(f"SET search_path TO {quote_identifier(schema)}")
+
+    def _begin_snapshot(self) -> None:
+        # https://www.postgresql.org/docs/current/transaction-iso.html#XACT-REPEATABLE-READ: a write
+        # conflicting with a concurrent committed one fails with SQLSTATE 40001, resolved by a retry
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
 
     def _arrow_types(self, description: Sequence[Any]) -> list[pa.DataType | None]:
         return [_arrow_type_of_oid(column.type_code, getattr(column, "precision", None),

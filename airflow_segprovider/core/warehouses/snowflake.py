@@ -7,7 +7,10 @@
   lower-cased (``SEGMENT`` -> ``segment``), as the core names them;
 * transactions: ``BEGIN`` / ``COMMIT`` / ``ROLLBACK`` with the connection in autocommit mode.
   Snowflake commits implicitly before any DDL, so nothing inside :meth:`transaction` creates a
-  table or stage: upserts and loads inside one are ``UPDATE`` + ``INSERT`` from literal rows;
+  table or stage: upserts and loads inside one are ``UPDATE`` + ``INSERT`` from literal rows.
+  Snowflake's only isolation level is ``READ COMMITTED``
+  (https://docs.snowflake.com/en/sql-reference/transactions#isolation-level): each statement sees
+  what was committed when it began, so ``transaction(snapshot=True)`` cannot give one snapshot here;
 * results: the connector's Arrow result chunks (``fetch_arrow_batches``), re-cut to at most
   ``batch_size`` rows; drivers without it (``fakesnow``) go through ``fetchmany``;
 * bulk loads outside a transaction use the connector's ``write_pandas`` (stage + ``COPY INTO``).
