@@ -199,17 +199,21 @@ def conditions(draw: st.DrawFn, as_of: dt.datetime, references: list[str], depth
 
 
 @st.composite
-def projects(draw: st.DrawFn, as_of: dt.datetime) -> dict[str, Any]:
+def projects(draw: st.DrawFn, as_of: dt.datetime, *, min_segments: int = 1, max_segments: int = 5,
+             max_depth: int = 3) -> dict[str, Any]:
     """The YAML documents of a random project.
 
     Segments may reference only segments drawn before them, and priority groups list
     segments in that same order, so the dependency graph never has a cycle; the names
     are shuffled so that the order is not the alphabetical one.
+
+    :param min_segments: at least this many segments (two or more make references and priority groups
+        possible), ``max_segments`` at most; ``max_depth``: rules nest at most this deep.
     """
-    names = draw(st.permutations(SEGMENT_NAMES))[: draw(st.integers(1, 5))]
+    names = draw(st.permutations(SEGMENT_NAMES))[: draw(st.integers(min_segments, max_segments))]
     segments = []
     for index, name in enumerate(names):
-        rule = draw(conditions(as_of, names[:index], depth=draw(st.integers(0, 3))))
+        rule = draw(conditions(as_of, names[:index], depth=draw(st.integers(0, max_depth))))
         segment: dict[str, Any] = {"name": name, "rule": rule}
         channels = draw(st.lists(st.sampled_from(CHANNELS), unique=True, max_size=2)) if draw(st.booleans()) else []
         if channels:
@@ -255,13 +259,17 @@ def rows(draw: st.DrawFn, max_rows: int, make: st.SearchStrategy[dict[str, Any]]
 
 
 @st.composite
-def datasets(draw: st.DrawFn, as_of: dt.datetime,
-             focus: tuple[dt.timedelta, ...] = ()) -> dict[str, list[dict[str, Any]]]:
+def datasets(draw: st.DrawFn, as_of: dt.datetime, focus: tuple[dt.timedelta, ...] = (), *,
+             key_pool: int = 60, max_customers: int = 40, max_events: int = 150, max_app_log: int = 50,
+             max_orders: int = 100, max_answers: int = 3, max_stray: int = 10) -> dict[str, list[dict[str, Any]]]:
     """At most 40 customers and 300 events and orders; nulls everywhere; keys like ``c7``.
 
     :param focus: the project's windows, whose bounds timestamps and dates land on most often.
+    :param key_pool: customer keys are drawn from ``c0`` .. ``c{key_pool - 1}`` (a small pool makes two
+        datasets share customers); the ``max_*`` bound each table's rows (``max_answers``: consent
+        answers per customer and channel, ``max_stray``: answers of unknown customers or channels).
     """
-    keys = [f"c{i}" for i in draw(st.permutations(range(60)))[: draw(st.integers(0, 40))]]
+    keys = [f"c{i}" for i in draw(st.permutations(range(key_pool)))[: draw(st.integers(0, max_customers))]]
     customers = []
     for key in keys:
         row = {"customer_id": key}
@@ -294,17 +302,17 @@ def datasets(draw: st.DrawFn, as_of: dt.datetime,
     })
     consents = [{"customer_id": key, "channel": channel, **item}
                 for key in keys for channel in CHANNELS
-                for item in draw(st.lists(answer, max_size=3))]
+                for item in draw(st.lists(answer, max_size=max_answers))]
     stray = st.fixed_dictionaries({
         "customer_id": owner, "channel": st.sampled_from(["email", "sms", "ads", "push", None]),
         "opted_in": nullable(st.booleans(), null_one_in=5), "updated_at": nullable(answer_times, null_one_in=20),
     })
     return {
         "customers": customers,
-        "events": draw(rows(150, events)),
-        "app_log": draw(rows(50, app_log)),
-        "orders": draw(rows(100, orders)),
-        "consents": consents + draw(rows(10, stray)),
+        "events": draw(rows(max_events, events)),
+        "app_log": draw(rows(max_app_log, app_log)),
+        "orders": draw(rows(max_orders, orders)),
+        "consents": consents + draw(rows(max_stray, stray)),
     }
 
 

@@ -43,7 +43,26 @@ class BigQuerySQLOnDuckDB(DuckDBWarehouse):
         return ";\n".join(s.sql(dialect="duckdb") for s in statements if s is not None)
 
     def execute(self, sql: str) -> None:
+        self.refuse_permanent_ddl_in_transaction(sql)
         super().execute(self.to_duckdb(sql))
+
+    def refuse_permanent_ddl_in_transaction(self, sql: str) -> None:
+        """BigQuery's rule, which DuckDB does not have: "DDL statements that create or drop permanent entities,
+        such as datasets, tables, and functions, are not supported inside transactions"; CREATE TEMP TABLE and
+        DROP TABLE of a temporary table are (https://cloud.google.com/bigquery/docs/transactions, "Statements
+        supported in transactions")."""
+        import sqlglot
+        from sqlglot import exp
+
+        if not self._in_transaction:
+            return
+        for statement in sqlglot.parse(sql, read="bigquery"):
+            if isinstance(statement, (exp.Create, exp.Drop)) and statement.kind == "TABLE":
+                temporary = statement.args.get("temporary") or any(
+                    isinstance(p, exp.TemporaryProperty) for p in (statement.args.get("properties") or exp.Properties(
+                        expressions=[])).expressions)
+                if not temporary:
+                    raise RuntimeError(f"BigQuery refuses DDL on a permanent table inside a transaction: {sql[:200]}")
 
     def query(self, sql: str):
         return super().query(self.to_duckdb(sql))
