@@ -30,6 +30,7 @@ from airflow_segprovider.core.project.rules import AttributeCondition, EventCond
 from airflow_segprovider.core.project.spec import Project
 from airflow_segprovider.core.sql.dialects import render, text_literal, to_sql, ts_literal
 from airflow_segprovider.core.state.membership import SNAPSHOTS, WORDS, MembershipStore, SegmentDiff, bit_layout
+from airflow_segprovider.core.warehouses.base import ddl_outside_transaction
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.warehouses.base import Warehouse
@@ -167,7 +168,8 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
                             f"(needed by segment(s) {who}); fix the load or the model's type")
     missing_tables = sorted(t for t, c in described.items() if c is None)
     for table in missing_tables:
-        users = sorted({s for (t, _), (_, seg) in required_columns(project, segments).items() if t == table for s in seg})
+        users = sorted({s for (t, _), (_, seg) in required_columns(project, segments).items() if t == table
+                        for s in seg})
         # the table and the warehouse named, quoted: a mistyped --db is the usual cause
         where = f" '{warehouse.path}'" if isinstance(getattr(warehouse, "path", None), str) else ""
         problems.insert(0, f"table '{table}' does not exist in the warehouse{where} (needed by segment(s) "
@@ -176,15 +178,21 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
         raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems))
 
 
-def count_out_of_range(project: Project, warehouse: Warehouse, segments: Sequence[str]) -> dict[str, int]:
+def count_out_of_range(project: Project, warehouse: Warehouse, segments: Sequence[str],
+                       as_of: dt.datetime | None = None) -> dict[str, int]:
     """``table.column`` -> rows whose number the evaluation reads as missing because it is out of range.
 
-    One scan per table with number columns the plan reads; columns without such a row are left out.
+    One scan per table with number columns the plan reads; columns without such a row are left out. With
+    attribute history, the customers' rows are the versions valid at ``as_of`` (the rows the evaluation
+    reads), not every version the history holds.
     """
     from sqlglot import exp
 
+    from airflow_segprovider.core.evaluate.customers import customer_relation
     from airflow_segprovider.core.sql.expressions import col, table_ref
     from airflow_segprovider.core.sql.numbers import out_of_range
+
+    history = project.model.customer.history
 
     by_table: dict[str, list[str]] = {}
     for (table, column), (expected, _users) in sorted(required_columns(project, segments).items()):
@@ -195,7 +203,10 @@ def count_out_of_range(project: Project, warehouse: Warehouse, segments: Sequenc
         counts = [exp.alias_(exp.Sum(this=exp.Case(ifs=[exp.If(this=out_of_range(col(c)), true=exp.Literal.number(1))],
                                                    default=exp.Literal.number(0))), f"n{i}", quoted=True)
                   for i, c in enumerate(columns)]
-        query = to_sql(exp.select(*counts).from_(table_ref(table, warehouse.schema)), warehouse.dialect)
+        relation = (customer_relation(project, warehouse.schema, as_of, alias="c")
+                    if history and table == history.table and as_of is not None
+                    else table_ref(table, warehouse.schema))
+        query = to_sql(exp.select(*counts).from_(relation), warehouse.dialect)
         row = warehouse.query(query)[0]
         for column, count in zip(columns, row):
             if count:
@@ -259,7 +270,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     names = [n for n in compiled.project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
     check_sources(project, warehouse, names)
     check_customer_keys(project, warehouse, at)
-    out_of_range = count_out_of_range(project, warehouse, names)
+    out_of_range = count_out_of_range(project, warehouse, names, at)
     for column, count in out_of_range.items():
         log.warning("%s: %d row(s) hold a number out of range (10^15 or more in magnitude, infinite or NaN); "
                     "they read as missing in this evaluation", column, count)
@@ -275,31 +286,65 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     incremental.ensure_tables(warehouse)
     touched: int | None = None
     customers: int | None = None
+    # Snowflake commits an open transaction at any DDL and BigQuery refuses DDL on permanent tables inside one:
+    # there, what the run computes into tables is computed before its transaction, which then only writes (DML)
+    ddl_outside = ddl_outside_transaction(dialect)
+    staged: incremental.Staged | None = None
+    keep_state: bool | None = None
+
+    def keeps_state(decision: incremental.Decision) -> bool:
+        # a whole-project run at or after the latest snapshot keeps the state the next run starts from
+        latest = warehouse.query(render(f"SELECT MAX(as_of) FROM {SNAPSHOTS}", dialect))[0][0]
+        return whole_project and decision.trackable and (latest is None or at >= latest)
+
     try:
-        with warehouse.transaction():
-            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        if ddl_outside:
             t0 = time.perf_counter()
             decision = incremental.decide(project, warehouse, compiled, slots, at, plan_print, full=full,
                                           whole_project=whole_project)
             timings["decide_s"] = time.perf_counter() - t0
-            diffs = None
             if decision.mode == incremental.INCREMENTAL:
-                outcome = incremental.run(project, warehouse, compiled, store, slots, decision, at, run_id, now,
-                                          timings)
+                prepared = incremental.stage(project, warehouse, compiled, slots, decision, at, timings)
+                if isinstance(prepared, incremental.IncrementalOutcome):
+                    touched, customers = prepared.touched, prepared.customers
+                    decision = incremental.Decision(incremental.FULL, prepared.reason, loads=decision.loads)
+                else:
+                    staged = prepared
+            if decision.mode == incremental.FULL:
+                keep_state = keeps_state(decision)
+                if keep_state:
+                    incremental.stage_base(warehouse, compiled)
+        with warehouse.transaction(snapshot=True):  # one snapshot: the loads counted are the loads read
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            t0 = time.perf_counter()
+            if not ddl_outside:
+                decision = incremental.decide(project, warehouse, compiled, slots, at, plan_print, full=full,
+                                              whole_project=whole_project)
+                timings["decide_s"] = time.perf_counter() - t0
+            diffs = None
+            state_current = False  # the state's base holds every customer's row at this as_of
+            if decision.mode == incremental.INCREMENTAL:
+                if staged is not None:
+                    outcome = incremental.apply(warehouse, compiled, store, slots, decision, staged, at, run_id,
+                                                now, timings)
+                else:
+                    outcome = incremental.run(project, warehouse, compiled, store, slots, decision, at, run_id,
+                                              now, timings)
                 touched, customers = outcome.touched, outcome.customers
                 diffs = outcome.diffs
                 if diffs is None:
                     decision = incremental.Decision(incremental.FULL, outcome.reason, loads=decision.loads)
                 else:
+                    state_current = True
                     timings["evaluate_s"] = time.perf_counter() - t0
                     t0 = time.perf_counter()
             if diffs is None:
-                # a whole-project run at or after the latest snapshot keeps the state the next run starts from
-                latest = warehouse.query(render(f"SELECT MAX(as_of) FROM {SNAPSHOTS}", dialect))[0][0]
-                keep_state = whole_project and decision.trackable and (latest is None or at >= latest)
+                if keep_state is None:
+                    keep_state = keeps_state(decision)
                 t0 = time.perf_counter()
                 if keep_state:
                     base_rows = incremental.write_base(warehouse, compiled)
+                    state_current = True
                     evaluation = incremental.flags_from_state(compiled, touched_only=False)
                 else:
                     # One statement evaluates every segment and writes the packed snapshot: the per-customer
@@ -323,17 +368,34 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
                     f"SELECT MAX(run_id) FROM {SNAPSHOTS} WHERE as_of = {ts_literal(later_at)}", dialect)
                 )[0][0]
                 store.write_diff(later_names, later_at, later_run or run_id, now)
-            refresh_insights(project, warehouse, at, run_id, names)
+            refresh_insights(project, warehouse, at, run_id, names, compiled if state_current else None)
             timings["diff_s"] = time.perf_counter() - t0
             incremental.record_run(warehouse, run_id, at, decision.mode, decision.reason, touched,
                                    customers, time.perf_counter() - started, now)
+        if ddl_outside:
+            _drop_scratch(warehouse, staged)
     except EvaluationError:
+        if ddl_outside:
+            _drop_scratch(warehouse, staged, quietly=True)
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
+        if ddl_outside:
+            _drop_scratch(warehouse, staged, quietly=True)
         raise TransientEvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
     log.info("evaluation at %s: %s (%s)", at.isoformat(), decision.mode, decision.reason)
     return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings, out_of_range,
                             decision.mode, decision.reason, touched)
+
+
+def _drop_scratch(warehouse: Warehouse, staged: incremental.Staged | None, quietly: bool = False) -> None:
+    """After the transaction, where DDL cannot run inside one: drop the run's scratch tables."""
+    try:
+        incremental.cleanup(warehouse, staged)
+        incremental.drop_staged_base(warehouse)
+    except Exception:  # noqa: BLE001 - the run's own error is the one to report; the next run replaces them
+        if not quietly:
+            raise
+        log.warning("could not drop the evaluation's scratch tables", exc_info=True)
 
 
 def _group(mapping: dict[str, dt.datetime]) -> dict[dt.datetime, list[str]]:

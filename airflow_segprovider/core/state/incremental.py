@@ -8,6 +8,9 @@
     one row per customer: the evaluation's ``base`` relation at that ``as_of`` (key, the
     attributes as rules read them, every aggregate of the plan, the latest consent per channel).
     Its columns are the compiled plan's, so it is created from the plan (``CREATE TABLE AS``).
+``segprovider_evaluation_base_next`` (:data:`BASE_NEXT`)
+    on a warehouse that takes no DDL inside a transaction (Snowflake, BigQuery), the ``base`` a full run
+    computes before its transaction, which then copies it into ``BASE`` (DML); dropped after the run.
 ``segprovider_evaluation_loads`` (:data:`LOADS`)
     per table the state read (event, order and consent tables), the rows of each ingest load
     (``_segprovider_load``) it had seen: a row of any other load arrived since.
@@ -18,6 +21,9 @@
 Scratch tables of one incremental run, created and dropped inside its transaction (temporary
 where the warehouse has session-temporary tables):
 
+``segprovider_incremental_rows_<n>``
+    per event table read by two or more sources, the rows any of them can count differently between the
+    two ``as_of`` (new loads, window edges): the table is scanned once, not once per source.
 ``segprovider_incremental_delta_<n>``
     per event source, the change of each aggregate per customer between the two ``as_of``.
 ``segprovider_incremental_touched``
@@ -32,16 +38,18 @@ from __future__ import annotations
 
 STATE = "segprovider_evaluation_state"
 BASE = "segprovider_evaluation_base"
+BASE_NEXT = "segprovider_evaluation_base_next"
 LOADS = "segprovider_evaluation_loads"
 RUNS = "segprovider_evaluation_runs"
 DELTA_PREFIX = "segprovider_incremental_delta_"
+ROWS_PREFIX = "segprovider_incremental_rows_"
 TOUCHED = "segprovider_incremental_touched"
 CHANGED = "segprovider_incremental_changed"
 STAGED = "segprovider_incremental_base"
 #: stands for the touched customers' packed words in a statement rendered before they are put in
 NEW_WORDS = "segprovider_incremental_new_words"
 
-TABLES = (STATE, BASE, LOADS, RUNS, DELTA_PREFIX, TOUCHED, CHANGED, STAGED, NEW_WORDS)
+TABLES = (STATE, BASE, BASE_NEXT, LOADS, RUNS, DELTA_PREFIX, ROWS_PREFIX, TOUCHED, CHANGED, STAGED, NEW_WORDS)
 
 #: Written once in DuckDB's dialect and transpiled (core.sql.dialects.render).
 DDL = (

@@ -16,6 +16,7 @@ import pytest
 
 from airflow_segprovider.core.evaluate.engine import evaluate
 from airflow_segprovider.core.project.loader import load_project
+from airflow_segprovider.core.state.ingest import LOAD_COLUMN
 from airflow_segprovider.core.state.insights import ARM_SIZES, PRIORITY_REMOVALS
 from airflow_segprovider.core.state.membership import MEMBERSHIPS, MembershipStore
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse
@@ -26,13 +27,25 @@ DAYS = [dt.datetime(2026, 11, 22), dt.datetime(2026, 11, 23)]
 CUSTOMERS = 3_000
 
 
-@pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehouse:
+def _mark_loaded(project, warehouse: DuckDBWarehouse) -> None:
+    """The event, order and consent tables as one ingest load each, as append sources leave them: the next
+    evaluation can then be incremental."""
+    tables = {source.table for source in project.model.events.values()} | {project.model.consent.table}
+    for table in sorted(tables):
+        warehouse.execute(f"ALTER TABLE {table} ADD COLUMN {LOAD_COLUMN} VARCHAR DEFAULT 'initial'")
+
+
+@pytest.fixture(scope="module", params=["from_sources", "from_state"])
+def evaluated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehouse:
+    """The example evaluated on two days: in full both days (tables without a load column), or the second
+    day incrementally, when the removals are counted from the incremental state's rows."""
     project = load_project(EXAMPLE_PROJECT)
     warehouse = DuckDBWarehouse(str(tmp_path_factory.mktemp("summaries") / "warehouse.duckdb"))
     generate(warehouse, CUSTOMERS)
-    for day in DAYS:
-        evaluate(project, warehouse, day, run_id=f"run_{day:%d}")
+    if request.param == "from_state":
+        _mark_loaded(project, warehouse)
+    modes = [evaluate(project, warehouse, day, run_id=f"run_{day:%d}").mode for day in DAYS]
+    assert modes == (["full", "incremental"] if request.param == "from_state" else ["full", "full"])
     yield warehouse
     warehouse.close()
 

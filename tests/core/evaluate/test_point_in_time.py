@@ -339,3 +339,29 @@ def test_the_distributed_model_matches_list_members_by_the_identities_valid_at_i
         matched = dict(warehouse.query(f"SELECT run_id, customer_key FROM {PULLS} WHERE system = 'hubspot_crm'"))
 
     assert matched == {"then": str(customer)}  # today the address is nobody's: not matched to customer 3
+
+
+def test_out_of_range_counts_the_versions_valid_at_the_as_of_not_every_version(tmp_path):
+    """A lifetime value of 1e30 in day 1's export only: the evaluation at day 1 reads it as missing and
+    reports one row; the evaluation at day 2 reads day 2's value and reports none, though the history
+    still holds the old version (the language reference: "Out of range", docs/segments-language.md)."""
+    project = make_project(tmp_path / "p")
+    customer = CUSTOMERS[0]
+    with closing(DuckDBWarehouse(tmp_path / "warehouse.duckdb")) as warehouse:
+        create_event_tables(warehouse)
+        load_day(project, warehouse, 1, DAYS[0])
+        csv = Path(project.root) / "landing" / "customers.csv"
+        lines = csv.read_text().splitlines()
+        email, _ltv, plan = attributes_on(1, customer)
+        lines[1] = f"{customer},{email},1e30,{plan}"
+        csv.write_text("\n".join(lines) + "\n")
+        assert ingest_source(project, warehouse, "crm", now=DAYS[0] + dt.timedelta(minutes=1),
+                             valid_from=DAYS[0] + dt.timedelta(minutes=1)).status == "succeeded"
+        first = evaluate(project, warehouse, DAYS[0] + dt.timedelta(hours=1), run_id="day_1")
+        load_day(project, warehouse, 2, DAYS[1])
+        second = evaluate(project, warehouse, DAYS[1] + dt.timedelta(hours=1), run_id="day_2")
+        versions = warehouse.query("SELECT COUNT(*) FROM segprovider_customer_history WHERE ltv >= 1e15")[0][0]
+
+    assert versions == 1  # the history keeps the out-of-range version
+    assert first.out_of_range == {"segprovider_customer_history.ltv": 1}
+    assert second.out_of_range == {}

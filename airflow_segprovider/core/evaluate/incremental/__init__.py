@@ -54,8 +54,15 @@ from airflow_segprovider.core.evaluate.incremental.decision import (
     fingerprint,
 )
 from airflow_segprovider.core.evaluate.incremental.plan import flags_from_state
-from airflow_segprovider.core.evaluate.incremental.run import IncrementalOutcome, run
-from airflow_segprovider.core.evaluate.incremental.state import record_run, save_state, write_base
+from airflow_segprovider.core.evaluate.incremental.run import IncrementalOutcome, Staged, apply, cleanup, run, stage
+from airflow_segprovider.core.evaluate.incremental.state import (
+    drop_staged_base,
+    record_run,
+    save_state,
+    stage_base,
+    write_base,
+)
 
-__all__ = ["FINGERPRINT_AS_OF", "FULL", "INCREMENTAL", "Decision", "IncrementalOutcome", "decide", "ensure_tables",
-           "fingerprint", "flags_from_state", "limits", "record_run", "run", "save_state", "write_base"]
+__all__ = ["FINGERPRINT_AS_OF", "FULL", "INCREMENTAL", "Decision", "IncrementalOutcome", "Staged", "apply", "cleanup",
+           "decide", "drop_staged_base", "ensure_tables", "fingerprint", "flags_from_state", "limits", "record_run",
+           "run", "save_state", "stage", "stage_base", "write_base"]

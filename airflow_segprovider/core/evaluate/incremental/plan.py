@@ -25,7 +25,7 @@ def cte_body(query: exp.Select, name: str) -> exp.Select:
 
 def with_ctes(query: exp.Select, ctes: Sequence[tuple[str, exp.Expression]]) -> exp.Select:
     for name, body in ctes:
-        query = query.with_(ident(name), as_=body)
+        query = query.with_(ident(name), as_=body, copy=False)  # the caller owns query: no copy per CTE
     return query
 
 
@@ -76,11 +76,13 @@ def _agg_cte_name(key: AggregateKey) -> str:
     return aggregate_cte(key.source)
 
 
-def flags_from_state(compiled: CompiledEvaluation, touched_only: bool) -> CompiledEvaluation:
-    """The plan with its ``base`` read from the state table (all customers, or the touched ones)."""
+def flags_from_state(compiled: CompiledEvaluation, touched_only: bool, table: str = state_tables.BASE,
+                     ) -> CompiledEvaluation:
+    """The plan with its ``base`` read from the state table (all customers, or the touched ones), or from
+    another table of the same columns (``table``: an incremental run's staged rows)."""
     query = compiled.flags_query.copy()
     ctes = query.args.pop("with_", None)
-    base = exp.select(exp.Star()).from_(table_ref(state_tables.BASE))
+    base = exp.select(exp.Star()).from_(table_ref(table))
     if touched_only:
         base = restrict(base, col("k"), touched_keys())
     kept = [(cte.alias, base if cte.alias == "base" else cte.this)

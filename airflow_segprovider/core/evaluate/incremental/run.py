@@ -80,16 +80,48 @@ def _when(condition: exp.Expression, then: exp.Expression, default: exp.Expressi
     return exp.Case(ifs=[exp.If(this=condition.copy(), true=then)], default=default)
 
 
-def _delta_query(project: Project, dialect: str, schema: str | None, source_name: str,
-                 keys: list[tuple[AggregateKey, str]], previous: dt.datetime, as_of: dt.datetime,
-                 seen_loads: list[str]) -> exp.Select:
-    """Per customer of one event source: each aggregate's change between ``previous`` and ``as_of``."""
-    source = project.model.events[source_name]
-    one, zero = exp.Literal.number(1), exp.Literal.number(0)
+def _new_load(seen_loads: list[str]) -> exp.Expression:
+    """Whether a row belongs to an ingest load the state had not seen."""
     load = exp.Coalesce(this=exp.cast(col(LOAD_COLUMN), exp.DataType.build("VARCHAR")),
                         expressions=[exp.Literal.string("")])
-    new_load: exp.Expression = (exp.Not(this=exp.In(this=load, expressions=[exp.Literal.string(s) for s in seen_loads]))
-                                if seen_loads else exp.true())
+    return (exp.Not(this=exp.In(this=load, expressions=[exp.Literal.string(s) for s in seen_loads]))
+            if seen_loads else exp.true())
+
+
+def _change_filter(project: Project, dialect: str, source_name: str, keys: list[tuple[AggregateKey, str]],
+                   previous: dt.datetime, as_of: dt.datetime, seen_loads: list[str]) -> exp.Expression | None:
+    """The rows of one event source an aggregate can count differently at ``as_of`` than at ``previous``:
+    rows of new loads, and rows dated across an edge of a window. None: any row can (a ``where`` filter
+    relative to as_of), the whole source is read."""
+    source = project.model.events[source_name]
+    if any(flt.predicate.op in RELATIVE_OPS for key, _ in keys for flt in key.where):
+        return None
+    ts = _ts(dialect, source.timestamp)
+    edges: list[exp.Expression] = [exp.and_(exp.GT(this=ts.copy(), expression=literal(previous)),
+                                            exp.LTE(this=ts.copy(), expression=literal(as_of)))]
+    for within in sorted({key.within for key, _ in keys if key.within is not None}):
+        edges.append(exp.Between(this=ts.copy(), low=literal(previous - within), high=literal(as_of - within)))
+    return exp.Paren(this=or_any([_new_load(seen_loads), *edges]))
+
+
+def _type_filter(project: Project, source_name: str) -> exp.Expression | None:
+    source = project.model.events[source_name]
+    if source.type_column is None:
+        return None
+    return exp.EQ(this=col(source.type_column), expression=literal(source.type_value))
+
+
+def _delta_query(project: Project, dialect: str, rows: exp.Expression, source_name: str,
+                 keys: list[tuple[AggregateKey, str]], previous: dt.datetime, as_of: dt.datetime,
+                 seen_loads: list[str]) -> exp.Select:
+    """Per customer of one event source: each aggregate's change between ``previous`` and ``as_of``.
+
+    :param rows: the relation to read: the source's table, or the rows of it staged for this run
+        (:func:`_stage_rows`), which hold every row the source's :func:`_change_filter` selects.
+    """
+    source = project.model.events[source_name]
+    one, zero = exp.Literal.number(1), exp.Literal.number(0)
+    new_load = _new_load(seen_loads)
     projections: list[exp.Expression] = [exp.alias_(col(source.customer_key), "k", quoted=True)]
     leaving: list[exp.Expression] = []
     for key, column in keys:
@@ -126,21 +158,50 @@ def _delta_query(project: Project, dialect: str, schema: str | None, source_name
             total = exp.Add(this=total, expression=term)
         recompute = _when(exp.GT(this=total, expression=zero.copy()), one.copy(), zero.copy())
     projections.append(exp.alias_(recompute, "recompute", quoted=True))
-    ts = _ts(dialect, source.timestamp)
-    edges: list[exp.Expression] = [exp.and_(exp.GT(this=ts.copy(), expression=literal(previous)),
-                                            exp.LTE(this=ts.copy(), expression=literal(as_of)))]
-    for within in sorted({key.within for key, _ in keys if key.within is not None}):
-        edges.append(exp.Between(this=ts.copy(), low=literal(previous - within), high=literal(as_of - within)))
-    relative_filter = any(flt.predicate.op in RELATIVE_OPS for key, _ in keys for flt in key.where)
-    where: list[exp.Expression] = []
-    if source.type_column is not None:
-        where.append(exp.EQ(this=col(source.type_column), expression=literal(source.type_value)))
-    if not relative_filter:  # a filter relative to as_of can change for any event: scan them all
-        where.append(exp.Paren(this=or_any([new_load.copy(), *edges])))
-    query = exp.select(*projections).from_(table_ref(source.table, schema))
+    where = [w for w in (_type_filter(project, source_name),
+                         _change_filter(project, dialect, source_name, keys, previous, as_of, seen_loads))
+             if w is not None]
+    query = exp.select(*projections).from_(rows.copy())
     if where:
         query = query.where(and_all(where))
     return query.group_by(col(source.customer_key))
+
+
+def _stage_rows(project: Project, warehouse: Warehouse, by_source: dict[str, list[tuple[AggregateKey, str]]],
+                previous: dt.datetime, as_of: dt.datetime, seen: dict[str, list[str]]) -> dict[str, str]:
+    """Source name -> a scratch table holding the rows its delta reads, for every event table two or more
+    sources read without a filter relative to as_of: one scan of the table instead of one per source (the
+    staged rows are a day's loads and window edges, a small part of the table)."""
+    tables: dict[str, list[str]] = {}
+    for source_name, keys in by_source.items():
+        if _change_filter(project, warehouse.dialect, source_name, keys, previous, as_of, []) is not None:
+            tables.setdefault(project.model.events[source_name].table, []).append(source_name)
+    out: dict[str, str] = {}
+    for index, (table, sources) in enumerate(t for t in tables.items() if len(t[1]) > 1):
+        staged = f"{state_tables.ROWS_PREFIX}{index}"
+        # a superset of every source's rows (each source's delta filters its own again): rows of new loads, or
+        # dated in one of the sources' edge ranges, merged where they overlap; no event-type filter (comparing
+        # the type of every row cost as much as the date ranges, and the staged rows are few anyway)
+        timestamps = {project.model.events[name].timestamp for name in sources}
+        ranges: list[tuple[dt.datetime, dt.datetime]] = [(previous, as_of)]
+        for name in sources:
+            ranges += [(previous - w, as_of - w) for w in {k.within for k, _ in by_source[name] if k.within}]
+        merged: list[list[dt.datetime]] = []
+        for low, high in sorted(ranges):
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        wanted = [_new_load(seen.get(table, []))]
+        for column in sorted(timestamps):
+            ts = _ts(warehouse.dialect, column)
+            wanted += [exp.Between(this=ts.copy(), low=literal(low), high=literal(high)) for low, high in merged]
+        query = exp.select(exp.Star()).from_(table_ref(table, warehouse.schema)).where(or_any(wanted))
+        _drop(warehouse, staged)
+        warehouse.execute(state_tables.create_as(staged, to_sql(query, warehouse.dialect),
+                                                 temporary_tables(warehouse)))
+        out.update({source_name: staged for source_name in sources})
+    return out
 
 
 def _crossing(project: Project, compiled: CompiledEvaluation, previous: dt.datetime,
@@ -182,14 +243,51 @@ def _drop(warehouse: Warehouse, table: str) -> None:
     warehouse.execute(render(f"DROP TABLE IF EXISTS {table}", warehouse.dialect))
 
 
+@dataclass
+class Staged:
+    """An incremental run computed and not yet written: its scratch tables hold the touched customers
+    (:data:`~airflow_segprovider.core.state.incremental.TOUCHED`), their new ``base`` rows (``STAGED``) and the
+    membership words that changed (``CHANGED``)."""
+
+    deltas: list[tuple[str, list[tuple[AggregateKey, str]]]]
+    touched: int
+    customers: int
+    changed_rows: int
+
+
 def run(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, store: MembershipStore,
         slots: Sequence[Slot], decision: Decision, as_of: dt.datetime, run_id: str,
         evaluated_at: dt.datetime, timings: dict[str, float] | None = None) -> IncrementalOutcome:
-    """The incremental run (inside the evaluation's transaction). Returns diffs None when the touched
-    customers are too many (the caller evaluates in full; nothing of the store was changed).
+    """The incremental run, for a warehouse whose transactions hold DDL (inside the evaluation's transaction):
+    :func:`stage`, :func:`apply`, :func:`cleanup`. Returns diffs None when the touched customers are too many
+    (the caller evaluates in full; nothing of the store was changed).
 
     :param timings: receives the seconds of each step (``detect_s``, ``base_s``, ``flags_s``, ``write_s``).
     """
+    staged = stage(project, warehouse, compiled, slots, decision, as_of, timings)
+    if isinstance(staged, IncrementalOutcome):
+        return staged
+    outcome = apply(warehouse, compiled, store, slots, decision, staged, as_of, run_id, evaluated_at, timings)
+    cleanup(warehouse, staged)
+    return outcome
+
+
+def cleanup(warehouse: Warehouse, staged: Staged | None) -> None:
+    """Drop the run's scratch tables (DDL: after the transaction where the warehouse commits or refuses DDL
+    inside one)."""
+    for table, _ in (staged.deltas if staged else []):
+        _drop(warehouse, table)
+    for table in (state_tables.TOUCHED, state_tables.CHANGED, state_tables.STAGED):
+        _drop(warehouse, table)
+
+
+def stage(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, slots: Sequence[Slot],
+          decision: Decision, as_of: dt.datetime, timings: dict[str, float] | None = None,
+          ) -> Staged | IncrementalOutcome:
+    """Everything an incremental run computes before it writes: the touched customers, their new ``base``
+    rows and the membership words that changed, in scratch tables (reads and DDL only: nothing the store or
+    the state holds changes). An :class:`IncrementalOutcome` without diffs when the touched customers are
+    too many (its scratch tables are dropped)."""
     timings = timings if timings is not None else {}
     clock = time.perf_counter()
 
@@ -207,13 +305,18 @@ def run(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, st
     by_source: dict[str, list[tuple[AggregateKey, str]]] = {}
     for key, column in compiled.aggregates.items():
         by_source.setdefault(key.source, []).append((key, column))
+    staged_rows = _stage_rows(project, warehouse, by_source, previous, as_of, seen)
     for index, (source_name, keys) in enumerate(by_source.items()):
         table = f"{state_tables.DELTA_PREFIX}{index}"
         _drop(warehouse, table)
-        query = _delta_query(project, dialect, schema, source_name, keys, previous, as_of,
-                             seen.get(project.model.events[source_name].table, []))
+        source_table = project.model.events[source_name].table
+        rows = (table_ref(staged_rows[source_name]) if source_name in staged_rows
+                else table_ref(source_table, schema))
+        query = _delta_query(project, dialect, rows, source_name, keys, previous, as_of, seen.get(source_table, []))
         warehouse.execute(state_tables.create_as(table, to_sql(query, dialect), temporary))
         deltas.append((table, keys))
+    for table in sorted(set(staged_rows.values())):
+        _drop(warehouse, table)
     # the touched customers: (k, recompute, consent)
     parts: list[exp.Select] = []
     zero, one = exp.Literal.number(0), exp.Literal.number(1)
@@ -267,22 +370,17 @@ def run(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, st
     touched = int(warehouse.query(render(f"SELECT COUNT(*) FROM {state_tables.TOUCHED}", dialect))[0][0])
     customers = int(warehouse.query(render(f"SELECT COUNT(*) FROM {state_tables.BASE}", dialect))[0][0])
 
-    def cleanup() -> None:
-        for table, _ in deltas:
-            _drop(warehouse, table)
-        _drop(warehouse, state_tables.TOUCHED)
-        _drop(warehouse, state_tables.CHANGED)
-
     if touched > limits.MAX_TOUCHED_SHARE * max(customers, 1):
-        cleanup()
+        cleanup(warehouse, Staged(deltas, touched, customers, 0))
         return IncrementalOutcome(None, touched, customers,
                                   f"{touched} of {customers} customers touched since {previous} "
                                   f"(more than {limits.MAX_TOUCHED_SHARE:.0%}): a full evaluation is cheaper")
     lap("detect_s")
-    _update_base(project, warehouse, compiled, deltas)
+    _stage_base(project, warehouse, compiled, deltas)
     lap("base_s")
-    # the touched customers' flags, packed, against their words in the previous snapshot
-    packed = to_sql(flags_from_state(compiled, touched_only=True).packed_evaluation(slots), dialect)
+    # the touched customers' flags, from their new rows, packed, against their words in the previous snapshot
+    packed = to_sql(flags_from_state(compiled, touched_only=False, table=state_tables.STAGED)
+                    .packed_evaluation(slots), dialect)
     key_text = exp.cast(col("k"), exp.DataType.build("VARCHAR"))
     old = (f"SELECT word, customer_key, bits FROM {WORDS} WHERE write_id = {text_literal(decision.write_id)} "
            f"AND as_of <= {ts_literal(previous)} AND valid_to IS NULL AND customer_key IN "
@@ -297,12 +395,29 @@ def run(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, st
     warehouse.execute(state_tables.create_as(state_tables.CHANGED, changed_sql, temporary))
     changed_rows = int(warehouse.query(render(f"SELECT COUNT(*) FROM {state_tables.CHANGED}", dialect))[0][0])
     lap("flags_s")
-    diffs = store.write_delta(decision.write_id, state_tables.CHANGED, slots, as_of, previous, run_id, evaluated_at)
-    cleanup()
+    return Staged(deltas, touched, customers, changed_rows)
+
+
+def apply(warehouse: Warehouse, compiled: CompiledEvaluation, store: MembershipStore, slots: Sequence[Slot],
+          decision: Decision, staged: Staged, as_of: dt.datetime, run_id: str, evaluated_at: dt.datetime,
+          timings: dict[str, float] | None = None) -> IncrementalOutcome:
+    """Write what :func:`stage` computed (DML only, inside the evaluation's transaction): the touched
+    customers' ``base`` rows replaced, the membership delta and its diff, the state."""
+    assert decision.previous_as_of is not None and decision.write_id is not None
+    started = time.perf_counter()
+    dialect = warehouse.dialect
+    columns = ", ".join(dialects.quote_identifier(c) for c in cte_body(compiled.flags_query, "base").named_selects)
+    warehouse.execute(render(f"DELETE FROM {state_tables.BASE} WHERE k IN (SELECT k FROM {state_tables.TOUCHED})",
+                             dialect))
+    warehouse.execute(render(f"INSERT INTO {state_tables.BASE} ({columns}) SELECT {columns} FROM {state_tables.STAGED}",
+                             dialect))
+    diffs = store.write_delta(decision.write_id, state_tables.CHANGED, slots, as_of, decision.previous_as_of, run_id,
+                              evaluated_at)
     save_state(warehouse, as_of, decision.write_id, _stored_fingerprint(warehouse), run_id, decision.base_rows,
-               decision.delta_rows + changed_rows, decision.deltas + 1, decision.loads)
-    lap("write_s")
-    return IncrementalOutcome(diffs, touched, customers)
+               decision.delta_rows + staged.changed_rows, decision.deltas + 1, decision.loads)
+    if timings is not None:
+        timings["write_s"] = time.perf_counter() - started
+    return IncrementalOutcome(diffs, staged.touched, staged.customers)
 
 
 def _stored_fingerprint(warehouse: Warehouse) -> str:
@@ -317,9 +432,10 @@ def _seen_loads(warehouse: Warehouse) -> dict[str, set[str]]:
     return out
 
 
-def _update_base(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation,
-                 deltas: list[tuple[str, list[tuple[AggregateKey, str]]]]) -> None:
-    """Replace the touched customers' rows of the state's ``base`` with their rows at the new as_of."""
+def _stage_base(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation,
+                deltas: list[tuple[str, list[tuple[AggregateKey, str]]]]) -> None:
+    """The touched customers' rows of the state's ``base`` at the new as_of, into the scratch table ``STAGED``
+    (:func:`apply` replaces their stored rows with them); a customer gone has no row there."""
     dialect = warehouse.dialect
     recompute = touched_keys("recompute = 1")
     restrict: dict[str, exp.Select] = {"base": touched_keys()}
@@ -388,15 +504,8 @@ def _update_base(project: Project, warehouse: Warehouse, compiled: CompiledEvalu
                          join_type="LEFT")
     rows = with_ctes(rows, [(cte.alias, cte.this) for cte in ctes.expressions])
     rows_sql = to_sql(rows, dialect)
-    # computed before the delete: the new rows read the old ones
-    staged = state_tables.STAGED
-    _drop(warehouse, staged)
-    warehouse.execute(state_tables.create_as(staged, rows_sql, temporary_tables(warehouse)))
-    warehouse.execute(render(f"DELETE FROM {state_tables.BASE} WHERE k IN (SELECT k FROM {state_tables.TOUCHED})",
-                             dialect))
-    columns = ", ".join(dialects.quote_identifier(c) for c in base_columns)
-    warehouse.execute(render(f"INSERT INTO {state_tables.BASE} ({columns}) SELECT {columns} FROM {staged}", dialect))
-    _drop(warehouse, staged)
+    _drop(warehouse, state_tables.STAGED)
+    warehouse.execute(state_tables.create_as(state_tables.STAGED, rows_sql, temporary_tables(warehouse)))
 
 
 def _channels(compiled: CompiledEvaluation) -> list[str]:

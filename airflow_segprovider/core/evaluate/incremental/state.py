@@ -6,20 +6,54 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from airflow_segprovider.core.evaluate.incremental.plan import base_query
-from airflow_segprovider.core.sql.dialects import render, text_literal, to_sql, ts_literal
+from airflow_segprovider.core.evaluate.incremental.plan import base_query, cte_body
+from airflow_segprovider.core.sql.dialects import quote_identifier, render, text_literal, to_sql, ts_literal
 from airflow_segprovider.core.state import incremental as state_tables
+from airflow_segprovider.core.warehouses.base import ddl_outside_transaction
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation
     from airflow_segprovider.core.warehouses.base import Warehouse
 
-def write_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> int:
-    """Materialise the plan's ``base`` at the compiled as_of as the state; returns its rows."""
-    warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", warehouse.dialect))
-    warehouse.execute(state_tables.create_as(state_tables.BASE, to_sql(base_query(compiled), warehouse.dialect),
+def stage_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> None:
+    """Before the transaction of a full run on a warehouse that takes no DDL inside one
+    (:func:`~airflow_segprovider.core.warehouses.base.ddl_outside_transaction`): compute the plan's ``base``
+    into ``BASE_NEXT``, and give ``BASE`` its columns when they changed (then the state is forgotten first,
+    so that a run failing later leaves a full evaluation to the next run, never an empty base to continue)."""
+    d = warehouse.dialect
+    warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE_NEXT}", d))
+    warehouse.execute(state_tables.create_as(state_tables.BASE_NEXT, to_sql(base_query(compiled), d),
                                              temporary=False))
-    return int(warehouse.query(render(f"SELECT COUNT(*) FROM {state_tables.BASE}", warehouse.dialect))[0][0])
+    wanted = {name.lower(): kind for name, kind in (warehouse.columns(state_tables.BASE_NEXT) or {}).items()}
+    stored = {name.lower(): kind for name, kind in (warehouse.columns(state_tables.BASE) or {}).items()}
+    if stored != wanted:
+        forget_state(warehouse)
+        warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", d))
+        warehouse.execute(render(f"CREATE TABLE {state_tables.BASE} AS SELECT * FROM {state_tables.BASE_NEXT} "
+                                 "WHERE 1 = 0", d))
+
+
+def drop_staged_base(warehouse: Warehouse) -> None:
+    warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE_NEXT}", warehouse.dialect))
+
+
+def write_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> int:
+    """Materialise the plan's ``base`` at the compiled as_of as the state; returns its rows.
+
+    Where the warehouse takes no DDL inside a transaction, the rows :func:`stage_base` computed are copied
+    into ``BASE`` (DML); elsewhere ``BASE`` is created anew from the plan.
+    """
+    d = warehouse.dialect
+    if ddl_outside_transaction(d):
+        columns = ", ".join(quote_identifier(c) for c in cte_body(compiled.flags_query, "base").named_selects)
+        warehouse.execute(render(f"DELETE FROM {state_tables.BASE} WHERE 1 = 1", d))
+        warehouse.execute(render(f"INSERT INTO {state_tables.BASE} ({columns}) SELECT {columns} "
+                                 f"FROM {state_tables.BASE_NEXT}", d))
+    else:
+        warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", d))
+        warehouse.execute(state_tables.create_as(state_tables.BASE, to_sql(base_query(compiled), d),
+                                                 temporary=False))
+    return int(warehouse.query(render(f"SELECT COUNT(*) FROM {state_tables.BASE}", d))[0][0])
 
 
 def save_state(warehouse: Warehouse, as_of: dt.datetime, write_id: str, print_: str, run_id: str,
