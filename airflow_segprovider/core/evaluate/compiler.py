@@ -134,7 +134,8 @@ class CompiledEvaluation:
         for word in words[1:]:
             numbers = exp.union(numbers, exp.select(exp.alias_(exp.Literal.number(word), "word", quoted=True)),
                                 distinct=False)
-        bits = exp.Case(this=col("word", "n"), ifs=[exp.If(this=exp.Literal.number(w), true=per_word[w]) for w in words])
+        bits = exp.Case(this=col("word", "n"),
+                        ifs=[exp.If(this=exp.Literal.number(w), true=per_word[w]) for w in words])
         packed = (exp.select(exp.alias_(col("word", "n"), "word", quoted=True), customer_key,
                              exp.alias_(bits, "bits", quoted=True))
                   .from_(table_ref(flags_table, alias="f"))

@@ -29,6 +29,7 @@ from airflow_segprovider.core.evaluate.insights import ensure_insights_tables, r
 from airflow_segprovider.core.project.rules import AttributeCondition, EventCondition, iter_conditions
 from airflow_segprovider.core.project.spec import Project
 from airflow_segprovider.core.sql.dialects import render, text_literal, to_sql, ts_literal
+from airflow_segprovider.core.state.incremental import STATE as INCREMENTAL_STATE
 from airflow_segprovider.core.state.membership import SNAPSHOTS, WORDS, MembershipStore, SegmentDiff, bit_layout
 from airflow_segprovider.core.warehouses.base import ddl_outside_transaction
 
@@ -290,7 +291,9 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     # there, what the run computes into tables is computed before its transaction, which then only writes (DML)
     ddl_outside = ddl_outside_transaction(dialect)
     staged: incremental.Staged | None = None
+    staged_base: str | None = None
     keep_state: bool | None = None
+    seen: tuple | None = None
 
     def keeps_state(decision: incremental.Decision) -> bool:
         # a whole-project run at or after the latest snapshot keeps the state the next run starts from
@@ -300,6 +303,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     try:
         if ddl_outside:
             t0 = time.perf_counter()
+            seen = _state_marker(warehouse)
             decision = incremental.decide(project, warehouse, compiled, slots, at, plan_print, full=full,
                                           whole_project=whole_project)
             timings["decide_s"] = time.perf_counter() - t0
@@ -313,10 +317,15 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
             if decision.mode == incremental.FULL:
                 keep_state = keeps_state(decision)
                 if keep_state:
-                    incremental.stage_base(warehouse, compiled)
+                    staged_base = incremental.stage_base(warehouse, compiled)
         with warehouse.transaction(snapshot=True):  # one snapshot: the loads counted are the loads read
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             t0 = time.perf_counter()
+            if ddl_outside and _state_marker(warehouse) != seen:
+                # another evaluation committed since this one decided: what it computed may be stale
+                raise TransientEvaluationError(
+                    f"evaluation at {at.isoformat()}: another evaluation of this warehouse committed while this one "
+                    "was computing (the incremental state or the latest snapshot changed); it wrote nothing: retry")
             if not ddl_outside:
                 decision = incremental.decide(project, warehouse, compiled, slots, at, plan_print, full=full,
                                               whole_project=whole_project)
@@ -343,7 +352,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
                     keep_state = keeps_state(decision)
                 t0 = time.perf_counter()
                 if keep_state:
-                    base_rows = incremental.write_base(warehouse, compiled)
+                    base_rows = incremental.write_base(warehouse, compiled, staged_base)
                     state_current = True
                     evaluation = incremental.flags_from_state(compiled, touched_only=False)
                 else:
@@ -372,26 +381,36 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
             timings["diff_s"] = time.perf_counter() - t0
             incremental.record_run(warehouse, run_id, at, decision.mode, decision.reason, touched,
                                    customers, time.perf_counter() - started, now)
-        if ddl_outside:
-            _drop_scratch(warehouse, staged)
+        if ddl_outside:  # committed: a failure to drop the scratch tables is only logged
+            _drop_scratch(warehouse, staged, staged_base, quietly=True)
     except EvaluationError:
         if ddl_outside:
-            _drop_scratch(warehouse, staged, quietly=True)
+            _drop_scratch(warehouse, staged, staged_base, quietly=True)
         raise
     except Exception as exc:  # driver errors: say which evaluation failed, keep the cause
         if ddl_outside:
-            _drop_scratch(warehouse, staged, quietly=True)
+            _drop_scratch(warehouse, staged, staged_base, quietly=True)
         raise TransientEvaluationError(f"evaluation at {at.isoformat()} failed and wrote nothing: {exc}") from exc
     log.info("evaluation at %s: %s (%s)", at.isoformat(), decision.mode, decision.reason)
     return EvaluationResult(at, run_id, diffs, time.perf_counter() - started, timings, out_of_range,
                             decision.mode, decision.reason, touched)
 
 
-def _drop_scratch(warehouse: Warehouse, staged: incremental.Staged | None, quietly: bool = False) -> None:
+def _state_marker(warehouse: Warehouse) -> tuple:
+    """What an evaluation decides from: the incremental state's snapshot and the latest snapshot."""
+    state = warehouse.query(render(f"SELECT as_of, write_id, run_id FROM {INCREMENTAL_STATE}",
+                                   warehouse.dialect))
+    latest = warehouse.query(render(f"SELECT MAX(as_of), COUNT(*) FROM {SNAPSHOTS}", warehouse.dialect))
+    return tuple(sorted(tuple(row) for row in state)), tuple(latest[0])
+
+
+def _drop_scratch(warehouse: Warehouse, staged: incremental.Staged | None, staged_base: str | None,
+                  quietly: bool = False) -> None:
     """After the transaction, where DDL cannot run inside one: drop the run's scratch tables."""
     try:
         incremental.cleanup(warehouse, staged)
-        incremental.drop_staged_base(warehouse)
+        if staged_base:
+            incremental.drop_staged_base(warehouse, staged_base)
     except Exception:  # noqa: BLE001 - the run's own error is the one to report; the next run replaces them
         if not quietly:
             raise

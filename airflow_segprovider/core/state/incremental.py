@@ -8,7 +8,7 @@
     one row per customer: the evaluation's ``base`` relation at that ``as_of`` (key, the
     attributes as rules read them, every aggregate of the plan, the latest consent per channel).
     Its columns are the compiled plan's, so it is created from the plan (``CREATE TABLE AS``).
-``segprovider_evaluation_base_next`` (:data:`BASE_NEXT`)
+``segprovider_evaluation_base_next_<run>`` (:data:`BASE_NEXT` and a random suffix)
     on a warehouse that takes no DDL inside a transaction (Snowflake, BigQuery), the ``base`` a full run
     computes before its transaction, which then copies it into ``BASE`` (DML); dropped after the run.
 ``segprovider_evaluation_loads`` (:data:`LOADS`)

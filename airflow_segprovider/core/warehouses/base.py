@@ -16,6 +16,7 @@ DB-API read natively and the DuckDB adapter rewrites to DuckDB's ``$name``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,7 +123,10 @@ class TransactionMixin:
                 yield
             except BaseException:
                 self._in_transaction = self._snapshot = False
-                self._rollback()
+                try:
+                    self._rollback()
+                except Exception:  # noqa: BLE001 - the error that ended the transaction is the one to report
+                    logging.getLogger(__name__).warning("rollback failed after an error", exc_info=True)
                 raise
             else:
                 self._in_transaction = self._snapshot = False

@@ -48,7 +48,9 @@ class Decision:
 
 
 def temporary_tables(warehouse: Warehouse) -> bool:
-    return warehouse.dialect in ("duckdb", "postgres", "snowflake")
+    # BigQuery: temporary tables of the adapter's session (https://cloud.google.com/bigquery/docs/sessions-intro),
+    # so two runs never share a scratch table and none outlives its session
+    return warehouse.dialect in ("duckdb", "postgres", "snowflake", "bigquery")
 
 
 def ensure_tables(warehouse: Warehouse) -> None:

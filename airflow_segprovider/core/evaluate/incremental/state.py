@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import TYPE_CHECKING
 
 from airflow_segprovider.core.evaluate.incremental.plan import base_query, cte_body
@@ -15,40 +16,41 @@ if TYPE_CHECKING:
     from airflow_segprovider.core.evaluate.compiler import CompiledEvaluation
     from airflow_segprovider.core.warehouses.base import Warehouse
 
-def stage_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> None:
+def stage_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> str:
     """Before the transaction of a full run on a warehouse that takes no DDL inside one
     (:func:`~airflow_segprovider.core.warehouses.base.ddl_outside_transaction`): compute the plan's ``base``
-    into ``BASE_NEXT``, and give ``BASE`` its columns when they changed (then the state is forgotten first,
-    so that a run failing later leaves a full evaluation to the next run, never an empty base to continue)."""
+    into a table of this run's own (``BASE_NEXT`` and a random suffix: two runs never share it), and give
+    ``BASE`` its columns when they changed (then the state is forgotten first, so that a run failing later
+    leaves a full evaluation to the next run, never an empty base to continue). Returns the table's name."""
     d = warehouse.dialect
-    warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE_NEXT}", d))
-    warehouse.execute(state_tables.create_as(state_tables.BASE_NEXT, to_sql(base_query(compiled), d),
-                                             temporary=False))
-    wanted = {name.lower(): kind for name, kind in (warehouse.columns(state_tables.BASE_NEXT) or {}).items()}
+    staged = f"{state_tables.BASE_NEXT}_{uuid.uuid4().hex[:12]}"
+    warehouse.execute(state_tables.create_as(staged, to_sql(base_query(compiled), d), temporary=False))
+    wanted = {name.lower(): kind for name, kind in (warehouse.columns(staged) or {}).items()}
     stored = {name.lower(): kind for name, kind in (warehouse.columns(state_tables.BASE) or {}).items()}
     if stored != wanted:
         forget_state(warehouse)
         warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", d))
-        warehouse.execute(render(f"CREATE TABLE {state_tables.BASE} AS SELECT * FROM {state_tables.BASE_NEXT} "
-                                 "WHERE 1 = 0", d))
+        warehouse.execute(render(f"CREATE TABLE {state_tables.BASE} AS SELECT * FROM {staged} WHERE 1 = 0", d))
+    return staged
 
 
-def drop_staged_base(warehouse: Warehouse) -> None:
-    warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE_NEXT}", warehouse.dialect))
+def drop_staged_base(warehouse: Warehouse, staged: str) -> None:
+    warehouse.execute(render(f"DROP TABLE IF EXISTS {staged}", warehouse.dialect))
 
 
-def write_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> int:
+def write_base(warehouse: Warehouse, compiled: CompiledEvaluation, staged: str | None = None) -> int:
     """Materialise the plan's ``base`` at the compiled as_of as the state; returns its rows.
 
-    Where the warehouse takes no DDL inside a transaction, the rows :func:`stage_base` computed are copied
-    into ``BASE`` (DML); elsewhere ``BASE`` is created anew from the plan.
+    Where the warehouse takes no DDL inside a transaction, the rows :func:`stage_base` computed (into
+    ``staged``) are copied into ``BASE`` (DML); elsewhere ``BASE`` is created anew from the plan.
     """
     d = warehouse.dialect
     if ddl_outside_transaction(d):
+        assert staged is not None, "stage_base() first: no DDL inside this warehouse's transactions"
         columns = ", ".join(quote_identifier(c) for c in cte_body(compiled.flags_query, "base").named_selects)
         warehouse.execute(render(f"DELETE FROM {state_tables.BASE} WHERE 1 = 1", d))
         warehouse.execute(render(f"INSERT INTO {state_tables.BASE} ({columns}) SELECT {columns} "
-                                 f"FROM {state_tables.BASE_NEXT}", d))
+                                 f"FROM {staged}", d))
     else:
         warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", d))
         warehouse.execute(state_tables.create_as(state_tables.BASE, to_sql(base_query(compiled), d),
