@@ -157,30 +157,17 @@ class MailchimpClient(HttpDestination):
             return self.http.request(method, path, **kwargs)
 
     def check(self) -> None:
-        """Verify the API key, the audience and the segment or tag, their reads sent side by side.
+        """Verify the API key, the audience and the segment or tag, their two reads sent side by side.
 
-        The audience's read proves the key (a bad one is a 401 there as on ``/ping``, which is therefore not
-        sent). The segment given by id is read and must be static; one given by name (or a tag) is looked up
-        and remembered for the sync's reads and writes. Each read takes Mailchimp about 0.5 s, and a sync's
-        start waited for four in a row (``/ping``, the audience, the segment's lookup, the baseline's first
-        page); now two. ``benchmarks/vendor_throughput.py``'s Mailchimp run with 20,000 adds went from 8.7-9.1 s
-        to 7.8-7.9 s (0.44-0.46 of the ceiling to 0.51). Every read's error still fails the check, the most
-        telling first: a refused key, then the audience (a missing audience fails the segment's read too, with
-        a vaguer 404), then the segment.
+        The audience's read proves the key (a bad one is a 401 there as on ``/ping``, not sent). A segment given
+        by id must be static; one given by name (or a tag) is looked up and remembered. The most telling error
+        wins: a refused key, then the audience (a missing one fails the segment's read too), then the segment.
         """
+        audience = dict(params={"fields": "id,name"}, operation=f"read audience '{self.config.list_id}'",
+                        hints={404: f"no audience with list_id '{self.config.list_id}' in this account: "
+                               "check config.list_id"})
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mailchimp-check") as pool:
-            reads = [
-                pool.submit(
-                    self._request,
-                    "GET",
-                    self._list_path,
-                    params={"fields": "id,name"},
-                    operation=f"read audience '{self.config.list_id}'",
-                    hints={404: f"no audience with list_id '{self.config.list_id}' in this account: "
-                           "check config.list_id"},
-                ),
-                pool.submit(self._check_segment),
-            ]
+            reads = [pool.submit(self._request, "GET", self._list_path, **audience), pool.submit(self._check_segment)]
         failures = [error for error in (read.exception() for read in reads) if error is not None]
         refused = [error for error in failures if isinstance(error, DestinationAuthError)]
         if refused or failures:
