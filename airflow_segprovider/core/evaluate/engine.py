@@ -318,6 +318,13 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
                 keep_state = keeps_state(decision)
                 if keep_state:
                     staged_base = incremental.stage_base(warehouse, compiled)
+            if (staged is not None or staged_base is not None) and decision.loads and \
+                    incremental.load_counts(warehouse, list(decision.loads)) != decision.loads:
+                # rows of a load committed after the decision may be in what was staged, though the state would
+                # not record them as seen (the next run would count them again): decide again
+                raise TransientEvaluationError(
+                    f"evaluation at {at.isoformat()}: a load was committed to "
+                    f"{', '.join(sorted(decision.loads))} while this evaluation read them; it wrote nothing: retry")
         with warehouse.transaction(snapshot=True):  # one snapshot: the loads counted are the loads read
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             t0 = time.perf_counter()

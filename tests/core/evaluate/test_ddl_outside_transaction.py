@@ -97,3 +97,36 @@ def test_a_full_run_stages_the_state_in_a_table_of_its_own_and_fails_when_anothe
     assert not [t for (t,) in wh.query("SELECT table_name FROM information_schema.tables")
                 if t.startswith(BASE_NEXT)]
     assert evaluate(project, wh, DAY[1], run_id="day1-retry").mode == "incremental"
+
+
+def test_a_load_committed_while_the_run_read_makes_it_write_nothing_and_its_retry_counts_it_once(warehouse):
+    """Snowflake reads at READ COMMITTED (https://docs.snowflake.com/en/sql-reference/transactions#isolation-level):
+    rows of a load committed after the decision counted the loads can be in what the run staged. The run
+    counts the loads again after staging; they changed, so it writes nothing, and its retry counts the
+    load once (the snapshot equals a full evaluation's)."""
+    project, wh = warehouse
+    evaluate(project, wh, DAY[0], run_id="day0")
+    original = incremental.stage
+
+    def stage_then_load(*args, **kwargs):
+        out = original(*args, **kwargs)
+        # a purchase for each of 50 customers, dated in the run's new day: counted twice, several would change
+        wh.execute(f"INSERT INTO events (customer_id, event_type, occurred_at, revenue, channel, category, "
+                   f"{LOAD_COLUMN}) SELECT customer_id, 'purchase', TIMESTAMP '{DAY[0] + dt.timedelta(hours=6)}', "
+                   f"500, 'web', 'shoes', 'late-load' FROM customers ORDER BY customer_id LIMIT 50")
+        return out
+
+    with mock.patch.object(incremental, "stage", stage_then_load), \
+            pytest.raises(TransientEvaluationError, match="a load was committed"):
+        evaluate(project, wh, DAY[1], run_id="day1")
+    assert wh.query(f"SELECT COUNT(*) FROM {SNAPSHOTS} WHERE as_of = %(at)s", {"at": DAY[1]})[0][0] == 0
+
+    retried = evaluate(project, wh, DAY[1], run_id="day1-retry")
+    assert retried.mode == "incremental"
+    members = _snapshot(wh, project, DAY[1])
+    later = evaluate(project, wh, DAY[2], run_id="day2")
+    assert later.mode == "incremental"
+    after = _snapshot(wh, project, DAY[2])
+    evaluate(project, wh, DAY[1], run_id="day1-full", full=True)
+    evaluate(project, wh, DAY[2], run_id="day2-full", full=True)
+    assert (_snapshot(wh, project, DAY[1]), _snapshot(wh, project, DAY[2])) == (members, after)

@@ -52,6 +52,7 @@ from airflow_segprovider.core.evaluate.incremental.decision import (
     decide,
     ensure_tables,
     fingerprint,
+    load_counts,
 )
 from airflow_segprovider.core.evaluate.incremental.plan import flags_from_state
 from airflow_segprovider.core.evaluate.incremental.run import IncrementalOutcome, Staged, apply, cleanup, run, stage
@@ -64,5 +65,5 @@ from airflow_segprovider.core.evaluate.incremental.state import (
 )
 
 __all__ = ["FINGERPRINT_AS_OF", "FULL", "INCREMENTAL", "Decision", "IncrementalOutcome", "Staged", "apply", "cleanup",
-           "decide", "drop_staged_base", "ensure_tables", "fingerprint", "flags_from_state", "limits", "record_run",
-           "run", "save_state", "stage", "stage_base", "write_base"]
+           "decide", "drop_staged_base", "ensure_tables", "fingerprint", "flags_from_state", "limits", "load_counts",
+           "record_run", "run", "save_state", "stage", "stage_base", "write_base"]
