@@ -15,6 +15,7 @@ from airflow_segprovider.core.destination import DestinationConfigError, Record
 from airflow_segprovider.destinations import create_client
 from airflow_segprovider.destinations.meta import MetaCustomAudienceClient, hashed_key, normalize_key
 from segprovider_sandbox import DEFAULT_META_ACCESS_TOKEN, SandboxConfig, serve
+from segprovider_sandbox.store.meta import hash_matches
 
 FAST_RETRIES = {"backoff_base": 0.01, "backoff_max": 0.05, "max_attempts": 4}
 
@@ -114,3 +115,32 @@ def test_a_person_without_an_email_is_sent_on_their_other_keys_and_one_without_a
         [payload] = uploaded(sandbox)
     assert result.acknowledged == ["a"] and [r.code for r in result.rejected] == ["missing_identity"]
     assert payload["data"] == [["", sha("16505551212")]]
+
+
+@pytest.mark.integration
+def test_a_changed_match_key_replaces_the_uploaded_row_so_a_later_removal_leaves_no_old_key_behind(tmp_path):
+    """Meta keeps a person matched by every row it received; a removal names one row
+    (https://developers.facebook.com/docs/marketing-api/audiences/guides/custom-audiences#remove). When a member's
+    phone changes, the sync's change sends the old row (their destination id) to :meth:`replace_members`, which
+    deletes it before uploading the new one: after a removal by the new row, the old phone's hash is gone too."""
+    rate = 0.7
+    # someone Meta does not match by e-mail but by phone (the sandbox keeps a person under the first key that
+    # matches, from the hash alone): the old phone is what Meta holds them by
+    email = next(f"ann{i}@example.com" for i in range(1000) if not hash_matches(sha(f"ann{i}@example.com"), rate))
+    phones = (f"4930{n:07d}" for n in range(10**6) if hash_matches(sha(f"4930{n:07d}"), rate))
+    old, new = next(phones), next(phones)
+    with serve(db_path=tmp_path / "sandbox.db", config=SandboxConfig(meta_match_rate=rate)) as sandbox:
+        audience = sandbox.state.seed_demo_fixtures().meta_audience_id
+        config = {"audience_id": audience, "base_url": sandbox.url, **FAST_RETRIES}
+        with create_client("meta", "meta_ads", config, {"access_token": DEFAULT_META_ACCESS_TOKEN}) as client:
+            added = client.add_members([Record("a", email, {"PHONE": f"+{old}"})])
+            assert sandbox.state.meta_audience_hashes(audience) == {sha(old)}
+            changed = client.replace_members([Record("a", email, {"PHONE": f"+{new}"})], added.destination_ids)
+            held = sandbox.state.meta_audience_hashes(audience)
+            assert changed.acknowledged == ["a"]
+            assert json.loads(changed.destination_ids["a"])["PHONE"] == sha(new)
+            assert held == {sha(new)}  # the old phone no longer matches them
+            client.remove_members([Record("a", email, {"PHONE": f"+{new}"})], changed.destination_ids)
+        assert sandbox.state.meta_audience_hashes(audience) == set()
+        methods = [r.method for r in sandbox.state.requests("meta") if "/users" in r.path]
+    assert methods == ["POST", "DELETE", "POST", "DELETE"]

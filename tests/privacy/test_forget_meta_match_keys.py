@@ -97,3 +97,32 @@ def test_a_person_synced_with_several_match_keys_is_gone_from_the_meta_audience_
     [erased] = meta_payloads(world, "DELETE")
     assert erased["schema"] == upload["schema"]
     assert erased["data"] == [[json.loads(destination_id).get(key, "") for key in upload["schema"]]]
+
+
+def test_a_changed_match_key_is_replaced_at_meta_and_forget_then_names_the_row_meta_holds(world):
+    """A member's first name changes: the sync's change deletes the row uploaded before (the state's destination id)
+    and uploads the new one, and the state keeps the new row, which a later erasure names (a ``mirror`` sync: an
+    ``add_only`` one sends no changes)."""
+    with_multi_key_meta(world)
+    destinations = world.root / "destinations.yml"
+    text = destinations.read_text()
+    assert "{segment: high_intent, destination: meta_ads, mode: add_only" in text
+    destinations.write_text(text.replace("{segment: high_intent, destination: meta_ads, mode: add_only",
+                                         "{segment: high_intent, destination: meta_ads, mode: mirror"))
+    world.project = load_project(world.root)
+    sync = sync_of(world.project, "high_intent", "meta_ads")
+    run(world.project, world.warehouse, world.connections, sync, DAY_2)
+    person, before = world.warehouse.query(
+        "SELECT customer_key, destination_id FROM segprovider_sync_state "
+        f"WHERE sync_id = '{sync.id}' AND in_destination ORDER BY customer_key LIMIT 1")[0]
+    world.warehouse.execute("UPDATE customers SET first_name = 'Renamed' "
+                            f"WHERE CAST(customer_id AS VARCHAR) = '{person}'")
+
+    record = run(world.project, world.warehouse, world.connections, sync, DAY_2)
+
+    assert record.succeeded["change"] == 1
+    [deleted] = meta_payloads(world, "DELETE")
+    assert deleted["data"] == [[json.loads(before).get(key, "") for key in deleted["schema"]]]
+    after = world.warehouse.query("SELECT destination_id FROM segprovider_sync_state "
+                                  f"WHERE sync_id = '{sync.id}' AND customer_key = '{person}'")[0][0]
+    assert json.loads(after)["FN"] == normalize_and_hash("renamed") != json.loads(before)["FN"]

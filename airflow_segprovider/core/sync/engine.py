@@ -40,7 +40,7 @@ from airflow_segprovider.core.state.sync import HELD_ERROR_PREFIX
 from airflow_segprovider.core.sync.consent import not_allowed_keys_sql
 from airflow_segprovider.core.sync.execute import EMAIL_CHANNEL, Progress, json_ready, record_batches, send_all, senders
 from airflow_segprovider.core.sync.plan import (
-    REMOVALS,
+    WITH_IDS,
     SyncOptions,
     SyncPlan,
     count_rows,
@@ -206,7 +206,7 @@ class SyncEngine:
         batch_size = min(options.batch_size or client.max_batch_size, client.max_batch_size)
         for operation, send in senders(sync, client, unsubscribe=destination.channel == EMAIL_CHANNEL):
             batches = record_batches(self.warehouse, queries[operation], destination, batch_size,
-                                     with_ids=operation in REMOVALS, field_value=self._field_value)
+                                     with_ids=operation in WITH_IDS, field_value=self._field_value)
 
             def commit(future: concurrent.futures.Future, operation: str = operation) -> None:
                 self._commit(sync, operation, future, record, progress)

@@ -26,7 +26,7 @@ from airflow_segprovider.core.destination import (
     TerminalDestinationError,
     UnsupportedOperationError,
 )
-from airflow_segprovider.core.sync.plan import REMOVALS  # operations sent with the vendor ids the state holds
+from airflow_segprovider.core.sync.plan import WITH_IDS  # operations sent with the vendor ids the state holds
 
 if TYPE_CHECKING:
     from airflow_segprovider.core.destination import DestinationClient
@@ -101,11 +101,16 @@ def senders(sync: Sync, client: DestinationClient, *, unsubscribe: bool = False,
         return BatchResult(acknowledged=[k for k in removed.acknowledged if k not in refused],
                            rejected=removed.rejected + answered.rejected, destination_ids=removed.destination_ids)
 
+    def change(records: Sequence[Record], ids: dict[str, str] | None = None) -> BatchResult:
+        # a connector whose vendor id is the row it uploaded (Meta) replaces that row; the others update in place
+        replace = getattr(client, "replace_members", None)
+        return replace(records, ids) if ids and replace is not None else client.upsert(records)
+
     send_add = client.upsert if sync.mode == "upsert" else client.add_members
     # a changed identity: the old one is removed before "add" sends the new one; a member removed by hand is
     # restored as it was added
     return (("remove", remove), ("consent_remove", consent_remove), ("reidentify", remove), ("restore", send_add),
-            ("add", send_add), ("change", client.upsert))
+            ("add", send_add), ("change", change))
 
 
 def record_batches(warehouse: Warehouse, sql: str, destination: Destination, batch_size: int, with_ids: bool,
@@ -182,7 +187,7 @@ def send_isolating(send: Callable[..., BatchResult], records: list[Record], ids:
     is raised as it is: splitting cannot help.
     """
     try:
-        return send(records, ids) if operation in REMOVALS else send(records)
+        return send(records, ids) if operation in WITH_IDS else send(records)
     except (DestinationAuthError, DestinationConfigError, UnsupportedOperationError):
         raise  # about the destination, not the records: splitting cannot help
     except TerminalDestinationError as exc:

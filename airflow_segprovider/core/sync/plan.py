@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 OPERATIONS = ("add", "change", "remove", "consent_remove", "reidentify", "restore")
 #: the operations that take contacts out of the destination (sent with the vendor ids the state knows)
 REMOVALS = ("remove", "consent_remove", "reidentify")
+#: the operations sent with the vendor ids the state holds: the removals, and changes (a connector whose id is
+#: the row it uploaded, Meta's, replaces that row: an upload alone would leave the old keys matching)
+WITH_IDS = (*REMOVALS, "change")
 #: the sync modes whose plan removes members who left the segment (``add_only`` adds, nothing else);
 #: the safety guards (:func:`~airflow_segprovider.core.sync.safety.check_safety`) hold back each of them
 REMOVING_MODES = ("mirror", "upsert")
@@ -237,7 +240,7 @@ def plan_queries(sync: Sync, destination: Destination, desired: str, max_attempt
                 f"LEFT JOIN ({state}) AS s ON s.customer_key = d.customer_key "
                 f"WHERE s.customer_key IS NULL AND {sendable}"),
         # a new identity is not a change of the old contact: see "reidentify"
-        "change": (f"SELECT d.customer_key, d.identity, d.row_hash{fields} FROM ({desired}) AS d "
+        "change": (f"SELECT d.customer_key, d.identity, d.row_hash{fields}, s.destination_id FROM ({desired}) AS d "
                    f"JOIN ({state}) AS s ON s.customer_key = d.customer_key "
                    f"WHERE (s.row_hash IS NULL OR s.row_hash <> d.row_hash) AND {sendable} "
                    f"AND {_norm('s.identity')} = {_norm('d.identity')}"

@@ -176,7 +176,8 @@ def release_shared(warehouse: Warehouse, sync_id: str, release_sql: str, run_id:
     now = utc_now()
     with warehouse.transaction():
         warehouse.execute(render(
-            f"UPDATE {STATE} SET in_destination = FALSE, synced_at = {ts_literal(now)}, run_id = {text_literal(run_id)} "
+            f"UPDATE {STATE} SET in_destination = FALSE, synced_at = {ts_literal(now)}, "
+            f"run_id = {text_literal(run_id)} "
             f"WHERE sync_id = {text_literal(sync_id)} AND customer_key IN {in_list(keys)}", warehouse.dialect))
         warehouse.load(LOG, log_rows(sync_id, run_id, RELEASE, keys, [None] * len(keys), [], now))
     return len(keys)

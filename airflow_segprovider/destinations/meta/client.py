@@ -153,6 +153,26 @@ class MetaCustomAudienceClient(HttpDestination):
             return BatchResult(acknowledged=[record.key for record in records])
         return self._send("POST", records)
 
+    def replace_members(self, records: Sequence[Record], destination_ids: Mapping[str, str]) -> BatchResult:
+        """A member whose match keys changed (a new phone number): the row uploaded before, kept as their
+        destination id, is deleted first, then the new row is uploaded. An upload alone only adds ways to match
+        them: Meta would go on matching the person by the old phone, past a later removal or erasure that names
+        the new row. A record whose old row could not be deleted is not uploaded (the state keeps the old row,
+        the next run tries again); one without an old row is an :meth:`upsert`."""
+        old = {key: value for key, value in destination_ids.items() if stored_keys(value)}
+        replaced = [record for record in records if record.key in old]
+        result = BatchResult()
+        if replaced:
+            deleted = self._send("DELETE", replaced, old)
+            result.rejected.extend(deleted.rejected)
+            done = set(deleted.acknowledged)
+            if done:
+                result.merge(self._send("POST", [record for record in replaced if record.key in done]))
+        others = [record for record in records if record.key not in old]
+        if others:
+            result.merge(self.upsert(others))
+        return result
+
     def add_members(self, records: Sequence[Record]) -> BatchResult:
         """Add people to the audience, 10,000 per call: the hashed email, plus the match keys the records carry
         (the destination's ``field_mapping``: Meta key to customer attribute), each normalized by Meta's rules."""
