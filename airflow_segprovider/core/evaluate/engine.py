@@ -318,6 +318,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
                 keep_state = keeps_state(decision)
                 if keep_state:
                     staged_base = incremental.stage_base(warehouse, compiled)
+                    seen = ((), seen[1])  # this run forgot the state itself; the snapshots must not have moved
             if (staged is not None or staged_base is not None) and decision.loads and \
                     incremental.load_counts(warehouse, list(decision.loads)) != decision.loads:
                 # rows of a load committed after the decision may be in what was staged, though the state would

@@ -19,18 +19,17 @@ if TYPE_CHECKING:
 def stage_base(warehouse: Warehouse, compiled: CompiledEvaluation) -> str:
     """Before the transaction of a full run on a warehouse that takes no DDL inside one
     (:func:`~airflow_segprovider.core.warehouses.base.ddl_outside_transaction`): compute the plan's ``base``
-    into a table of this run's own (``BASE_NEXT`` and a random suffix: two runs never share it), and give
-    ``BASE`` its columns when they changed (then the state is forgotten first, so that a run failing later
-    leaves a full evaluation to the next run, never an empty base to continue). Returns the table's name."""
+    into a table of this run's own (``BASE_NEXT`` and a random suffix: two runs never share it), and create
+    ``BASE`` anew, empty, with exactly its column types (a full run replaces every row anyway; comparing type
+    names would miss a widened ``VARCHAR(n)``, which Snowflake's catalogue names ``TEXT`` either way). The
+    state is forgotten first, so that a run failing later leaves a full evaluation to the next run, never an
+    empty base to continue. Returns the staged table's name."""
     d = warehouse.dialect
     staged = f"{state_tables.BASE_NEXT}_{uuid.uuid4().hex[:12]}"
     warehouse.execute(state_tables.create_as(staged, to_sql(base_query(compiled), d), temporary=False))
-    wanted = {name.lower(): kind for name, kind in (warehouse.columns(staged) or {}).items()}
-    stored = {name.lower(): kind for name, kind in (warehouse.columns(state_tables.BASE) or {}).items()}
-    if stored != wanted:
-        forget_state(warehouse)
-        warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", d))
-        warehouse.execute(render(f"CREATE TABLE {state_tables.BASE} AS SELECT * FROM {staged} WHERE 1 = 0", d))
+    forget_state(warehouse)
+    warehouse.execute(render(f"DROP TABLE IF EXISTS {state_tables.BASE}", d))
+    warehouse.execute(render(f"CREATE TABLE {state_tables.BASE} AS SELECT * FROM {staged} WHERE 1 = 0", d))
     return staged
 
 
