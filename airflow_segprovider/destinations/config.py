@@ -15,7 +15,7 @@ from airflow_segprovider.core.destination import DestinationConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["ConfigReader", "ConnectionField"]
+__all__ = ["ConfigReader", "ConnectionField", "base_url_field", "config_readers"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,19 @@ class ConfigReader:
         if value not in allowed:
             self.fail(name, f"{self.source} field '{name}' must be one of {', '.join(allowed)}; got {value!r}")
         return value
+
+
+def base_url_field(default: str) -> ConnectionField:
+    """The connection's host as ``config.base_url``: every vendor's API address, overridable (a local sandbox)."""
+    return ConnectionField(name="base_url", label="Base URL", conn_attr="host", target="config", required=False,
+                           secret=False, description=f"Override of {default}, e.g. a local sandbox.")
+
+
+def config_readers(destination: str, config: Mapping[str, Any], credentials: Mapping[str, Any],
+                   ) -> tuple[ConfigReader, ConfigReader, str | None]:
+    """The readers of a connector's ``config`` and ``credentials``, and the Airflow connection id the config
+    names (credentials errors then name that connection)."""
+    reader = ConfigReader(destination, config)
+    connection_id = reader.optional_str("connection_id")
+    return reader, ConfigReader(destination, credentials, source="credentials",
+                                connection_id=connection_id or ""), connection_id

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_segprovider.core.destination import BatchResult, Record, RejectedRecord, UnsupportedOperationError
 from airflow_segprovider.destinations.base import HttpDestination, chunked, connection_phrase
-from airflow_segprovider.destinations.config import ConfigReader, ConnectionField
+from airflow_segprovider.destinations.config import ConfigReader, ConnectionField, config_readers
 from airflow_segprovider.destinations.http import Auth, BearerAuth, DestinationHttpClient, HttpSettings
 
 if TYPE_CHECKING:
@@ -148,9 +148,7 @@ class WebhookClient(HttpDestination):
         :param credentials: ``signing_secret`` and optionally ``auth_token``.
         :raises DestinationConfigError: a field is missing or invalid.
         """
-        reader = ConfigReader(name, config)
-        connection_id = reader.optional_str("connection_id")
-        secrets = ConfigReader(name, credentials, source="credentials", connection_id=connection_id or "")
+        reader, secrets, connection_id = config_readers(name, config, credentials)
         signing_secret = secrets.required_str("signing_secret")
         auth_token = secrets.optional_str("auth_token")
         url = reader.required_str("url")

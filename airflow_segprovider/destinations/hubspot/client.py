@@ -21,7 +21,7 @@ from airflow_segprovider.destinations.base import (
     missing_fields_error,
     split_blank_identities,
 )
-from airflow_segprovider.destinations.config import ConfigReader
+from airflow_segprovider.destinations.config import config_readers
 from airflow_segprovider.destinations.http import BearerAuth, DestinationHttpClient, HttpSettings
 from airflow_segprovider.destinations.hubspot.config import (
     CONTACT_OBJECT_TYPE,
@@ -73,9 +73,7 @@ class HubSpotClient(HttpDestination):
         :param credentials: ``access_token``.
         :raises DestinationConfigError: a field is missing or invalid.
         """
-        reader = ConfigReader(name, config)
-        connection_id = reader.optional_str("connection_id")
-        secrets = ConfigReader(name, credentials, source="credentials", connection_id=connection_id or "")
+        reader, secrets, connection_id = config_readers(name, config, credentials)
         token = secrets.required_str("access_token")
         tier = reader.choice("tier", tuple(TIER_LIMITS), DEFAULT_TIER)
         hubspot_config = HubSpotConfig(list_id=reader.required_str("list_id"), connection_id=connection_id, tier=tier)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_segprovider.destinations.config import ConnectionField
+from airflow_segprovider.destinations.config import ConnectionField, base_url_field
 
 __all__ = [
     "CONNECTION_FIELDS",
@@ -64,15 +64,7 @@ CONNECTION_FIELDS = (
         description="The account's API tier, which sets the request pace: free or starter (100 requests / 10 s), "
         "professional or enterprise (190, the default), api_limit_increase (250).",
     ),
-    ConnectionField(
-        name="base_url",
-        label="Base URL",
-        conn_attr="host",
-        target="config",
-        required=False,
-        secret=False,
-        description="Override of https://api.hubapi.com, e.g. a local sandbox.",
-    ),
+    base_url_field("https://api.hubapi.com"),
 )
 
 

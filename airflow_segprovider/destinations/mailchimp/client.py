@@ -27,7 +27,7 @@ from airflow_segprovider.destinations.base import (
     missing_fields_error,
     split_blank_identities,
 )
-from airflow_segprovider.destinations.config import ConfigReader
+from airflow_segprovider.destinations.config import config_readers
 from airflow_segprovider.destinations.http import BasicAuth, DestinationHttpClient, HttpSettings
 from airflow_segprovider.destinations.http.pacing import credential_slots
 from airflow_segprovider.destinations.mailchimp.config import (
@@ -106,9 +106,7 @@ class MailchimpClient(HttpDestination):
         :param credentials: ``api_key``.
         :raises DestinationConfigError: a field is missing or invalid.
         """
-        reader = ConfigReader(name, config)
-        connection_id = reader.optional_str("connection_id")
-        secrets = ConfigReader(name, credentials, source="credentials", connection_id=connection_id or "")
+        reader, secrets, connection_id = config_readers(name, config, credentials)
         api_key = secrets.required_str("api_key")
         membership = reader.choice("membership", MEMBERSHIP_MODES, "static_segment")
         mailchimp_config = MailchimpConfig(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_segprovider.destinations.config import ConnectionField
+from airflow_segprovider.destinations.config import ConnectionField, base_url_field
 
 __all__ = [
     "CONNECTION_FIELDS",
@@ -34,15 +34,7 @@ CONNECTION_FIELDS = (
         secret=True,
         description="Marketing API key, ending in its data center (e.g. …-us6).",
     ),
-    ConnectionField(
-        name="base_url",
-        label="Base URL",
-        conn_attr="host",
-        target="config",
-        required=False,
-        secret=False,
-        description="Override of https://<dc>.api.mailchimp.com/3.0, e.g. a local sandbox.",
-    ),
+    base_url_field("https://<dc>.api.mailchimp.com/3.0"),
 )
 
 

@@ -20,7 +20,7 @@ from airflow_segprovider.core.destination import (
     UnsupportedOperationError,
 )
 from airflow_segprovider.destinations.base import HttpDestination, connection_phrase
-from airflow_segprovider.destinations.config import ConfigReader
+from airflow_segprovider.destinations.config import config_readers
 from airflow_segprovider.destinations.http import DestinationHttpClient, HttpSettings, QueryTokenAuth
 from airflow_segprovider.destinations.meta.config import (
     API_VERSION_PATTERN,
@@ -89,9 +89,7 @@ class MetaCustomAudienceClient(HttpDestination):
         :param credentials: ``access_token`` and optionally ``app_secret``.
         :raises DestinationConfigError: a field is missing or invalid.
         """
-        reader = ConfigReader(name, config)
-        connection_id = reader.optional_str("connection_id")
-        secrets = ConfigReader(name, credentials, source="credentials", connection_id=connection_id or "")
+        reader, secrets, connection_id = config_readers(name, config, credentials)
         token = secrets.required_str("access_token")
         app_secret = secrets.optional_str("app_secret")
         api_version = reader.optional_str("api_version") or DEFAULT_API_VERSION

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from airflow_segprovider.destinations.config import ConnectionField
+from airflow_segprovider.destinations.config import ConnectionField, base_url_field
 
 __all__ = ["API_VERSION_PATTERN", "CONNECTION_FIELDS", "DEFAULT_API_VERSION", "DEFAULT_MIN_MATCH_RATE",
            "FLAGGED_AUDIENCE_STATUS", "KIND", "MAX_ENTRIES_PER_CALL", "SCHEMA", "SESSIONS_READ", "MetaConfig"]
@@ -41,15 +41,7 @@ CONNECTION_FIELDS = (
         secret=True,
         description="When set, every call carries appsecret_proof (required if the app enforces it).",
     ),
-    ConnectionField(
-        name="base_url",
-        label="Base URL",
-        conn_attr="host",
-        target="config",
-        required=False,
-        secret=False,
-        description="Override of https://graph.facebook.com, e.g. a local sandbox.",
-    ),
+    base_url_field("https://graph.facebook.com"),
     ConnectionField(
         name="api_version",
         label="Graph API version",
