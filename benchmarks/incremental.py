@@ -22,6 +22,16 @@ default) and ``full=True``.
 * ``touched``, ``touched_share``: the customers the incremental run re-evaluated, and their share of all
   customers (most are not the day's new events or changed attributes but customers with an event that left
   one of the project's five windows, 7 to 365 days, that day).
+* ``necessary``, ``necessary_share``: the customers *any* correct incremental run has to evaluate at the next
+  day: those whose membership changed (the full run's diff), those with rows in the day's new load, and
+  those whose attributes the day changed. Most of them are in the diff: 7-day windows over a year of events
+  flip several percent of the customers every day.
+* ``bound_incremental_s``, ``bound_speedup``: a bound, not a result. The incremental run once more, on a third
+  copy, with its touched customers cut to ``necessary`` after it found them (the cut's own time left out):
+  what a design that touched no customer needlessly (one that knew, per customer, when a rule's outcome
+  can next flip) would cost with every other step as it is. Its state is wrong for the customers cut, and
+  the copy is thrown away. ``floor_incremental_s``: the same with no customer kept, what the run costs
+  whatever it touches (finding what changed, checks, compiling, the commit).
 * ``peak_rss_mb``: peak resident memory of this process (generation runs in a child process).
 """
 
@@ -30,10 +40,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -45,6 +57,7 @@ from evaluation import AS_OF, ensure_data  # noqa: E402
 from airflow_segprovider.core.evaluate.engine import evaluate  # noqa: E402
 from airflow_segprovider.core.project.loader import load_project  # noqa: E402
 from airflow_segprovider.core.sql.dialects import render, ts_literal  # noqa: E402
+from airflow_segprovider.core.state import incremental as state_tables  # noqa: E402
 from airflow_segprovider.core.state.ingest import LOAD_COLUMN  # noqa: E402
 from airflow_segprovider.core.state.membership import CHANGES, MEMBERSHIPS  # noqa: E402
 from airflow_segprovider.core.warehouses.duckdb import DuckDBWarehouse  # noqa: E402
@@ -107,7 +120,8 @@ def identical_duckdb(a: str, b: str, as_of: dt.datetime) -> bool:
     return ok
 
 
-def scenario(project, base_db: str, workdir: Path, name: str, event_share: float, customer_share: float) -> dict:
+def scenario(project, base_db: str, workdir: Path, name: str, event_share: float, customer_share: float,
+             bound: bool = False) -> dict:
     """First day in full, a day of change, then the next day incremental and full on two copies."""
     first = workdir / f"{name}-first.duckdb"
     shutil.copy(base_db, first)
@@ -122,6 +136,7 @@ def scenario(project, base_db: str, workdir: Path, name: str, event_share: float
     for side in ("incremental", "full"):
         paths[side] = str(workdir / f"{name}-{side}.duckdb")
         shutil.copy(first, paths[side])
+    os.sync()  # the copies on disk before either run: the kernel's writeback of them would slow the first
     for side in ("incremental", "full"):
         warehouse = DuckDBWarehouse(paths[side])
         result = evaluate(project, warehouse, NEXT, run_id="day-2", full=side == "full")
@@ -133,9 +148,64 @@ def scenario(project, base_db: str, workdir: Path, name: str, event_share: float
         print(f"{name}: {side} {result.seconds:.2f}s ({result.mode}: {result.reason})", file=sys.stderr)
     out["speedup"] = round(out["full_s"] / out["incremental_s"], 2)
     out["identical"] = identical_duckdb(paths["incremental"], paths["full"], NEXT)
+    if bound:
+        paths["bound"] = str(workdir / f"{name}-bound.duckdb")
+        shutil.copy(first, paths["bound"])
+        os.sync()
+        out.update(bounded_run(project, paths["bound"], paths["full"], customer_share))
+        out["bound_speedup"] = round(out["full_s"] / out["bound_incremental_s"], 2)
+        shutil.copy(first, paths["bound"])
+        os.sync()
+        out.update(bounded_run(project, paths["bound"], paths["full"], customer_share, keep="none"))
     for path in (first, *paths.values()):
         Path(path).unlink(missing_ok=True)
     return out
+
+
+def bounded_run(project, path: str, full_path: str, customer_share: float, keep: str = "necessary") -> dict:
+    """The incremental run on ``path`` with its touched customers cut to the necessary ones (``necessary``),
+    which the full run's diff in ``full_path`` and the day's change give: a bound on what touching fewer
+    customers can win (see the module's doc). ``keep="none"``: cut to no customer at all, the run's cost
+    that does not depend on the customers it touches."""
+    warehouse = DuckDBWarehouse(path)
+    con = warehouse.connection
+    con.execute(f"ATTACH '{full_path}' AS full_run (READ_ONLY)")
+    loads = " UNION ".join(f"SELECT CAST(customer_id AS VARCHAR) FROM {table} WHERE {LOAD_COLUMN} = 'day-1'"
+                           for table in LOADED)
+    con.execute(
+        f"CREATE TEMPORARY TABLE bench_necessary AS SELECT DISTINCT k FROM ("
+        f"SELECT customer_key AS k FROM full_run.{CHANGES} WHERE as_of = {ts_literal(NEXT)} UNION {loads} "
+        f"UNION SELECT CAST(customer_id AS VARCHAR) FROM customers "
+        f"WHERE customer_id % {max(1, round(1 / customer_share))} = 0) AS n")
+    con.execute("DETACH full_run")
+    necessary = con.execute("SELECT COUNT(*) FROM bench_necessary").fetchone()[0]
+    customers = con.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
+    touched_table = state_tables.create_as(state_tables.TOUCHED, "", True).split(" AS ")[0]
+    run_statement = warehouse.execute
+    cut = {"seconds": 0.0, "times": 0}
+
+    def execute(sql: str) -> None:
+        run_statement(sql)
+        if sql.startswith(touched_table + " AS"):
+            started = time.perf_counter()
+            run_statement(f"DELETE FROM {state_tables.TOUCHED}" + (
+                " WHERE CAST(k AS VARCHAR) NOT IN (SELECT k FROM bench_necessary)" if keep == "necessary" else ""))
+            cut["seconds"] += time.perf_counter() - started
+            cut["times"] += 1
+
+    warehouse.execute = execute
+    result = evaluate(project, warehouse, NEXT, run_id="day-2")
+    warehouse.close()
+    if cut["times"] != 1 or result.mode != "incremental":
+        raise SystemExit(f"the bound run did not cut the touched customers once ({cut['times']} times, "
+                         f"{result.mode}): the benchmark no longer matches incremental/run.py")
+    print(f"bound: incremental with {result.touched} touched {result.seconds - cut['seconds']:.2f}s",
+          file=sys.stderr)
+    if keep == "none":
+        return {"floor_incremental_s": round(result.seconds - cut["seconds"], 3)}
+    return {"necessary": necessary, "necessary_share": round(necessary / max(customers, 1), 4),
+            "bound_touched": result.touched, "bound_incremental_s": round(result.seconds - cut["seconds"], 3),
+            "bound_timings": {k: round(v, 3) for k, v in result.timings.items()}}
 
 
 def postgres(project, base_db: str, customers: int) -> dict:
@@ -211,7 +281,7 @@ def main() -> None:
     customers = check.query("SELECT COUNT(*) FROM customers")[0][0]
     events = check.query("SELECT COUNT(*) FROM events")[0][0]
     check.close()
-    small = scenario(project, db, workdir, "small", 0.003, 0.01)
+    small = scenario(project, db, workdir, "small", 0.003, 0.01, bound=True)
     large = scenario(project, db, workdir, "large", 0.3, 0.3)
     result = {
         "customers": customers, "events": events, "segments": len(project.segments),
@@ -219,6 +289,8 @@ def main() -> None:
         "identical": small["identical"], "mode": small["mode"], "touched": small["touched"],
         "touched_share": round(small["touched"] / max(customers, 1), 4),
         "timings": small["timings"],
+        **{k: small[k] for k in ("necessary", "necessary_share", "bound_touched", "bound_incremental_s",
+                                 "bound_speedup", "bound_timings", "floor_incremental_s")},
         "large_change": {k: large[k] for k in ("full_s", "incremental_s", "speedup", "identical", "mode", "reason")},
     }
     if args.postgres_customers:
