@@ -146,12 +146,14 @@ def required_columns(project: Project, segments: Sequence[str]) -> dict[tuple[st
     return needs
 
 
-def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str]) -> None:
+def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str]) -> list[tuple[str, str, str]]:
     """Fail before running anything if a table or column is missing or has the wrong type.
 
+    :returns: ``(table, column, warehouse type)`` of every column the plan reads.
     :raises EvaluationError: listing every problem, each naming the segments that need the column.
     """
     problems: list[str] = []
+    types: list[tuple[str, str, str]] = []
     described: dict[str, dict[str, str] | None] = {}
     for (table, column), (expected, users) in sorted(required_columns(project, segments).items()):
         if table not in described:
@@ -161,6 +163,8 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
         if columns is None:
             continue
         actual = {c.lower(): t for c, t in columns.items()}.get(column.lower())
+        if actual is not None:
+            types.append((table, column, actual))
         if actual is None:
             problems.append(f"column {table}.{column} does not exist (needed by segment(s) {who}); "
                             f"columns of {table}: {', '.join(columns)}")
@@ -177,6 +181,7 @@ def check_sources(project: Project, warehouse: Warehouse, segments: Sequence[str
                            f"{', '.join(users)}); load it first (segprovider generate writes example data)")
     if problems:
         raise TerminalEvaluationError("cannot evaluate: " + "; ".join(problems))
+    return types
 
 
 def count_out_of_range(project: Project, warehouse: Warehouse, segments: Sequence[str],
@@ -269,7 +274,7 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     compiler = SegmentCompiler(project, warehouse.dialect, warehouse.schema)
     compiled = compiler.compile(at, segments=segments)
     names = [n for n in compiled.project.evaluation_order() if member_column(n) in compiled.flags_query.named_selects]
-    check_sources(project, warehouse, names)
+    column_types = check_sources(project, warehouse, names)
     check_customer_keys(project, warehouse, at)
     out_of_range = count_out_of_range(project, warehouse, names, at)
     for column, count in out_of_range.items():
@@ -283,7 +288,8 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
     slots = bit_layout([(name, [arm.name for arm in project.segments[name].split.arms]
                          if project.segments[name].split else []) for name in names])
     whole_project = set(names) == set(project.segments)
-    plan_print = incremental.fingerprint(compiler.compile(incremental.FINGERPRINT_AS_OF), slots, warehouse.schema)
+    plan_print = incremental.fingerprint(compiler.compile(incremental.FINGERPRINT_AS_OF), slots, warehouse.schema,
+                                         column_types)
     incremental.ensure_tables(warehouse)
     touched: int | None = None
     customers: int | None = None
@@ -320,9 +326,10 @@ def evaluate(project: Project, warehouse: Warehouse, as_of: str | dt.datetime | 
                     staged_base = incremental.stage_base(warehouse, compiled)
                     seen = ((), seen[1])  # this run forgot the state itself; the snapshots must not have moved
             if (staged is not None or staged_base is not None) and decision.loads and \
-                    incremental.load_counts(warehouse, list(decision.loads)) != decision.loads:
-                # rows of a load committed after the decision may be in what was staged, though the state would
-                # not record them as seen (the next run would count them again): decide again
+                    incremental.load_counts(warehouse, decision.loads.columns) != decision.loads:
+                # rows of a load committed (or of a seen load rewritten: its checksum) after the decision may be
+                # in what was staged, though the state would not record them as seen (the next run would count
+                # them again, or miss the rewrite): decide again
                 raise TransientEvaluationError(
                     f"evaluation at {at.isoformat()}: a load was committed to "
                     f"{', '.join(sorted(decision.loads))} while this evaluation read them; it wrote nothing: retry")

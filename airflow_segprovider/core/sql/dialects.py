@@ -39,6 +39,34 @@ _HASH_BUCKET_SQL = {
 }
 
 
+# An order-independent checksum of a group's rows over some columns (__columns__: their list), as text: the
+# incremental decision compares it per ingest load. A SUM of 64-bit row hashes, not an XOR: two equal rows
+# do not cancel out (a pair of duplicate events re-keyed together still changes it), and a sum in a wider
+# type never overflows. Each dialect's row hash takes NULLs deterministically.
+_LOAD_CHECKSUM_SQL = {
+    # HASH(v, ...) is a UBIGINT of its arguments, NULL included; SUM of UBIGINT is a HUGEINT
+    # (https://duckdb.org/docs/stable/sql/functions/utility#hashvalue, .../sql/functions/aggregates#sumarg)
+    "duckdb": "CAST(SUM(HASH(__columns__)) AS VARCHAR)",
+    # the row hashed field by field with each type's own 64-bit hash (NULL fields included) by
+    # hash_record_extended(record, seed), the record type's "extended" hash support function (PostgreSQL 14+;
+    # https://www.postgresql.org/docs/current/xindex.html, "Index Method Support Routines"; not in the function
+    # tables, so a major upgrade may change it: one full run then). Hashing the row's text instead
+    # (hashtextextended(CAST(ROW(...) AS TEXT), 0)) cost 1.13 s at 2M rows against 0.50 s, the count alone
+    # 0.30 s. SUM of BIGINT is NUMERIC (https://www.postgresql.org/docs/current/functions-aggregate.html)
+    "postgres": "CAST(SUM(HASH_RECORD_EXTENDED(ROW(__columns__), 0)) AS VARCHAR)",
+    # HASH(expr, ...) is a signed 64-bit NUMBER(19, 0), NULLs hashed too
+    # (https://docs.snowflake.com/en/sql-reference/functions/hash); SUM of NUMBER(19, 0) is NUMBER(38, 0)
+    "snowflake": "CAST(SUM(HASH(__columns__)) AS VARCHAR)",
+    # FARM_FINGERPRINT would be BigQuery's fast 64-bit hash, but the BigQuery SQL the tests run on DuckDB
+    # (sqlglot has no DuckDB FARM_FINGERPRINT): the first 60 bits of the MD5 of the row as JSON (NULL as
+    # null), summed as BIGNUMERIC, never an INT64 SUM that could overflow
+    # (https://cloud.google.com/bigquery/docs/reference/standard-sql/json_functions#to_json_string,
+    # .../hash_functions#md5, .../aggregate_functions#sum)
+    "bigquery": "CAST(SUM(CAST(CAST(CONCAT('0x', SUBSTR(TO_HEX(MD5(TO_JSON_STRING(STRUCT(__columns__)))), 1, 15)) "
+                "AS INT64) AS BIGNUMERIC)) AS STRING)",
+}
+
+
 def check_dialect(dialect: str) -> str:
     if dialect not in SUPPORTED_DIALECTS:
         raise ValueError(f"unsupported warehouse dialect {dialect!r}; supported: {', '.join(SUPPORTED_DIALECTS)}")
@@ -69,6 +97,19 @@ def hash_bucket(dialect: str, text: exp.Expression) -> exp.Expression:
     return template.transform(
         lambda node: text.copy() if isinstance(node, exp.Column) and node.name == "__input__" else node
     )
+
+
+def load_checksum(dialect: str, columns: Sequence[exp.Expression]) -> exp.Expression:
+    """An aggregate: the order-independent checksum (text) of a group's rows over ``columns``."""
+    import sqlglot
+    from sqlglot import exp
+
+    template = sqlglot.parse_one(
+        _LOAD_CHECKSUM_SQL[dialect].replace("__columns__", ", ".join(f"__c{i}__" for i in range(len(columns)))),
+        read=dialect)
+    by_name = {f"__c{i}__": column for i, column in enumerate(columns)}
+    return template.transform(
+        lambda node: by_name[node.name].copy() if isinstance(node, exp.Column) and node.name in by_name else node)
 
 
 def regex_search(dialect: str, value: exp.Expression, pattern: str) -> exp.Expression:

@@ -13,7 +13,9 @@
     computes before its transaction, which then copies it into ``BASE`` (DML); dropped after the run.
 ``segprovider_evaluation_loads`` (:data:`LOADS`)
     per table the state read (event, order and consent tables), the rows of each ingest load
-    (``_segprovider_load``) it had seen: a row of any other load arrived since.
+    (``_segprovider_load``) it had seen, and a checksum of those rows over the columns the plan reads
+    (``checksum``, text; NULL in a table an earlier version kept: unknown, so the next run is full): a row
+    of any other load arrived since, and a seen load whose count or checksum changed was rewritten.
 ``segprovider_evaluation_runs`` (:data:`RUNS`)
     the run record: one row per evaluation, whether it was ``full`` or ``incremental`` and why,
     how many customers it touched.
@@ -57,10 +59,16 @@ DDL = (
         as_of TIMESTAMP NOT NULL, write_id VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
         base_rows BIGINT NOT NULL, delta_rows BIGINT NOT NULL, deltas BIGINT NOT NULL)""",
     f"""CREATE TABLE IF NOT EXISTS {LOADS} (
-        table_name VARCHAR NOT NULL, load_id VARCHAR NOT NULL, row_count BIGINT NOT NULL)""",
+        table_name VARCHAR NOT NULL, load_id VARCHAR NOT NULL, row_count BIGINT NOT NULL, checksum VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS {RUNS} (
         run_id VARCHAR NOT NULL, as_of TIMESTAMP NOT NULL, mode VARCHAR NOT NULL, reason VARCHAR NOT NULL,
         touched BIGINT, customers BIGINT, seconds DOUBLE, evaluated_at TIMESTAMP NOT NULL)""",
+)
+
+#: columns added after a table was first released, ``(table, column, type)``: a table created by an earlier
+#: version gets them on the next ``ensure_tables`` (``ADD COLUMN IF NOT EXISTS``), its old rows NULL there.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (LOADS, "checksum", "VARCHAR"),
 )
 
 

@@ -35,7 +35,9 @@ When it is not used (the run record says why, ``EvaluationResult.mode``/``reason
 a subset of segments; no state (first run); a changed plan (rules, data model, schema: the state's
 fingerprint); a backfill or re-run (``as_of`` not after the latest snapshot); the latest snapshot
 rewritten since the state; an event or consent table without ``_segprovider_load`` (not an append
-load: which rows arrived since cannot be told), or one of whose seen loads changed; new rows beyond
+load: which rows arrived since cannot be told), or one of whose seen loads changed (its row count or
+the checksum of its rows over the columns the plan reads differs from the state's, or the state has no
+checksum for it: kept by an earlier version); new rows beyond
 :data:`limits.MAX_NEW_ROWS_SHARE` of a table, or touched customers beyond :data:`limits.MAX_TOUCHED_SHARE` (a full
 evaluation is then cheaper); and a write whose deltas reached :data:`limits.MAX_DELTA_SHARE` of its base
 (a new full write keeps reads fast).

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from sqlglot import exp
 
 from airflow_segprovider.core.evaluate.incremental import limits
-from airflow_segprovider.core.sql.dialects import render, to_sql, ts_literal
+from airflow_segprovider.core.project.rules import EventCondition, iter_conditions
+from airflow_segprovider.core.sql.dialects import load_checksum, render, to_sql, ts_literal
 from airflow_segprovider.core.sql.expressions import col, table_ref
 from airflow_segprovider.core.state import incremental as state_tables
 from airflow_segprovider.core.state.ingest import LOAD_COLUMN
@@ -30,6 +31,20 @@ FULL = "full"
 INCREMENTAL = "incremental"
 
 
+class Loads(dict):
+    """table -> {load id: (rows, checksum)} for the tables the plan reads that carry a load column; the
+    checksum (text) is of the load's rows over :attr:`columns` of the table, the columns the plan reads.
+
+    Compared with the loads of the state's snapshot (a seen load whose rows or checksum changed: full run) and
+    counted again after a run staged what it read (:func:`load_counts` of :attr:`columns`)."""
+
+    def __init__(self, loads: Mapping[str, dict[str, tuple[int, str | None]]] | None = None,
+                 columns: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(loads or {})
+        #: table -> the columns its checksum covers
+        self.columns: dict[str, tuple[str, ...]] = {t: tuple(c) for t, c in (columns or {}).items()}
+
+
 @dataclass
 class Decision:
     """Whether a run evaluates incrementally, and why (or why not)."""
@@ -38,8 +53,8 @@ class Decision:
     reason: str
     previous_as_of: dt.datetime | None = None
     write_id: str | None = None
-    #: table -> {load id: rows} now, for the tables the plan reads that carry a load column
-    loads: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: table -> {load id: (rows, checksum)} now, for the tables the plan reads that carry a load column
+    loads: Loads = field(default_factory=Loads)
     base_rows: int = 0
     delta_rows: int = 0
     deltas: int = 0
@@ -54,15 +69,21 @@ def temporary_tables(warehouse: Warehouse) -> bool:
 
 
 def ensure_tables(warehouse: Warehouse) -> None:
-    """Create the incremental state's tables when missing (DDL: call outside a transaction)."""
+    """Create the incremental state's tables when missing, and add the columns an earlier version lacked
+    (DDL: call outside a transaction)."""
     for statement in state_tables.DDL:
         warehouse.execute(render(statement, warehouse.dialect))
+    for table, column, kind in state_tables.ADDED_COLUMNS:
+        warehouse.execute(render(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}", warehouse.dialect))
 
 
-def fingerprint(compiled_at_reference: CompiledEvaluation, slots: Sequence[Slot], schema: str | None) -> str:
-    """A hash of the plan (compiled at a fixed as_of), its bit layout and schema: a changed rule or model changes it."""
+def fingerprint(compiled_at_reference: CompiledEvaluation, slots: Sequence[Slot], schema: str | None,
+                column_types: Sequence[tuple[str, str, str]] = ()) -> str:
+    """A hash of the plan (compiled at a fixed as_of), its bit layout and schema, and the warehouse types of
+    the columns it reads (``(table, column, type)``): a changed rule, model or column type changes it (the
+    state's rows keep the types they were written with, a customer key's text among them)."""
     text = "\n".join([compiled_at_reference.sql(pretty=False), repr(list(slots)), repr(schema),
-                      compiled_at_reference.dialect])
+                      compiled_at_reference.dialect, repr(sorted(column_types))])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -83,17 +104,38 @@ def _has_column(warehouse: Warehouse, table: str, column: str) -> bool:
     return column.lower() in {c.lower() for c in columns}
 
 
-def load_counts(warehouse: Warehouse, tables: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Rows per ingest load of each table that has a load column (a NULL load counts under '')."""
-    out: dict[str, dict[str, int]] = {}
-    for table in tables:
-        if not _has_column(warehouse, table, LOAD_COLUMN):
-            continue
+def columns_read(project: Project, tables: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Per event, order or consent table, the columns the project's rules read from it (key, timestamp, type,
+    the properties used; the consent columns), as ``engine.required_columns`` lists them for these tables:
+    what a load's checksum covers. A change to another column changes no membership."""
+    model = project.model
+    needed: dict[str, set[str]] = {table: set() for table in tables}
+    for segment in project.segments.values():
+        for node in iter_conditions(segment.rule):
+            if isinstance(node, EventCondition) and model.events[node.event].table in needed:
+                source = model.events[node.event]
+                needed[source.table] |= {source.customer_key, source.timestamp, *filter(None, [source.type_column]),
+                                         *filter(None, [node.property]), *(flt.property for flt in node.where)}
+        consent = model.consent
+        if segment.suppress_channels and consent is not None and consent.table in needed:
+            needed[consent.table] |= {consent.customer_key, consent.channel_column, consent.opted_in_column,
+                                      consent.updated_at_column}
+    return {table: tuple(sorted((c for c in columns if c.lower() != LOAD_COLUMN.lower()), key=str.lower))
+            for table, columns in needed.items()}
+
+
+def load_counts(warehouse: Warehouse, columns: Mapping[str, Sequence[str]]) -> Loads:
+    """Rows and checksum (:func:`~airflow_segprovider.core.sql.dialects.load_checksum` of ``columns[table]``)
+    per ingest load of each table of ``columns`` that has a load column (a NULL load counts under '')."""
+    out = Loads(columns={t: c for t, c in columns.items() if _has_column(warehouse, t, LOAD_COLUMN)})
+    for table, hashed in out.columns.items():
         load = exp.Coalesce(this=exp.cast(col(LOAD_COLUMN), exp.DataType.build("VARCHAR")),
                             expressions=[exp.Literal.string("")])
-        query = (exp.select(exp.alias_(load, "l"), exp.Count(this=exp.Star()))
+        checksum = load_checksum(warehouse.dialect, [col(c) for c in hashed] or [col(LOAD_COLUMN)])
+        query = (exp.select(exp.alias_(load, "l"), exp.Count(this=exp.Star()), exp.alias_(checksum, "c"))
                  .from_(table_ref(table, warehouse.schema)).group_by(load.copy()))
-        out[table] = {str(name): int(count) for name, count in warehouse.query(to_sql(query, warehouse.dialect))}
+        out[table] = {str(name): (int(count), None if checksum_ is None else str(checksum_))
+                      for name, count, checksum_ in warehouse.query(to_sql(query, warehouse.dialect))}
     return out
 
 
@@ -104,7 +146,7 @@ def decide(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation,
     :param print_: the plan's fingerprint (:func:`fingerprint`).
     """
     tables = _tables_read(project, compiled)
-    loads = load_counts(warehouse, tables)
+    loads = load_counts(warehouse, columns_read(project, tables))
 
     def full_because(reason: str) -> Decision:
         return Decision(FULL, reason, loads=loads)
@@ -125,7 +167,7 @@ def decide(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation,
         return full_because("first run: no incremental state yet")
     previous, write_id, stored_print, base_rows, delta_rows, deltas = state[0]
     if stored_print != print_:
-        return full_because("the plan changed since the state's snapshot (rules, data model or schema)")
+        return full_because("the plan changed since the state's snapshot (rules, data model, schema or a column type)")
     latest = warehouse.query(render(f"SELECT MAX(as_of) FROM {SNAPSHOTS}", warehouse.dialect))[0][0]
     if latest != previous:
         return full_because(f"the latest snapshot ({latest}) is not the one the state was kept for ({previous})")
@@ -140,18 +182,26 @@ def decide(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation,
     if delta_rows >= limits.MAX_DELTA_SHARE * max(base_rows, 1):
         return full_because(f"the snapshot's write holds {delta_rows} delta rows for {base_rows} base rows: "
                             "a new full write keeps reads fast")
-    seen = {}
-    for table_name, load_id, count in warehouse.query(render(
-            f"SELECT table_name, load_id, row_count FROM {state_tables.LOADS}", warehouse.dialect)):
-        seen.setdefault(table_name, {})[load_id] = int(count)
+    seen: dict[str, dict[str, tuple[int, str | None]]] = {}
+    for table_name, load_id, count, checksum in warehouse.query(render(
+            f"SELECT table_name, load_id, row_count, checksum FROM {state_tables.LOADS}", warehouse.dialect)):
+        seen.setdefault(table_name, {})[load_id] = (int(count), None if checksum is None else str(checksum))
     for table in tables:
         before, now = seen.get(table, {}), loads[table]
-        for load_id, count in before.items():
-            if now.get(load_id) != count:
+        for load_id, (count, checksum) in before.items():
+            rows, checksum_now = now.get(load_id, (0, None))
+            if rows != count:
                 return full_because(f"load {load_id!r} of table {table} held {count} rows at the last snapshot "
-                                    f"and holds {now.get(load_id, 0)} now (rows removed or rewritten)")
-        new_rows = sum(count for load_id, count in now.items() if load_id not in before)
-        total = sum(now.values())
+                                    f"and holds {rows} now (rows removed or rewritten)")
+            if checksum is None:
+                return full_because(f"load {load_id!r} of table {table} has no checksum in the state (kept by an "
+                                    "earlier version): a full run records one")
+            if checksum_now != checksum:
+                return full_because(f"load {load_id!r} of table {table} holds {count} rows as at the last snapshot, "
+                                    "but they changed (checksum of the columns read: "
+                                    f"{', '.join(loads.columns[table])})")
+        new_rows = sum(count for load_id, (count, _) in now.items() if load_id not in before)
+        total = sum(count for count, _ in now.values())
         if new_rows > limits.MAX_NEW_ROWS_SHARE * total:
             return full_because(f"{new_rows} new rows in {table} ({new_rows / max(total, 1):.0%} of it): "
                                 "a full evaluation is cheaper")

@@ -29,14 +29,32 @@ def with_ctes(query: exp.Select, ctes: Sequence[tuple[str, exp.Expression]]) -> 
     return query
 
 
+#: The touched customers' alias inside a restriction's subquery.
+TOUCHED_ALIAS = "touched_t"
+
+
 def restrict(select: exp.Select, column: exp.Expression, keys: exp.Select) -> exp.Select:
-    """``select`` with ``column IN (keys)`` added to its WHERE."""
-    return select.where(exp.In(this=column, query=keys.subquery()), copy=False)
+    """``select`` with ``EXISTS (keys whose k = column)`` added to its WHERE.
+
+    An equality, as the plan's own joins compare a source's key with the customers' key: ``IN`` would refuse
+    two key types a join compares (an event key typed ``VARCHAR`` against an ``INTEGER`` customer key: "an
+    explicit cast is required" on DuckDB), and a cast to text would miss ``7.0`` against ``7``.
+    """
+    match = keys.copy()
+    match.set("expressions", [exp.Literal.number(1)])
+    match = match.where(exp.EQ(this=col("k", TOUCHED_ALIAS), expression=column), copy=False)
+    return select.where(exp.Exists(this=match), copy=False)
 
 
 def touched_keys(condition: str | None = None) -> exp.Select:
-    query = exp.select(col("k")).from_(table_ref(state_tables.TOUCHED))
+    """The touched customers' keys (``condition`` on their ``recompute``/``consent`` columns)."""
+    query = exp.select(col("k", TOUCHED_ALIAS)).from_(table_ref(state_tables.TOUCHED, alias=TOUCHED_ALIAS))
     return query.where(condition) if condition else query
+
+
+def _table_name(table: str) -> str:
+    # a table read without an alias is qualified by its own name, without its schema
+    return table.split(".")[-1]
 
 
 def base_query(compiled: CompiledEvaluation, keys_for: dict[str, exp.Select] | None = None) -> exp.Select:
@@ -55,7 +73,8 @@ def base_query(compiled: CompiledEvaluation, keys_for: dict[str, exp.Select] | N
             # restricted before its window function ranks the answers
             ranked = body.args["from_" if "from_" in body.args else "from"].this.this
             assert project.model.consent is not None
-            restrict(ranked, col(project.model.consent.customer_key), keys_for[cte.alias])
+            consent = project.model.consent
+            restrict(ranked, col(consent.customer_key, _table_name(consent.table)), keys_for[cte.alias])
         elif cte.alias in keys_for:
             body = restrict(body, _key_column(project, compiled, cte.alias), keys_for[cte.alias])
         ctes.append((cte.alias, body))
@@ -67,7 +86,7 @@ def _key_column(project: Project, compiled: CompiledEvaluation, cte: str) -> exp
         return col(project.model.customer.key, "c")
     source = next(project.model.events[key.source] for key in compiled.aggregates
                   if _agg_cte_name(key) == cte)
-    return col(source.customer_key)
+    return col(source.customer_key, _table_name(source.table))
 
 
 def _agg_cte_name(key: AggregateKey) -> str:
@@ -84,7 +103,7 @@ def flags_from_state(compiled: CompiledEvaluation, touched_only: bool, table: st
     ctes = query.args.pop("with_", None)
     base = exp.select(exp.Star()).from_(table_ref(table))
     if touched_only:
-        base = restrict(base, col("k"), touched_keys())
+        base = restrict(base, col("k", _table_name(table)), touched_keys())
     kept = [(cte.alias, base if cte.alias == "base" else cte.this)
             for cte in (ctes.expressions if ctes else [])
             if cte.alias == "base" or cte.alias.startswith("level_") or cte.alias == "arms"]

@@ -130,7 +130,8 @@ def stage(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, 
     parts: list[exp.Select] = []
     zero, one = exp.Literal.number(0), exp.Literal.number(1)
     for table, _keys in deltas:
-        parts.append(exp.select(col("k"), col("recompute"), exp.alias_(zero.copy(), "consent")).from_(table_ref(table)))
+        parts.append(_as_stored_key(exp.select(col("k"), col("recompute"), exp.alias_(zero.copy(), "consent"))
+                                    .from_(table_ref(table))))
     if "consent_latest" in cte_names(compiled):
         consent = project.model.consent
         assert consent is not None
@@ -142,9 +143,10 @@ def stage(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, 
                             expressions=[exp.Literal.string("")])
         changed.append(exp.Not(this=exp.In(this=load, expressions=[exp.Literal.string(s) for s in seen_consent]))
                        if seen_consent else exp.true())
-        parts.append(exp.select(exp.alias_(col(consent.customer_key), "k"), exp.alias_(zero.copy(), "recompute"),
-                                exp.alias_(one.copy(), "consent"))
-                     .from_(table_ref(consent.table, schema)).where(or_any(changed)))
+        parts.append(_as_stored_key(
+            exp.select(exp.alias_(col(consent.customer_key), "k"), exp.alias_(zero.copy(), "recompute"),
+                       exp.alias_(one.copy(), "consent"))
+            .from_(table_ref(consent.table, schema)).where(or_any(changed))))
     # attributes: now (through the plan's own customer relation and filters) against the state
     base = cte_body(compiled.flags_query, "base").copy()
     attributes = [name for name in compiled.value_columns if name.startswith("attribute:")]
@@ -227,6 +229,20 @@ def apply(warehouse: Warehouse, compiled: CompiledEvaluation, store: MembershipS
     if timings is not None:
         timings["write_s"] = time.perf_counter() - started
     return IncrementalOutcome(diffs, staged.touched, staged.customers)
+
+
+def _as_stored_key(part: exp.Select) -> exp.Select:
+    """A part of the touched customers keyed by an event or consent table (its ``k``, ``recompute`` and
+    ``consent``), with each key replaced by the customer's key as the state stores it.
+
+    A source's key may be typed otherwise than the customers' (``7.0`` in a ``DOUBLE`` column, ``'7'`` in a
+    ``VARCHAR`` one, for the customer ``7``): the state's rows and membership words are keyed by the customer
+    key's own type and text, so the part is matched to them by the equality the plan's joins use. A key of no
+    stored customer needs no part: a customer new since the state is touched (and recomputed) as new.
+    """
+    return (exp.select(col("k", "s"), col("recompute", "p"), col("consent", "p"))
+            .from_(part.subquery("p"))
+            .join(table_ref(state_tables.BASE, alias="s"), on=exp.EQ(this=col("k", "s"), expression=col("k", "p"))))
 
 
 def _stored_fingerprint(warehouse: Warehouse) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from airflow_segprovider.core.evaluate.incremental.plan import base_query, cte_body
 from airflow_segprovider.core.sql.dialects import quote_identifier, render, text_literal, to_sql, ts_literal
@@ -58,7 +58,9 @@ def write_base(warehouse: Warehouse, compiled: CompiledEvaluation, staged: str |
 
 
 def save_state(warehouse: Warehouse, as_of: dt.datetime, write_id: str, print_: str, run_id: str,
-               base_rows: int, delta_rows: int, deltas: int, loads: dict[str, dict[str, int]]) -> None:
+               base_rows: int, delta_rows: int, deltas: int,
+               loads: Mapping[str, Mapping[str, tuple[int, str | None]]]) -> None:
+    """Replace the state: the snapshot it continues, and per table read the rows and checksum of each load."""
     d = warehouse.dialect
     warehouse.execute(render(f"DELETE FROM {state_tables.STATE}", d))
     warehouse.execute(render(
@@ -66,12 +68,13 @@ def save_state(warehouse: Warehouse, as_of: dt.datetime, write_id: str, print_: 
         f"VALUES ({ts_literal(as_of)}, {text_literal(write_id)}, {text_literal(print_)}, {text_literal(run_id)}, "
         f"{base_rows}, {delta_rows}, {deltas})", d))
     warehouse.execute(render(f"DELETE FROM {state_tables.LOADS}", d))
-    rows = [(table, load_id, count) for table, per_load in loads.items() for load_id, count in per_load.items()]
+    rows = [(table, load_id, count, checksum) for table, per_load in loads.items()
+            for load_id, (count, checksum) in per_load.items()]
     for start in range(0, len(rows), 500):
-        values = ", ".join(f"({text_literal(t)}, {text_literal(load)}, {count})"
-                           for t, load, count in rows[start:start + 500])
+        values = ", ".join(f"({text_literal(t)}, {text_literal(load)}, {int(count)}, {text_literal(checksum)})"
+                           for t, load, count, checksum in rows[start:start + 500])
         warehouse.execute(render(
-            f"INSERT INTO {state_tables.LOADS} (table_name, load_id, row_count) VALUES {values}", d))
+            f"INSERT INTO {state_tables.LOADS} (table_name, load_id, row_count, checksum) VALUES {values}", d))
 
 
 def forget_state(warehouse: Warehouse) -> None:
