@@ -24,6 +24,7 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 from airflow_segprovider.core.sql.dialects import in_list, quote_identifier, quoted_table, text_literal
+from airflow_segprovider.core.state.incremental import STATE as INCREMENTAL_STATE
 from airflow_segprovider.core.state.ingest import QUARANTINE_TABLE
 from airflow_segprovider.core.state.privacy import KEY_COLUMNS
 
@@ -112,6 +113,10 @@ def delete_customer_rows(project: Project, warehouse: Warehouse, customer_key: s
             warehouse.execute(f"DELETE FROM {ref} WHERE {where}")
         deleted[table] = deleted.get(table, 0) + count
     deleted[QUARANTINE_TABLE] = _delete_quarantined(project, warehouse, customer_key)
+    if any(deleted.values()) and warehouse.columns(INCREMENTAL_STATE) is not None:
+        # the snapshots keep their counts, the person's rows are gone: an incremental run would carry the old
+        # counts on (previous + added - removed); without its state, the next run is full and counts afresh
+        warehouse.execute(f"DELETE FROM {quoted_table(INCREMENTAL_STATE, warehouse.schema)}")
     return deleted
 
 

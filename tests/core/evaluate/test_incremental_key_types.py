@@ -167,3 +167,29 @@ def test_a_key_type_changed_since_the_state_makes_the_next_run_full(tmp_path: Pa
         assert evaluate(project, warehouse, T1 + 2 * DAY).mode == "incremental"
     finally:
         warehouse.close()
+
+
+def test_keys_that_do_not_convert_in_rows_the_plan_does_not_read(tmp_path: Path) -> None:
+    """Integer customers, text-keyed events and consent: a new load's late event of a guest ('guest-1', older
+    than the rule's window) and a guest's answer on a channel no segment uses. A full evaluation never reads
+    those rows, so their keys never meet the customers'; the incremental run must not either (it failed on
+    every retry: "Could not convert string 'guest-1' to INT32")."""
+    project = write_project(tmp_path / "project", SEGMENTS, model=MODEL)
+    warehouses = [DuckDBWarehouse(str(tmp_path / f"{side}.duckdb")) for side in ("chosen", "full")]
+    pair = Pair(project, *warehouses)
+    try:
+        pair.sql("CREATE TABLE customers (customer_id INTEGER, name VARCHAR)")
+        pair.sql(f"CREATE TABLE events (customer_id VARCHAR, event_type VARCHAR, occurred_at TIMESTAMP, "
+                 f"{LOAD_COLUMN} VARCHAR)")
+        pair.sql(f"CREATE TABLE consents (customer_id VARCHAR, channel VARCHAR, opted_in BOOLEAN, "
+                 f"updated_at TIMESTAMP, {LOAD_COLUMN} VARCHAR)")
+        _fill(pair, "{i}", "'{i}'")
+        pair.day(T1, "full")
+        pair.sql(f"INSERT INTO events VALUES ('guest-1', 'buy', TIMESTAMP '{T1 - 30 * DAY}', 'l-1'), "
+                 f"('7', 'buy', TIMESTAMP '{T1 + dt.timedelta(hours=3)}', 'l-1')")
+        pair.sql(f"INSERT INTO consents VALUES ('anon-1', 'cookies', TRUE, TIMESTAMP '{T1 + dt.timedelta(hours=1)}', "
+                 "'c-1')")
+        assert "7" in pair.day(T1 + DAY, "incremental")["buy1d"]
+    finally:
+        for warehouse in warehouses:
+            warehouse.close()

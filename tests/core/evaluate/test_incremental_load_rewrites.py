@@ -221,3 +221,32 @@ def test_events_rekeyed_in_place_on_postgres_are_full(tmp_path: Path) -> None:
         assert stored(warehouse, DAY2) == stored(reference, DAY2)
         assert "c3" in stored(warehouse, DAY2)["twice"]
         assert evaluate(project, warehouse, DAY3, run_id="day-3").mode == "incremental"
+
+
+def test_postgres_checksum_sees_swapped_values_and_a_zero_written_for_a_null(tmp_path: Path) -> None:
+    """PostgreSQL's record hash is linear in its fields and hashes NULL as it does a float 0.0: summed as is,
+    two rows swapping their event types, or a 0.0 written where a revenue was missing, kept the checksum."""
+    segments = [*SEGMENTS, {"name": "zero_revenue", "rule": {"event": "buy", "aggregate": "min",
+                                                             "property": "revenue", "op": "eq", "value": 0}}]
+    project = write_project(tmp_path / "project", segments, model=MODEL)
+    day4 = DAY3 + dt.timedelta(days=1)
+    with postgres_warehouse() as warehouse:
+        _fill(lambda sql: warehouse.execute(render(sql, "postgres")))
+        warehouse.execute(render(
+            "INSERT INTO events VALUES ('c1', TIMESTAMP '2026-03-03 10:00:00', 'view', 1, NULL, 'swap.csv'), "
+            "('c2', TIMESTAMP '2026-03-04 10:00:00', 'buy', 1, NULL, 'swap.csv'), "
+            "('c3', TIMESTAMP '2026-03-05 10:00:00', 'buy', NULL, NULL, 'swap.csv')", "postgres"))
+        assert evaluate(project, warehouse, DAY1, run_id="day-1").mode == "full"
+        assert evaluate(project, warehouse, DAY2, run_id="day-2").mode == "incremental"
+        for at, change in ((DAY3, "UPDATE events SET event_type = CASE event_type WHEN 'view' THEN 'buy' ELSE 'view' "
+                                  f"END WHERE customer_id IN ('c1', 'c2') AND {LOAD_COLUMN} = 'swap.csv'"),
+                           (day4, "UPDATE events SET revenue = 0 WHERE customer_id = 'c3' AND revenue IS NULL")):
+            warehouse.execute(change)
+            result = evaluate(project, warehouse, at, run_id=f"run-{at:%d}")
+            assert result.mode == "full" and "load 'swap.csv' of table events" in result.reason, result.reason
+            with postgres_warehouse() as reference:
+                copy_tables(warehouse, reference, TABLES)
+                evaluate(project, reference, at, run_id="reference", full=True)
+                assert stored(warehouse, at) == stored(reference, at)
+        assert "c1" in stored(warehouse, DAY3)["buyers"] and "c2" not in stored(warehouse, DAY3)["buyers"]
+        assert "c3" in stored(warehouse, day4)["zero_revenue"]

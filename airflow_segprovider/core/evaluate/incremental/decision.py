@@ -164,7 +164,7 @@ def decide(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation,
         f"SELECT as_of, write_id, fingerprint, base_rows, delta_rows, deltas FROM {state_tables.STATE}",
         warehouse.dialect))
     if not state:
-        return full_because("first run: no incremental state yet")
+        return full_because("first run: no incremental state yet (or an erasure dropped it)")
     previous, write_id, stored_print, base_rows, delta_rows, deltas = state[0]
     if stored_print != print_:
         return full_because("the plan changed since the state's snapshot (rules, data model, schema or a column type)")

@@ -143,10 +143,14 @@ def stage(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, 
                             expressions=[exp.Literal.string("")])
         changed.append(exp.Not(this=exp.In(this=load, expressions=[exp.Literal.string(s) for s in seen_consent]))
                        if seen_consent else exp.true())
+        # only answers the plan reads at as_of (its channels, dated by then), as the consent CTE reads them: a key
+        # of another answer may not even convert to the customers' key type
+        read = exp.and_(exp.LTE(this=updated.copy(), expression=literal(as_of)),
+                        exp.In(this=col(consent.channel_column), expressions=[literal(c) for c in _channels(compiled)]))
         parts.append(_as_stored_key(
             exp.select(exp.alias_(col(consent.customer_key), "k"), exp.alias_(zero.copy(), "recompute"),
                        exp.alias_(one.copy(), "consent"))
-            .from_(table_ref(consent.table, schema)).where(or_any(changed))))
+            .from_(table_ref(consent.table, schema)).where(exp.and_(exp.Paren(this=or_any(changed)), read))))
     # attributes: now (through the plan's own customer relation and filters) against the state
     base = cte_body(compiled.flags_query, "base").copy()
     attributes = [name for name in compiled.value_columns if name.startswith("attribute:")]
@@ -156,7 +160,15 @@ def stage(project: Project, warehouse: Warehouse, compiled: CompiledEvaluation, 
     now.set("joins", None)
     now.set("expressions", [p.copy() for p in now_columns])
     differs = [exp.Is(this=col("k", "a"), expression=exp.null()), exp.Is(this=col("k", "s"), expression=exp.null())]
-    differs += [exp.NullSafeNEQ(this=col(c, "a"), expression=col(c, "s")) for c in attribute_columns]
+    texts = {compiled.value_columns[name] for name in attributes
+             if project.model.customer.attributes[name.split(":", 1)[1]].type == "string"}
+
+    def compared(column: str, side: str) -> exp.Expression:
+        # text by code point, as the rules compare it: under a case-insensitive collation 'apple' and 'Apple'
+        # are equal to the column, not to the language (PostgreSQL's nondeterministic ICU collations)
+        return dialects.byte_order(dialect, col(column, side)) if column in texts else col(column, side)
+
+    differs += [exp.NullSafeNEQ(this=compared(c, "a"), expression=compared(c, "s")) for c in attribute_columns]
     parts.append(exp.select(exp.alias_(exp.Coalesce(this=col("k", "a"), expressions=[col("k", "s")]), "k"),
                             exp.alias_(when(exp.Is(this=col("k", "s"), expression=exp.null()), one.copy(),
                                              zero.copy()), "recompute"), exp.alias_(zero.copy(), "consent"))
